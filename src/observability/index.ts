@@ -1,0 +1,3 @@
+export { systemClock, ManualClock, type Clock } from './clock.ts';
+export { createLogger, silentLogger, redactPaths, type Logger, type LoggerOptions } from './logger.ts';
+export { createRegistry, Registry, Counter, Gauge, Histogram } from './metrics.ts';
