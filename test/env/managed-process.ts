@@ -34,7 +34,9 @@ function installHandlers(): void {
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(signal, () => {
       killAllNow();
-      process.kill(process.pid, signal);
+      // Someone else listens (env:up, the demo): let them finish and exit. Otherwise die of the
+      // signal as the default disposition would have.
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
     });
   }
   process.on('uncaughtExceptionMonitor', killAllNow);

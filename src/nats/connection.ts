@@ -1,0 +1,41 @@
+/**
+ * The operator's NATS connection. It reconnects forever: a NATS outage degrades Ferry, it never
+ * ends the process, and every status change is logged.
+ */
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { Logger } from '../observability/index.ts';
+import { translateNatsError } from './errors.ts';
+
+export type { NatsConnection };
+
+export interface ConnectOptions {
+  readonly servers: string | readonly string[];
+  /** Shown in the server's connection list (`ferry-<pod>`). */
+  readonly name: string;
+  readonly logger: Logger;
+}
+
+export async function connectNats(options: ConnectOptions): Promise<NatsConnection> {
+  let nc: NatsConnection;
+  try {
+    nc = await connect({
+      servers: typeof options.servers === 'string' ? options.servers : [...options.servers],
+      name: options.name,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 500,
+      pingInterval: 10_000,
+      waitOnFirstConnect: true,
+    });
+  } catch (err) {
+    throw translateNatsError(err, 'connecting to NATS');
+  }
+  const log = options.logger.child({ component: 'nats' });
+  void (async () => {
+    for await (const status of nc.status()) {
+      if (status.type === 'ping') continue;
+      const level = status.type === 'disconnect' || status.type === 'error' ? 'warn' : 'info';
+      log[level]({ status: status.type }, `nats connection ${status.type}`);
+    }
+  })();
+  return nc;
+}

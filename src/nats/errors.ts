@@ -1,0 +1,74 @@
+/**
+ * NATS failures as Ferry errors. Foreign errors are translated here, at the boundary, by their
+ * codes — never by message text — so callers decide on `code` and `retryable` alone.
+ */
+import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
+import { errors as coreErrors } from '@nats-io/transport-node';
+
+export abstract class FerryNatsError extends Error {
+  abstract readonly code: string;
+  abstract readonly retryable: boolean;
+}
+
+/** The NATS server cannot be reached or the request timed out; trying again later may work. */
+export class NatsUnavailableError extends FerryNatsError {
+  override readonly name = 'NatsUnavailableError';
+  readonly code = 'NATS_UNAVAILABLE';
+  readonly retryable = true;
+}
+
+/** A stream that a spec names does not exist (and the spec did not ask Ferry to create it). */
+export class StreamNotFoundError extends FerryNatsError {
+  override readonly name = 'StreamNotFoundError';
+  readonly code = 'STREAM_NOT_FOUND';
+  readonly retryable = false;
+  readonly stream: string;
+  constructor(stream: string, options?: ErrorOptions) {
+    super(`stream ${JSON.stringify(stream)} not found`, options);
+    this.stream = stream;
+  }
+}
+
+/** JetStream refused a request (bad config, limits); the server's code is kept. */
+export class JetStreamRequestError extends FerryNatsError {
+  override readonly name = 'JetStreamRequestError';
+  readonly code = 'JETSTREAM_REQUEST';
+  readonly retryable: boolean;
+  readonly apiCode: number;
+  readonly httpStatus: number;
+  constructor(message: string, apiCode: number, httpStatus: number, options?: ErrorOptions) {
+    super(message, options);
+    this.apiCode = apiCode;
+    this.httpStatus = httpStatus;
+    // 5xx-like statuses from the JetStream API are the server's trouble, not the request's.
+    this.retryable = httpStatus >= 500 || httpStatus === 408;
+  }
+}
+
+export function isConsumerNotFound(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound;
+}
+
+export function isStreamNotFound(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound;
+}
+
+/** Maps any error from @nats-io/* to a Ferry error; Ferry errors pass through unchanged. */
+export function translateNatsError(err: unknown, context: string): Error {
+  if (err instanceof FerryNatsError) return err;
+  if (err instanceof JetStreamApiError) {
+    return new JetStreamRequestError(`${context}: ${err.message}`, err.code, err.status, { cause: err });
+  }
+  if (
+    err instanceof coreErrors.TimeoutError ||
+    err instanceof coreErrors.ConnectionError ||
+    err instanceof coreErrors.ClosedConnectionError ||
+    err instanceof coreErrors.NoRespondersError ||
+    err instanceof coreErrors.RequestError ||
+    err instanceof coreErrors.DrainingConnectionError
+  ) {
+    return new NatsUnavailableError(`${context}: ${err.message}`, { cause: err });
+  }
+  if (err instanceof Error) return new NatsUnavailableError(`${context}: ${err.message}`, { cause: err });
+  return new NatsUnavailableError(`${context}: unknown error`, { cause: err });
+}

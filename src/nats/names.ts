@@ -1,0 +1,48 @@
+/**
+ * Names of the JetStream resources that belong to a Ferry object. Pure, and shared by the
+ * controller (which provisions them) and the runtime (which binds to them), so the two can never
+ * disagree.
+ *
+ * Kubernetes namespaces are DNS labels (no `.` or `_`) and names DNS subdomains (no `_`), while
+ * NATS forbids `.` in stream, consumer and bucket names. Mapping `.` to `_` and joining with `_`
+ * is therefore injective: `ns_a.b` and `ns.a_b` cannot both come from valid objects.
+ */
+
+function part(value: string): string {
+  return value.replaceAll('.', '_');
+}
+
+export interface ObjectRef {
+  readonly namespace: string;
+  readonly name: string;
+}
+
+/** The durable pull consumer that every replica binds for an Integration. */
+export function integrationConsumerName(ref: ObjectRef): string {
+  return `ferry_${part(ref.namespace)}_${part(ref.name)}`;
+}
+
+/** The stream that keeps an Integration's undeliverable events. */
+export function fallbackStreamName(ref: ObjectRef): string {
+  return `FERRY_FALLBACK_${part(ref.namespace)}_${part(ref.name)}`;
+}
+
+/** The single subject of an Integration's fallback stream. */
+export function fallbackSubject(ref: ObjectRef): string {
+  return `ferry.fallback.${part(ref.namespace)}.${part(ref.name)}`;
+}
+
+/** Shared runtime state of all Integrations (circuit, rate budget, counters), keyed per object. */
+export const INTEGRATION_STATE_BUCKET = 'ferry_integrations';
+/** Replica heartbeats, each key expiring unless renewed. */
+export const MEMBERS_BUCKET = 'ferry_members';
+
+/** Key prefix of one Integration inside INTEGRATION_STATE_BUCKET. */
+export function integrationStateKeyPrefix(ref: ObjectRef): string {
+  return `${part(ref.namespace)}.${part(ref.name)}`;
+}
+
+/** Watermarks, locks, change hashes and failed-key index of one SyncSchedule. */
+export function syncStateBucketName(ref: ObjectRef): string {
+  return `ferry_sync_${part(ref.namespace)}_${part(ref.name)}`;
+}

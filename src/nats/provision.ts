@@ -1,0 +1,239 @@
+/**
+ * Idempotent provisioning of the JetStream resources Ferry objects need: calling any `ensure…`
+ * twice with the same input changes nothing the second time, so the controller can call them on
+ * every reconcile. Only the leader calls them.
+ */
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  jetstreamManager,
+  ReplayPolicy,
+  RetentionPolicy,
+  StorageType,
+  type ConsumerConfig,
+  type ConsumerInfo,
+  type JetStreamManager,
+  type StreamConfig,
+} from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { nanos, type NatsConnection } from '@nats-io/transport-node';
+import { isConsumerNotFound, isStreamNotFound, StreamNotFoundError, translateNatsError } from './errors.ts';
+
+export interface SourceStreamSpec {
+  readonly name: string;
+  readonly subjects: readonly string[];
+  /** Create the stream when it is missing (spec.source.create); otherwise a missing one is an error. */
+  readonly create: boolean;
+}
+
+export interface DurableConsumerSpec {
+  readonly stream: string;
+  readonly name: string;
+  readonly filterSubjects: readonly string[];
+  readonly ackWaitMs: number;
+  /** A safety net above the runtime's own maxAttempts, never the retry policy itself. */
+  readonly maxDeliver: number;
+  readonly maxAckPending: number;
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+export interface FallbackStreamSpec {
+  readonly name: string;
+  readonly subject: string;
+  readonly maxAgeMs: number;
+  /** Window in which a re-published `Nats-Msg-Id` is dropped as a duplicate. */
+  readonly duplicateWindowMs: number;
+}
+
+export interface KvBucketSpec {
+  readonly name: string;
+  readonly history?: number;
+  /** Per-entry time to live (membership heartbeats); none by default. */
+  readonly ttlMs?: number;
+}
+
+export interface ConsumerSummary {
+  readonly name: string;
+  readonly numPending: number;
+  readonly numAckPending: number;
+  readonly paused: boolean;
+}
+
+function sameSet(a: readonly string[] | undefined, b: readonly string[]): boolean {
+  const left = [...(a ?? [])].sort();
+  const right = [...b].sort();
+  return left.length === right.length && left.every((v, i) => v === right[i]);
+}
+
+function filterOf(config: Partial<ConsumerConfig>): string[] {
+  if (config.filter_subjects && config.filter_subjects.length > 0) return config.filter_subjects;
+  return config.filter_subject ? [config.filter_subject] : [];
+}
+
+export class JetStreamResources {
+  private readonly nc: NatsConnection;
+  private jsmPromise: Promise<JetStreamManager> | undefined;
+
+  constructor(nc: NatsConnection) {
+    this.nc = nc;
+  }
+
+  private async jsm(): Promise<JetStreamManager> {
+    this.jsmPromise ??= jetstreamManager(this.nc).catch((err: unknown) => {
+      this.jsmPromise = undefined;
+      throw translateNatsError(err, 'opening the JetStream API');
+    });
+    return await this.jsmPromise;
+  }
+
+  /** Returns the stream's subjects; throws StreamNotFoundError when missing and not to be created. */
+  async ensureSourceStream(spec: SourceStreamSpec): Promise<{ readonly subjects: readonly string[] }> {
+    const jsm = await this.jsm();
+    try {
+      const info = await jsm.streams.info(spec.name);
+      return { subjects: info.config.subjects };
+    } catch (err) {
+      if (!isStreamNotFound(err)) throw translateNatsError(err, `reading stream ${spec.name}`);
+    }
+    if (!spec.create) throw new StreamNotFoundError(spec.name);
+    try {
+      const info = await jsm.streams.add({
+        name: spec.name,
+        subjects: [...spec.subjects],
+        storage: StorageType.File,
+        retention: RetentionPolicy.Limits,
+      });
+      return { subjects: info.config.subjects };
+    } catch (err) {
+      throw translateNatsError(err, `creating stream ${spec.name}`);
+    }
+  }
+
+  /** Creates the durable pull consumer, or updates the fields that may change on an existing one. */
+  async ensureConsumer(spec: DurableConsumerSpec): Promise<void> {
+    const jsm = await this.jsm();
+    const wanted = {
+      ack_wait: nanos(spec.ackWaitMs),
+      max_deliver: spec.maxDeliver,
+      max_ack_pending: spec.maxAckPending,
+      metadata: { ...spec.metadata },
+    };
+    const filters = [...spec.filterSubjects];
+    let existing: ConsumerInfo | undefined;
+    try {
+      existing = await jsm.consumers.info(spec.stream, spec.name);
+    } catch (err) {
+      if (isStreamNotFound(err)) throw new StreamNotFoundError(spec.stream, { cause: err });
+      if (!isConsumerNotFound(err)) throw translateNatsError(err, `reading consumer ${spec.name}`);
+    }
+    try {
+      if (!existing) {
+        await jsm.consumers.add(spec.stream, {
+          ...wanted,
+          durable_name: spec.name,
+          ack_policy: AckPolicy.Explicit,
+          deliver_policy: DeliverPolicy.All,
+          replay_policy: ReplayPolicy.Instant,
+          ...(filters.length === 1 ? { filter_subject: filters[0] } : { filter_subjects: filters }),
+        });
+        return;
+      }
+      const c = existing.config;
+      const metadataSame = Object.entries(wanted.metadata).every(([k, v]) => c.metadata?.[k] === v);
+      if (
+        c.ack_wait === wanted.ack_wait &&
+        c.max_deliver === wanted.max_deliver &&
+        c.max_ack_pending === wanted.max_ack_pending &&
+        metadataSame &&
+        sameSet(filterOf(c), filters)
+      ) {
+        return;
+      }
+      await jsm.consumers.update(spec.stream, spec.name, {
+        ...wanted,
+        metadata: { ...c.metadata, ...wanted.metadata },
+        ...(filters.length === 1 ? { filter_subject: filters[0], filter_subjects: [] } : { filter_subjects: filters, filter_subject: '' }),
+      });
+    } catch (err) {
+      throw translateNatsError(err, `provisioning consumer ${spec.name} on ${spec.stream}`);
+    }
+  }
+
+  /** Returns the consumer's counters, or undefined when it (or its stream) does not exist. */
+  async consumerSummary(stream: string, name: string): Promise<ConsumerSummary | undefined> {
+    const jsm = await this.jsm();
+    try {
+      const info = await jsm.consumers.info(stream, name);
+      return { name, numPending: info.num_pending, numAckPending: info.num_ack_pending, paused: info.paused ?? false };
+    } catch (err) {
+      if (isConsumerNotFound(err) || isStreamNotFound(err)) return undefined;
+      throw translateNatsError(err, `reading consumer ${name}`);
+    }
+  }
+
+  /** Deletes the consumer; true when it existed. Messages in the stream are untouched. */
+  async deleteConsumer(stream: string, name: string): Promise<boolean> {
+    const jsm = await this.jsm();
+    try {
+      return await jsm.consumers.delete(stream, name);
+    } catch (err) {
+      if (isConsumerNotFound(err) || isStreamNotFound(err)) return false;
+      throw translateNatsError(err, `deleting consumer ${name}`);
+    }
+  }
+
+  async ensureFallbackStream(spec: FallbackStreamSpec): Promise<void> {
+    const jsm = await this.jsm();
+    const wanted: Partial<StreamConfig> = {
+      subjects: [spec.subject],
+      max_age: nanos(spec.maxAgeMs),
+      duplicate_window: nanos(Math.min(spec.duplicateWindowMs, spec.maxAgeMs)),
+    };
+    try {
+      const info = await jsm.streams.info(spec.name);
+      const c = info.config;
+      if (c.max_age === wanted.max_age && c.duplicate_window === wanted.duplicate_window && sameSet(c.subjects, [spec.subject])) return;
+      await jsm.streams.update(spec.name, { ...c, ...wanted });
+      return;
+    } catch (err) {
+      if (!isStreamNotFound(err)) throw translateNatsError(err, `provisioning fallback stream ${spec.name}`);
+    }
+    try {
+      await jsm.streams.add({
+        ...wanted,
+        name: spec.name,
+        storage: StorageType.File,
+        retention: RetentionPolicy.Limits,
+        // Never drop a parked event to make room: a full fallback stream refuses new ones, and
+        // the runtime then keeps the event in its source (nak) instead of losing it.
+        discard: DiscardPolicy.New,
+      });
+    } catch (err) {
+      throw translateNatsError(err, `creating fallback stream ${spec.name}`);
+    }
+  }
+
+  /** Number of messages in a stream, or undefined when it does not exist. */
+  async streamMessages(name: string): Promise<number | undefined> {
+    const jsm = await this.jsm();
+    try {
+      return (await jsm.streams.info(name)).state.messages;
+    } catch (err) {
+      if (isStreamNotFound(err)) return undefined;
+      throw translateNatsError(err, `reading stream ${name}`);
+    }
+  }
+
+  async ensureKvBucket(spec: KvBucketSpec): Promise<void> {
+    try {
+      // Kvm.create binds to an existing bucket with the same name instead of failing.
+      await new Kvm(this.nc).create(spec.name, {
+        history: spec.history ?? 1,
+        ...(spec.ttlMs === undefined ? {} : { ttl: spec.ttlMs }),
+      });
+    } catch (err) {
+      throw translateNatsError(err, `provisioning KV bucket ${spec.name}`);
+    }
+  }
+}

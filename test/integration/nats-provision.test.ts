@@ -1,0 +1,98 @@
+/**
+ * JetStream provisioning against a real nats-server: idempotent, updates in place, typed errors,
+ * and deleting a consumer never touches the stream's messages.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connectNats, JetStreamResources, StreamNotFoundError, type NatsConnection } from '../../src/nats/index.ts';
+import { silentLogger } from '../../src/observability/index.ts';
+import { startControlPlane, type ControlPlane } from '../env/control-plane.ts';
+
+describe('JetStream provisioning', () => {
+  let env: ControlPlane;
+  let nc: NatsConnection;
+  let resources: JetStreamResources;
+
+  before(async () => {
+    env = await startControlPlane({ kube: false });
+    nc = await connectNats({ servers: env.natsUrl, name: 'provision-test', logger: silentLogger() });
+    resources = new JetStreamResources(nc);
+  });
+  after(async () => {
+    await nc.close();
+    await env.stop();
+  });
+
+  it('refuses a missing source stream unless asked to create it', async () => {
+    await assert.rejects(resources.ensureSourceStream({ name: 'MISSING', subjects: ['missing.>'], create: false }), (err) => {
+      assert.ok(err instanceof StreamNotFoundError);
+      assert.equal(err.code, 'STREAM_NOT_FOUND');
+      assert.equal(err.stream, 'MISSING');
+      return true;
+    });
+    const made = await resources.ensureSourceStream({ name: 'ORDERS', subjects: ['orders.>'], create: true });
+    assert.deepEqual(made.subjects, ['orders.>']);
+    const again = await resources.ensureSourceStream({ name: 'ORDERS', subjects: ['orders.>'], create: true });
+    assert.deepEqual(again.subjects, ['orders.>']);
+  });
+
+  it('creates a durable consumer once and updates it in place', async () => {
+    const spec = {
+      stream: 'ORDERS',
+      name: 'ferry_shop_orders',
+      filterSubjects: ['orders.created'],
+      ackWaitMs: 30_000,
+      maxDeliver: 10,
+      maxAckPending: 64,
+      metadata: { 'ferry.dev/integration': 'shop/orders' },
+    };
+    await resources.ensureConsumer(spec);
+    await resources.ensureConsumer(spec);
+    const jsm = await jetstreamManager(nc);
+    let info = await jsm.consumers.info('ORDERS', spec.name);
+    assert.equal(info.config.ack_wait, 30_000 * 1_000_000);
+    assert.equal(info.config.filter_subject, 'orders.created');
+    const created = info.created;
+
+    await resources.ensureConsumer({ ...spec, ackWaitMs: 45_000, filterSubjects: ['orders.created', 'orders.paid'], maxAckPending: 128 });
+    info = await jsm.consumers.info('ORDERS', spec.name);
+    assert.equal(info.created, created, 'updated in place, not recreated');
+    assert.equal(info.config.ack_wait, 45_000 * 1_000_000);
+    assert.equal(info.config.max_ack_pending, 128);
+    assert.deepEqual([...(info.config.filter_subjects ?? [])].sort(), ['orders.created', 'orders.paid']);
+    assert.equal(info.config.metadata?.['ferry.dev/integration'], 'shop/orders');
+  });
+
+  it('deletes a consumer and keeps the messages', async () => {
+    const js = jetstream(nc);
+    for (let i = 0; i < 5; i++) await js.publish('orders.created', JSON.stringify({ i }));
+    assert.equal(await resources.deleteConsumer('ORDERS', 'ferry_shop_orders'), true);
+    assert.equal(await resources.deleteConsumer('ORDERS', 'ferry_shop_orders'), false);
+    assert.equal(await resources.consumerSummary('ORDERS', 'ferry_shop_orders'), undefined);
+    assert.equal(await resources.streamMessages('ORDERS'), 5);
+  });
+
+  it('provisions a fallback stream that drops a re-published message id', async () => {
+    const spec = { name: 'FERRY_FALLBACK_shop_orders', subject: 'ferry.fallback.shop.orders', maxAgeMs: 14 * 86_400_000, duplicateWindowMs: 3_600_000 };
+    await resources.ensureFallbackStream(spec);
+    await resources.ensureFallbackStream(spec);
+    const js = jetstream(nc);
+    const first = await js.publish(spec.subject, 'x', { msgID: 'ORDERS:1' });
+    const second = await js.publish(spec.subject, 'x', { msgID: 'ORDERS:1' });
+    assert.equal(first.duplicate, false);
+    assert.equal(second.duplicate, true);
+    assert.equal(await resources.streamMessages(spec.name), 1);
+    await resources.ensureFallbackStream({ ...spec, maxAgeMs: 7 * 86_400_000 });
+    const info = await (await jetstreamManager(nc)).streams.info(spec.name);
+    assert.equal(info.config.max_age, 7 * 86_400_000 * 1_000_000);
+    assert.equal(info.state.messages, 1, 'an update keeps parked messages');
+  });
+
+  it('provisions KV buckets idempotently', async () => {
+    await resources.ensureKvBucket({ name: 'ferry_integrations' });
+    await resources.ensureKvBucket({ name: 'ferry_integrations' });
+    const info = await (await jetstreamManager(nc)).streams.info('KV_ferry_integrations');
+    assert.equal(info.config.max_msgs_per_subject, 1);
+  });
+});
