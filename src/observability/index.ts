@@ -1,3 +1,5 @@
 export { systemClock, ManualClock, type Clock } from './clock.ts';
 export { createLogger, silentLogger, redactPaths, type Logger, type LoggerOptions } from './logger.ts';
 export { createRegistry, Registry, Counter, Gauge, Histogram } from './metrics.ts';
+export { HealthRegistry, type HealthCheck, type HealthReport } from './health.ts';
+export { serveOperatorEndpoints, type OperatorEndpoints } from './http-server.ts';
