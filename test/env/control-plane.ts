@@ -38,6 +38,8 @@ export interface ControlPlane {
   readonly kubeconfigPath: string;
   readonly kubeConfig: KubeConfig;
   readonly apiServerUrl: string;
+  /** etcd's client URL (http://127.0.0.1:port), e.g. for its JSON gateway. Empty when kube is off. */
+  readonly etcdUrl: string;
   /** nats://127.0.0.1:port. Empty when nats is off. */
   readonly natsUrl: string;
   /** Temp directory with data dirs, certificates and one log file per server. */
@@ -131,6 +133,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   try {
     let kubeconfigPath = '';
     let apiServerUrl = '';
+    let etcdUrl = '';
     const kubeConfig = new KubeConfig();
     let startApiServer = async (): Promise<void> => {};
 
@@ -152,7 +155,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         writeFile(files.saKey, pki.serviceAccount.privateKey, { mode: 0o600 }),
       ]);
 
-      const etcdUrl = `http://127.0.0.1:${clientPort}`;
+      etcdUrl = `http://127.0.0.1:${clientPort}`;
       etcd = new ManagedProcess({
         name: 'etcd',
         command: binaries.etcd,
@@ -252,6 +255,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       kubeconfigPath,
       kubeConfig,
       apiServerUrl,
+      etcdUrl,
       natsUrl,
       dir,
       binaries,

@@ -11,6 +11,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const live = new Set<ChildProcess>();
@@ -54,6 +55,8 @@ export interface ManagedProcessOptions {
   /** File that receives the process's stdout and stderr. */
   readonly logFile: string;
   readonly env?: NodeJS.ProcessEnv;
+  /** Called with every line the process writes to stdout (e.g. JSON log lines to parse). */
+  readonly onStdoutLine?: (line: string) => void;
 }
 
 export class ManagedProcess {
@@ -87,6 +90,10 @@ export class ManagedProcess {
       : [this.options.command, [...this.options.args]];
     const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: this.options.env ?? process.env });
     child.stdout.pipe(out, { end: false });
+    const onLine = this.options.onStdoutLine;
+    if (onLine) {
+      createInterface({ input: child.stdout, crlfDelay: Infinity }).on('line', onLine);
+    }
     child.stderr.pipe(out, { end: false });
     this.child = child;
     live.add(child);

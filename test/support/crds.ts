@@ -1,0 +1,34 @@
+/**
+ * Installs Ferry's generated CRDs (crds/*.yaml) into a test API server and waits until the API
+ * server serves them (Established), as `kubectl apply -f crds/ && kubectl wait` would.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ApiextensionsV1Api, type KubeConfig, type V1CustomResourceDefinition } from '@kubernetes/client-node';
+import { parse } from 'yaml';
+
+export const crdDir = join(import.meta.dirname, '..', '..', 'crds');
+
+export async function loadCrds(): Promise<V1CustomResourceDefinition[]> {
+  const files = (await readdir(crdDir)).filter((f) => f.endsWith('.yaml')).sort();
+  return await Promise.all(files.map(async (f) => parse(await readFile(join(crdDir, f), 'utf8')) as V1CustomResourceDefinition));
+}
+
+export async function installCrds(kubeConfig: KubeConfig, timeoutMs = 30_000): Promise<V1CustomResourceDefinition[]> {
+  const api = kubeConfig.makeApiClient(ApiextensionsV1Api);
+  const crds = await loadCrds();
+  for (const crd of crds) await api.createCustomResourceDefinition({ body: crd });
+  const deadline = Date.now() + timeoutMs;
+  for (const crd of crds) {
+    const name = crd.metadata?.name ?? '';
+    for (;;) {
+      const got = await api.readCustomResourceDefinition({ name });
+      if (got.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) break;
+      if (Date.now() > deadline) throw new Error(`CRD ${name} not Established after ${timeoutMs} ms`);
+      // The API server establishes a CRD asynchronously; there is nothing to wait on but polling.
+      await sleep(100);
+    }
+  }
+  return crds;
+}
