@@ -1,0 +1,36 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseControllerFlags } from './controller-flags.ts';
+import { UsageError } from './usage-error.ts';
+
+describe('ferry controller flags', () => {
+  it('takes flags over environment over defaults', () => {
+    const c = parseControllerFlags(['--nats-url=nats://a:1,nats://b:2', '--http-address=127.0.0.1:0'], {
+      NATS_URL: 'nats://env:4222',
+      POD_NAME: 'ferry-0',
+      POD_NAMESPACE: 'ferry-system',
+    });
+    assert.deepEqual(c.natsServers, ['nats://a:1', 'nats://b:2']);
+    assert.equal(c.httpHost, '127.0.0.1');
+    assert.equal(c.httpPort, 0);
+    assert.equal(c.identity, 'ferry-0');
+    assert.equal(c.leaseNamespace, 'ferry-system');
+    assert.equal(c.leaderElect, true);
+    assert.equal(c.leaseDurationMs, 15_000);
+  });
+
+  for (const [args, pattern] of [
+    [['--bogus'], /Unknown option '--bogus'/],
+    [['positional'], /positional/],
+    [['--http-address=nope'], /--http-address must be HOST:PORT/],
+    [['--leader-elect=yes'], /--leader-elect must be true or false/],
+    [['--concurrency=0'], /--concurrency must be an integer ≥ 1/],
+    [['--lease-duration=5', '--renew-deadline=10'], /--lease-duration > --renew-deadline/],
+    [['--log-level=loud'], /unknown level/],
+    [['--nats-url=http://x y'], /is not a NATS URL/],
+  ] as const) {
+    it(`rejects ${args.join(' ')}`, () => {
+      assert.throws(() => parseControllerFlags(args, {}), (err) => err instanceof UsageError && pattern.test(err.message));
+    });
+  }
+});

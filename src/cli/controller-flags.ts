@@ -1,0 +1,116 @@
+/**
+ * Flags of `ferry controller`, normalised once into a typed config. Flags win over environment
+ * variables, which win over defaults. Anything malformed is a UsageError (exit 2).
+ */
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { UsageError } from './usage-error.ts';
+
+export const controllerUsage = `Usage: ferry controller [flags]
+
+Runs the Ferry operator: watches Integrations and SyncSchedules, reconciles them (leader only)
+and serves /healthz, /readyz and /metrics.
+
+Flags:
+  --kubeconfig PATH        kubeconfig file (default: $KUBECONFIG, else in-cluster config)
+  --nats-url URL           NATS server(s), comma separated (default: $NATS_URL, else nats://127.0.0.1:4222)
+  --http-address HOST:PORT address of /healthz, /readyz, /metrics (default 0.0.0.0:8080; port 0 picks one)
+  --leader-elect BOOL      elect a leader through a Lease (default true)
+  --lease-namespace NS     namespace of the Lease (default: $POD_NAMESPACE, else default)
+  --lease-name NAME        name of the Lease (default ferry-operator)
+  --identity ID            this replica's identity (default: $POD_NAME, else hostname-pid)
+  --lease-duration SECS    seconds a leader holds the Lease without renewing (default 15)
+  --renew-deadline SECS    seconds the leader keeps trying to renew before giving up (default 10)
+  --retry-period SECS      seconds between acquire/renew attempts (default 2)
+  --concurrency N          reconciles running at once per kind (default 4)
+  --resync SECS            full resync period of the caches (default 600)
+  --log-level LEVEL        trace|debug|info|warn|error (default: $FERRY_LOG_LEVEL, else info)
+`;
+
+export interface ControllerConfig {
+  readonly kubeconfig: string | undefined;
+  readonly natsServers: readonly string[];
+  readonly httpHost: string;
+  readonly httpPort: number;
+  readonly leaderElect: boolean;
+  readonly leaseNamespace: string;
+  readonly leaseName: string;
+  readonly identity: string;
+  readonly leaseDurationMs: number;
+  readonly renewDeadlineMs: number;
+  readonly retryPeriodMs: number;
+  readonly concurrency: number;
+  readonly resyncMs: number;
+  readonly logLevel: string;
+}
+
+function positiveInt(flag: string, value: string, min = 1): number {
+  if (!/^\d+$/.test(value) || Number(value) < min) throw new UsageError(`--${flag} must be an integer ≥ ${min}, got ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
+function bool(flag: string, value: string): boolean {
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  throw new UsageError(`--${flag} must be true or false, got ${JSON.stringify(value)}`);
+}
+
+export function parseControllerFlags(argv: readonly string[], env: NodeJS.ProcessEnv): ControllerConfig {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        kubeconfig: { type: 'string' },
+        'nats-url': { type: 'string' },
+        'http-address': { type: 'string' },
+        'leader-elect': { type: 'string' },
+        'lease-namespace': { type: 'string' },
+        'lease-name': { type: 'string' },
+        identity: { type: 'string' },
+        'lease-duration': { type: 'string' },
+        'renew-deadline': { type: 'string' },
+        'retry-period': { type: 'string' },
+        concurrency: { type: 'string' },
+        resync: { type: 'string' },
+        'log-level': { type: 'string' },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError(err instanceof Error ? err.message : 'invalid arguments');
+  }
+  const address = values['http-address'] ?? '0.0.0.0:8080';
+  const m = /^(.*):(\d{1,5})$/.exec(address);
+  if (!m || Number(m[2]) > 65535) throw new UsageError(`--http-address must be HOST:PORT, got ${JSON.stringify(address)}`);
+  const natsUrl = values['nats-url'] ?? env.NATS_URL ?? 'nats://127.0.0.1:4222';
+  const natsServers = natsUrl.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  for (const s of natsServers) {
+    if (!/^(nats|tls|wss?):\/\/[^\s/]+$/.test(s) && !/^[^\s/:]+:\d+$/.test(s)) throw new UsageError(`--nats-url: ${JSON.stringify(s)} is not a NATS URL`);
+  }
+  const level = values['log-level'] ?? env.FERRY_LOG_LEVEL ?? 'info';
+  if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(level)) throw new UsageError(`--log-level: unknown level ${JSON.stringify(level)}`);
+  const leaseDurationMs = positiveInt('lease-duration', values['lease-duration'] ?? '15') * 1000;
+  const renewDeadlineMs = positiveInt('renew-deadline', values['renew-deadline'] ?? '10') * 1000;
+  const retryPeriodMs = positiveInt('retry-period', values['retry-period'] ?? '2') * 1000;
+  if (!(leaseDurationMs > renewDeadlineMs && renewDeadlineMs > retryPeriodMs)) {
+    throw new UsageError('lease timing must satisfy --lease-duration > --renew-deadline > --retry-period');
+  }
+  return {
+    kubeconfig: values.kubeconfig ?? env.KUBECONFIG,
+    natsServers,
+    httpHost: m[1] === '' ? '0.0.0.0' : (m[1] ?? '0.0.0.0'),
+    httpPort: Number(m[2]),
+    leaderElect: bool('leader-elect', values['leader-elect'] ?? 'true'),
+    leaseNamespace: values['lease-namespace'] ?? env.POD_NAMESPACE ?? 'default',
+    leaseName: values['lease-name'] ?? 'ferry-operator',
+    identity: values.identity ?? env.POD_NAME ?? `${hostname()}-${process.pid}`,
+    leaseDurationMs,
+    renewDeadlineMs,
+    retryPeriodMs,
+    concurrency: positiveInt('concurrency', values.concurrency ?? '4'),
+    resyncMs: positiveInt('resync', values.resync ?? '600') * 1000,
+    logLevel: level,
+  };
+}
