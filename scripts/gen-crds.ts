@@ -1,5 +1,40 @@
 /**
- * `npm run gen:crds`: writes crds/*.yaml from the zod schemas in src/api. Filled in by the
- * API issue; until then there are no CRDs to write.
+ * `npm run gen:crds`: writes crds/*.yaml from the zod schemas in src/api.
+ * `npm run gen:crds -- --check`: writes nothing; exits 1 and names every file that is stale or
+ * missing (for CI and pre-commit).
  */
-console.log('no CRDs defined yet');
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { crdFiles } from '../src/api/index.ts';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const check = process.argv.includes('--check');
+
+async function readOrEmpty(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    if (err instanceof Error && 'code' in err && err.code === 'ENOENT') return '';
+    throw err;
+  }
+}
+
+let stale = 0;
+for (const file of crdFiles()) {
+  const path = join(root, file.path);
+  const current = await readOrEmpty(path);
+  if (current === file.content) {
+    console.log(`${file.path}: up to date`);
+    continue;
+  }
+  if (check) {
+    stale++;
+    console.error(`${file.path}: ${current === '' ? 'missing' : 'stale'}; run npm run gen:crds`);
+    continue;
+  }
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, file.content);
+  console.log(`${file.path}: written`);
+}
+if (stale > 0) process.exit(1);

@@ -1,18 +1,21 @@
 /**
  * Installs Ferry's generated CRDs (crds/*.yaml) into a test API server and waits until the API
  * server serves them (Established), as `kubectl apply -f crds/ && kubectl wait` would.
+ *
+ * client-node's `loadYaml` turns the YAML into its typed models: its serializer writes only the
+ * fields it knows by their model names, so a plain parsed object would silently lose
+ * `x-kubernetes-preserve-unknown-fields` and every `default`.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ApiextensionsV1Api, type KubeConfig, type V1CustomResourceDefinition } from '@kubernetes/client-node';
-import { parse } from 'yaml';
+import { ApiextensionsV1Api, loadYaml, type KubeConfig, type V1CustomResourceDefinition } from '@kubernetes/client-node';
 
 export const crdDir = join(import.meta.dirname, '..', '..', 'crds');
 
 export async function loadCrds(): Promise<V1CustomResourceDefinition[]> {
   const files = (await readdir(crdDir)).filter((f) => f.endsWith('.yaml')).sort();
-  return await Promise.all(files.map(async (f) => parse(await readFile(join(crdDir, f), 'utf8')) as V1CustomResourceDefinition));
+  return await Promise.all(files.map(async (f) => loadYaml<V1CustomResourceDefinition>(await readFile(join(crdDir, f), 'utf8'))));
 }
 
 export async function installCrds(kubeConfig: KubeConfig, timeoutMs = 30_000): Promise<V1CustomResourceDefinition[]> {

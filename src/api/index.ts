@@ -1,0 +1,79 @@
+/**
+ * src/api — Ferry's custom resources: zod schemas (the single source of the TypeScript types,
+ * the spec parser and the CRD schemas), spec parsing with field paths, resolution into runtime
+ * configuration, CRD generation and status-condition helpers. Pure: no I/O, no other Ferry folder.
+ */
+export { API_VERSION, CATEGORY, FINALIZER, GROUP, INTEGRATION, REDRIVE_ANNOTATION, SYNC_SCHEDULE, VERSION, type FerryKind } from './constants.ts';
+export { ConditionInvalidError, CrdSchemaError, DurationInvalidError, SpecInvalidError, type SpecIssue } from './errors.ts';
+export { DURATION_MESSAGE, DURATION_PATTERN, durationSchema, parseDuration, positiveDurationSchema, tryParseDuration } from './duration.ts';
+export { formatKubeTime } from './time.ts';
+
+export {
+  integrationResourceSchema,
+  integrationSpecSchema,
+  integrationStatusSchema,
+  type IntegrationResource,
+  type IntegrationSpec,
+  type IntegrationSpecInput,
+  type IntegrationStatus,
+} from './integration.ts';
+export {
+  SYNC_HISTORY_LIMIT,
+  syncRunSchema,
+  syncScheduleResourceSchema,
+  syncScheduleSpecSchema,
+  syncScheduleStatusSchema,
+  type SyncRun,
+  type SyncScheduleResource,
+  type SyncScheduleSpec,
+  type SyncScheduleSpecInput,
+  type SyncScheduleStatus,
+} from './sync-schedule.ts';
+export type { Auth, ConfigMapKeyRef, SecretKeyRef } from './auth.ts';
+export type { SchemaSource, Transform } from './pipeline.ts';
+export type { RateLimit } from './http.ts';
+export type { ObjectMeta } from './object-meta.ts';
+export { INITIAL_STATUS } from './status.ts';
+
+export { formatFieldPath, parseIntegrationSpec, parseSyncScheduleSpec, type SpecParseResult } from './parse.ts';
+export {
+  DEFAULT_TRANSFORM_TIMEOUT_MS,
+  resolveIntegrationConfig,
+  resolveSyncScheduleConfig,
+  type ResolvedAuth,
+  type ResolvedIntegrationConfig,
+  type ResolvedRateLimit,
+  type ResolvedRetryOn,
+  type ResolvedSchemaSource,
+  type ResolvedSyncScheduleConfig,
+  type ResolvedTransform,
+} from './resolve.ts';
+
+export {
+  ConditionStatus,
+  ConditionType,
+  Reason,
+  conditionSchema,
+  findCondition,
+  isConditionCurrent,
+  isConditionTrue,
+  removeCondition,
+  setCondition,
+  type Condition,
+  type ConditionUpdate,
+} from './conditions.ts';
+
+export {
+  buildCrds,
+  buildIntegrationCrd,
+  buildSyncScheduleCrd,
+  crdFiles,
+  renderCrdYaml,
+  type CrdFile,
+  type CustomResourceDefinition,
+  type PrinterColumn,
+} from './crds.ts';
+export type { StructuralSchema } from './crd-schema.ts';
+
+export { compileJsonSchema, describeValidationErrors, pointerToField, type CompileResult, type ValidateFunction } from './compile-schema.ts';
+export { compileJsonata, compileMapping, parsePointer, type CompiledJsonata, type CompiledMapping, type CompiledTransform } from './compile-transform.ts';

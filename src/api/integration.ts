@@ -1,0 +1,253 @@
+/**
+ * The Integration kind: consume events from a JetStream stream → validate → transform → deliver
+ * over HTTP with retries, throttling and a circuit breaker → park what cannot be delivered in a
+ * fallback stream. `integrationSpecSchema` is the single source of the TypeScript types, the
+ * parser (`parseIntegrationSpec`) and the CRD schema.
+ */
+import { z } from 'zod';
+import { authSchema, secretKeyRefSchema } from './auth.ts';
+import { annotate, describe, matching, withRules } from './crd-meta.ts';
+import { conditionsSchema } from './conditions.ts';
+import { celDurationMillis, parseDuration, positiveDurationSchema } from './duration.ts';
+import { fieldPointerSchema, freeFormObjectSchema, headerNameSchema, headersSchema, textTemplateSchema, urlTemplateSchema } from './fields.ts';
+import { DEFAULT_SUCCESS_CODES, encodingSchema, rateLimitSchema, successCodesSchema, writeMethodSchema } from './http.ts';
+import { objectMetaSchema } from './object-meta.ts';
+import { fallbackSchema, schemaSourceSchema, transformSchema } from './pipeline.ts';
+import { countSchema, INITIAL_STATUS, observedGenerationSchema } from './status.ts';
+import { timeSchema } from './time.ts';
+import { API_VERSION, INTEGRATION } from './constants.ts';
+
+// NATS names: no whitespace, and none of the characters NATS gives a meaning to.
+const streamNameSchema = matching(
+  z.string().min(1, 'must not be empty').max(255),
+  /^[^\s.*>/\\]+$/,
+  'must be a JetStream stream name (no whitespace, ".", "*", ">", "/" or "\\")',
+);
+const subjectSchema = matching(
+  z.string().min(1, 'must not be empty').max(255),
+  /^[^\s.]+(\.[^\s.]+)*$/,
+  'must be a NATS subject such as crm.deals.closed (wildcards * and > allowed)',
+);
+const literalSubjectSchema = matching(
+  z.string().min(1, 'must not be empty').max(255),
+  /^[^\s.*>]+(\.[^\s.*>]+)*$/,
+  'must be a NATS subject without wildcards',
+);
+
+/**
+ * Signature verification for webhook requests. `standardWebhooks` follows the Standard Webhooks
+ * spec (`webhook-id`, `webhook-timestamp`, `webhook-signature`); `hmacSha256` is a plain HMAC of
+ * the body in `header`, optionally after `prefix` (GitHub: `X-Hub-Signature-256`, `sha256=`).
+ * Two secrets allow rotation: a signature by either is accepted.
+ */
+const webhookSignatureSchema = withRules(
+  z.strictObject({
+    scheme: z.enum(['standardWebhooks', 'hmacSha256']).default('standardWebhooks'),
+    secretKeyRefs: z.array(secretKeyRefSchema).min(1).max(2),
+    header: headerNameSchema.optional(),
+    prefix: z.string().max(32).optional(),
+    encoding: z.enum(['hex', 'base64']).optional(),
+  }),
+  [
+    {
+      rule: "!has(self.scheme) || self.scheme != 'hmacSha256' || has(self.header)",
+      message: 'hmacSha256 signatures need header (the request header that carries the signature)',
+      fieldPath: '.header',
+      reason: 'FieldValueRequired',
+      holds: (s) => s.scheme !== 'hmacSha256' || s.header !== undefined,
+    },
+  ],
+);
+
+/** Webhook ingress: `POST /hooks/<namespace>/<name>` publishes verified requests to `subject`. */
+const webhookSchema = describe(
+  z.strictObject({
+    subject: literalSubjectSchema,
+    signature: webhookSignatureSchema,
+    idHeader: describe(headerNameSchema, 'Header whose value deduplicates redeliveries (default webhook-id).').optional(),
+    tolerance: describe(positiveDurationSchema, 'Oldest signed timestamp accepted.').default('5m'),
+    maxBodyBytes: z.int().min(1_024).max(10_485_760).default(1_048_576),
+  }),
+  'Receive events over HTTP: verified requests are published to subject (answered 202 after the stream stored them).',
+);
+
+const sourceSchema = z.strictObject({
+  stream: describe(streamNameSchema, 'JetStream stream to consume (created when create is true).'),
+  subjects: z.array(subjectSchema).min(1).max(16),
+  format: describe(z.enum(['json', 'cloudevents']), 'json, or CloudEvents (binary or structured mode).').default('json'),
+  create: describe(z.boolean(), 'Create the stream with these subjects when it does not exist.').default(false),
+  webhook: webhookSchema.optional(),
+});
+
+const targetSchema = z.strictObject({
+  url: urlTemplateSchema,
+  method: writeMethodSchema.default('POST'),
+  encoding: encodingSchema.default('json'),
+  headers: headersSchema.optional(),
+  auth: authSchema.optional(),
+  timeout: describe(positiveDurationSchema, 'Time limit for one request.').default('10s'),
+  idempotency: describe(
+    z.strictObject({
+      header: headerNameSchema.default('Idempotency-Key'),
+      key: describe(
+        textTemplateSchema,
+        'Key template such as {{/id}}-invoice. Default: Nats-Msg-Id, else CloudEvents source+id, else stream:sequence.',
+      ).optional(),
+    }),
+    'Idempotency key sent with every attempt (retries and redrives reuse it).',
+  ).prefault({}),
+  successCodes: successCodesSchema.default(DEFAULT_SUCCESS_CODES),
+  responseSchema: describe(
+    freeFormObjectSchema,
+    'JSON Schema a 2xx response body must satisfy; a response that breaks it is a failure (contract drift).',
+  ).optional(),
+});
+
+const RETRY_ON_WORDS = ['5xx', 'network', 'timeout'] as const;
+const RETRY_ON_MESSAGE = 'must be an HTTP status code from 400 to 599, "5xx", "network" or "timeout"';
+
+// zod checks each item itself; the CRD needs CEL because an int-or-string field takes no other
+// constraints in a structural schema.
+const retryOnItemSchema = annotate(
+  z.union([z.int().min(400, RETRY_ON_MESSAGE).max(599, RETRY_ON_MESSAGE), z.enum(RETRY_ON_WORDS)], { error: RETRY_ON_MESSAGE }),
+  {
+    'x-kubernetes-int-or-string': true,
+    // Bounds the string side for the CEL cost estimate.
+    maxLength: 16,
+    'x-kubernetes-validations': [
+      {
+        rule: `type(self) == int ? (self >= 400 && self <= 599) : self in [${RETRY_ON_WORDS.map((w) => `'${w}'`).join(', ')}]`,
+        message: RETRY_ON_MESSAGE,
+      },
+    ],
+  },
+);
+
+const backoffSchema = describe(
+  withRules(
+    z.strictObject({
+      initial: positiveDurationSchema.default('1s'),
+      max: positiveDurationSchema.default('5m'),
+      multiplier: z.number().min(1).max(10).default(2),
+      jitter: z.enum(['full', 'equal', 'none']).default('full'),
+    }),
+    [
+      {
+        rule: `!has(self.initial) || !has(self.max) || ${celDurationMillis('self.initial')} <= ${celDurationMillis('self.max')}`,
+        message: 'initial must not be greater than max',
+        fieldPath: '.initial',
+        holds: (b) => parseDuration(b.initial) <= parseDuration(b.max),
+      },
+    ],
+  ),
+  'Delay before retry n: min(max, initial × multiplier^(n-1)), with jitter.',
+);
+
+const circuitBreakerSchema = describe(
+  z.strictObject({
+    failures: z.int().min(1).max(10_000).default(5),
+    window: positiveDurationSchema.default('30s'),
+    openFor: positiveDurationSchema.default('60s'),
+  }),
+  'After failures failed deliveries within window, consumption pauses for openFor, then one probe is let through.',
+);
+
+const deliverySchema = z.strictObject({
+  concurrency: describe(z.int().min(1).max(1_024), 'Deliveries in flight per replica.').default(8),
+  maxAttempts: z.int().min(1).max(100).default(5),
+  backoff: backoffSchema.prefault({}),
+  maxElapsed: describe(positiveDurationSchema, 'Stop retrying an event this long after its first attempt.').default('1h'),
+  rateLimit: describe(rateLimitSchema, 'Shared by all replicas; lowered automatically on 429.').optional(),
+  retryAfterMax: describe(positiveDurationSchema, 'Cap on a target\'s Retry-After (429 and 503).').default('10m'),
+  retryOn: describe(
+    z.array(retryOnItemSchema).max(32),
+    'Failures that are retried: status codes, "5xx", "network", "timeout". Any other non-2xx goes to the fallback stream at once.',
+  ).default([408, 425, 429, '5xx', 'network', 'timeout']),
+  circuitBreaker: circuitBreakerSchema.prefault({}),
+  orderingKey: describe(
+    fieldPointerSchema,
+    'Events with the same value at this JSON Pointer are delivered one at a time, in stream order.',
+  ).optional(),
+});
+
+/** The desired state of an Integration. */
+export const integrationSpecSchema = z.strictObject({
+  source: sourceSchema,
+  schema: schemaSourceSchema.optional(),
+  transform: transformSchema,
+  target: targetSchema,
+  delivery: deliverySchema.prefault({}),
+  fallback: fallbackSchema.prefault({}),
+  sla: describe(
+    z.strictObject({ deliverWithin: positiveDurationSchema }),
+    'Events should be delivered within this time of being published (feeds the SLA metric and Degraded).',
+  ).optional(),
+  suspend: describe(z.boolean(), 'Stop consuming; events wait in the stream.').default(false),
+});
+
+/** A validated Integration spec with every default applied. */
+export type IntegrationSpec = z.output<typeof integrationSpecSchema>;
+/** An Integration spec as written in a manifest (defaults may be missing). */
+export type IntegrationSpecInput = z.input<typeof integrationSpecSchema>;
+
+const lastErrorSchema = z.object({
+  time: timeSchema,
+  reason: z.string().max(64),
+  httpStatus: z.int().min(100).max(599).optional(),
+  message: z.string().max(1_024),
+});
+
+/** What the controller reports about an Integration. */
+export const integrationStatusSchema = z.object({
+  observedGeneration: observedGenerationSchema.optional(),
+  conditions: conditionsSchema.optional(),
+  circuit: z
+    .object({
+      state: z.enum(['Closed', 'Open', 'HalfOpen']),
+      since: timeSchema.optional(),
+      openUntil: timeSchema.optional(),
+      consecutiveFailures: countSchema.optional(),
+    })
+    .optional(),
+  throttle: z
+    .object({
+      limitedUntil: timeSchema.optional(),
+      perSecond: z.number().min(0).max(100_000).optional(),
+    })
+    .optional(),
+  stats: z
+    .object({
+      delivered: countSchema.optional(),
+      retried: countSchema.optional(),
+      fallback: countSchema.optional(),
+      invalid: countSchema.optional(),
+      lastDeliveredTime: timeSchema.optional(),
+      lastError: lastErrorSchema.optional(),
+    })
+    .optional(),
+  fallbackPending: countSchema.optional(),
+  lastRedrive: z
+    .object({
+      request: describe(z.string().max(256), 'The ferry.dev/redrive annotation value this redrive answered.').optional(),
+      requestedAt: timeSchema.optional(),
+      completedAt: timeSchema.optional(),
+      redriven: countSchema.optional(),
+      failed: countSchema.optional(),
+    })
+    .optional(),
+});
+export type IntegrationStatus = z.output<typeof integrationStatusSchema>;
+
+/**
+ * A whole Integration object. Its CRD schema is generated from this; `status` defaults to
+ * `{observedGeneration: -1}` so that kstatus sees a new object as in progress, not current.
+ */
+export const integrationResourceSchema = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal(INTEGRATION.kind),
+  metadata: objectMetaSchema,
+  spec: integrationSpecSchema,
+  status: integrationStatusSchema.default(INITIAL_STATUS),
+});
+/** An Integration manifest as written by users (status and defaults optional). */
+export type IntegrationResource = z.input<typeof integrationResourceSchema>;

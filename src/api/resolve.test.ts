@@ -1,0 +1,196 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { SpecInvalidError } from './errors.ts';
+import type { IntegrationSpec, IntegrationSpecInput } from './integration.ts';
+import { parseIntegrationSpec, parseSyncScheduleSpec } from './parse.ts';
+import { DEFAULT_TRANSFORM_TIMEOUT_MS, resolveIntegrationConfig, resolveSyncScheduleConfig } from './resolve.ts';
+import type { SyncScheduleSpecInput } from './sync-schedule.ts';
+
+function integration(edit: (spec: IntegrationSpecInput) => void = () => undefined): IntegrationSpec {
+  const spec: IntegrationSpecInput = {
+    source: { stream: 'ORDERS', subjects: ['orders.created'] },
+    transform: { mapping: { id: '/id' } },
+    target: { url: 'https://example.com/orders' },
+  };
+  edit(spec);
+  const result = parseIntegrationSpec(spec);
+  if (!result.ok) assert.fail(result.error.message);
+  return result.spec;
+}
+
+function syncSchedule(edit: (spec: SyncScheduleSpecInput) => void = () => undefined) {
+  const spec: SyncScheduleSpecInput = {
+    schedule: '0 * * * *',
+    source: { url: 'https://crm.example.com/contacts' },
+    key: '/id',
+    target: { url: 'https://erp.example.com/customers/{{/id}}' },
+  };
+  edit(spec);
+  const result = parseSyncScheduleSpec(spec);
+  if (!result.ok) assert.fail(result.error.message);
+  return result.spec;
+}
+
+describe('resolveIntegrationConfig', () => {
+  it('turns every duration into milliseconds', () => {
+    const config = resolveIntegrationConfig(
+      integration((s) => {
+        s.delivery = { backoff: { initial: '250ms', max: '1m30s' }, maxElapsed: '2h', retryAfterMax: '90s', circuitBreaker: { window: '45s', openFor: '2m' } };
+        s.target.timeout = '1.5s';
+        s.fallback = { retention: '7d' };
+        s.sla = { deliverWithin: '5m' };
+      }),
+    );
+    assert.deepEqual(config.delivery.backoff, { initialMs: 250, maxMs: 90_000, multiplier: 2, jitter: 'full' });
+    assert.equal(config.delivery.maxElapsedMs, 7_200_000);
+    assert.equal(config.delivery.retryAfterMaxMs, 90_000);
+    assert.deepEqual(config.delivery.circuitBreaker, { failures: 5, windowMs: 45_000, openForMs: 120_000 });
+    assert.equal(config.target.timeoutMs, 1_500);
+    assert.equal(config.fallback.retentionMs, 604_800_000);
+    assert.deepEqual(config.sla, { deliverWithinMs: 300_000 });
+  });
+
+  it('resolves the defaults of a minimal spec', () => {
+    const config = resolveIntegrationConfig(integration());
+    assert.equal(config.target.timeoutMs, 10_000);
+    assert.deepEqual(config.target.idempotency, { header: 'Idempotency-Key', keyTemplate: undefined });
+    assert.deepEqual(config.target.headers, {});
+    assert.equal(config.target.auth, undefined);
+    assert.equal(config.delivery.rateLimit, undefined);
+    assert.equal(config.sla, undefined);
+    assert.equal(config.schema, undefined);
+    assert.deepEqual(config.delivery.retryOn, { statusCodes: [408, 425, 429], serverErrors: true, network: true, timeout: true });
+    assert.deepEqual(config.transform, { kind: 'mapping', mapping: { id: '/id' } });
+    assert.deepEqual(config.secretRefs, []);
+  });
+
+  it('splits retryOn into codes and classes', () => {
+    const config = resolveIntegrationConfig(integration((s) => (s.delivery = { retryOn: [503, 429, 503, 'timeout'] })));
+    assert.deepEqual(config.delivery.retryOn, { statusCodes: [429, 503], serverErrors: false, network: false, timeout: true });
+  });
+
+  it('fills the burst with one second of requests, at least 1', () => {
+    assert.deepEqual(resolveIntegrationConfig(integration((s) => (s.delivery = { rateLimit: { perSecond: 12.5 } }))).delivery.rateLimit, { perSecond: 12.5, burst: 13 });
+    assert.deepEqual(resolveIntegrationConfig(integration((s) => (s.delivery = { rateLimit: { perSecond: 0.2 } }))).delivery.rateLimit, { perSecond: 0.2, burst: 1 });
+    assert.deepEqual(resolveIntegrationConfig(integration((s) => (s.delivery = { rateLimit: { perSecond: 50, burst: 10 } }))).delivery.rateLimit, { perSecond: 50, burst: 10 });
+  });
+
+  it('gives a jsonata transform its time limit', () => {
+    assert.deepEqual(resolveIntegrationConfig(integration((s) => (s.transform = { jsonata: 'x' }))).transform, { kind: 'jsonata', expression: 'x', timeoutMs: DEFAULT_TRANSFORM_TIMEOUT_MS });
+    assert.deepEqual(resolveIntegrationConfig(integration((s) => (s.transform = { jsonata: 'x', timeout: '50ms' }))).transform, { kind: 'jsonata', expression: 'x', timeoutMs: 50 });
+  });
+
+  it('tags each auth kind and lists the Secrets it needs', () => {
+    const ref = (key: string) => ({ name: 'api', key });
+    const cases: [NonNullable<IntegrationSpecInput['target']['auth']>, unknown, unknown[]][] = [
+      [{ bearer: { secretKeyRef: ref('token') } }, { kind: 'bearer', token: ref('token') }, [ref('token')]],
+      [
+        { basic: { usernameSecretKeyRef: ref('user'), passwordSecretKeyRef: ref('password') } },
+        { kind: 'basic', username: ref('user'), password: ref('password') },
+        [ref('user'), ref('password')],
+      ],
+      [{ apiKey: { header: 'X-Api-Key', secretKeyRef: ref('key') } }, { kind: 'apiKey', header: 'X-Api-Key', key: ref('key') }, [ref('key')]],
+      [
+        { oauth2ClientCredentials: { tokenUrl: 'https://auth.example.com/token', clientId: 'ferry', clientSecretRef: ref('secret') } },
+        { kind: 'oauth2ClientCredentials', tokenUrl: 'https://auth.example.com/token', clientId: 'ferry', clientSecret: ref('secret'), scopes: [], audience: undefined },
+        [ref('secret')],
+      ],
+    ];
+    for (const [auth, expected, secrets] of cases) {
+      const config = resolveIntegrationConfig(integration((s) => (s.target.auth = auth)));
+      assert.deepEqual(config.target.auth, expected);
+      assert.deepEqual(config.secretRefs, secrets);
+    }
+  });
+
+  it('resolves webhook settings per signature scheme and lists their Secrets once', () => {
+    const standard = resolveIntegrationConfig(
+      integration((s) => {
+        s.target.auth = { bearer: { secretKeyRef: { name: 'hook', key: 'current' } } };
+        s.source.webhook = { subject: 'orders.created', signature: { secretKeyRefs: [{ name: 'hook', key: 'current' }, { name: 'hook', key: 'previous' }] } };
+      }),
+    );
+    assert.deepEqual(standard.source.webhook, {
+      subject: 'orders.created',
+      signature: {
+        scheme: 'standardWebhooks',
+        secrets: [{ name: 'hook', key: 'current' }, { name: 'hook', key: 'previous' }],
+        header: 'webhook-signature',
+        prefix: '',
+        encoding: 'base64',
+      },
+      idHeader: 'webhook-id',
+      toleranceMs: 300_000,
+      maxBodyBytes: 1_048_576,
+    });
+    assert.deepEqual(standard.secretRefs, [{ name: 'hook', key: 'current' }, { name: 'hook', key: 'previous' }]);
+
+    const hmac = resolveIntegrationConfig(
+      integration((s) => {
+        s.source.webhook = {
+          subject: 'orders.created',
+          signature: { scheme: 'hmacSha256', header: 'X-Hub-Signature-256', prefix: 'sha256=', secretKeyRefs: [{ name: 'gh', key: 'secret' }] },
+          idHeader: 'X-GitHub-Delivery',
+        };
+      }),
+    );
+    assert.ok(hmac.source.webhook);
+    assert.equal(hmac.source.webhook.signature.encoding, 'hex');
+    assert.equal(hmac.source.webhook.signature.header, 'X-Hub-Signature-256');
+    assert.equal(hmac.source.webhook.idHeader, 'X-GitHub-Delivery');
+  });
+
+  it('lists the ConfigMap a schema comes from', () => {
+    const config = resolveIntegrationConfig(integration((s) => (s.schema = { configMapKeyRef: { name: 'schemas', key: 'order.json' } })));
+    assert.deepEqual(config.schema, { kind: 'configMap', ref: { name: 'schemas', key: 'order.json' } });
+    assert.deepEqual(config.configMapRefs, [{ name: 'schemas', key: 'order.json' }]);
+  });
+
+  it('is pure: same spec, same config, input untouched', () => {
+    const spec = integration((s) => (s.delivery = { rateLimit: { perSecond: 3 } }));
+    const before = structuredClone(spec);
+    assert.deepEqual(resolveIntegrationConfig(spec), resolveIntegrationConfig(spec));
+    assert.deepEqual(spec, before);
+  });
+
+  it('refuses a spec that skipped parsing instead of guessing', () => {
+    const spec = integration();
+    const broken = { ...spec, transform: {} };
+    assert.throws(() => resolveIntegrationConfig(broken), (err: unknown) => err instanceof SpecInvalidError && err.field === 'spec.transform');
+  });
+});
+
+describe('resolveSyncScheduleConfig', () => {
+  it('turns durations into milliseconds and fills pagination and time zone defaults', () => {
+    const config = resolveSyncScheduleConfig(
+      syncSchedule((s) => {
+        s.source.incremental = { param: 'since', field: '/updatedAt', lookback: '5m', safetyLag: '10s' };
+        s.source.pagination = { type: 'page', param: 'page' };
+        s.source.timeout = '45s';
+      }),
+    );
+    assert.equal(config.timeZone, 'UTC');
+    assert.equal(config.source.timeoutMs, 45_000);
+    assert.equal(config.target.timeoutMs, 30_000);
+    assert.deepEqual(config.source.incremental, { param: 'since', field: '/updatedAt', format: 'rfc3339', lookbackMs: 300_000, safetyLagMs: 10_000 });
+    assert.equal(config.source.pagination?.start, 1);
+    assert.equal(config.fallback.retentionMs, 1_209_600_000);
+    assert.equal(config.transform, undefined);
+    assert.equal(config.batchSize, 1);
+  });
+
+  it('gives mirror mode delete thresholds even when deletes is left out', () => {
+    assert.deepEqual(resolveSyncScheduleConfig(syncSchedule((s) => (s.mode = 'mirror'))).deletes, { maxCount: 100, maxPercent: 10 });
+    assert.equal(resolveSyncScheduleConfig(syncSchedule()).deletes, undefined);
+  });
+
+  it('lists the Secrets of source and target auth without duplicates', () => {
+    const config = resolveSyncScheduleConfig(
+      syncSchedule((s) => {
+        s.source.auth = { bearer: { secretKeyRef: { name: 'shared', key: 'token' } } };
+        s.target.auth = { bearer: { secretKeyRef: { name: 'shared', key: 'token' } } };
+      }),
+    );
+    assert.deepEqual(config.secretRefs, [{ name: 'shared', key: 'token' }]);
+  });
+});

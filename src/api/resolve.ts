@@ -1,0 +1,253 @@
+/**
+ * Parsed spec → the normalised configuration the runtime and sync engine run with: durations in
+ * milliseconds, "exactly one of" objects turned into tagged unions, defaults that depend on other
+ * fields filled in, and the Secrets and ConfigMaps the spec needs. Pure functions; they take
+ * specs from `parse*Spec` and are called once per generation.
+ */
+import type { Auth, ConfigMapKeyRef, SecretKeyRef } from './auth.ts';
+import { parseDuration } from './duration.ts';
+import { SpecInvalidError } from './errors.ts';
+import type { RateLimit } from './http.ts';
+import type { IntegrationSpec } from './integration.ts';
+import type { SchemaSource, Transform } from './pipeline.ts';
+import { deletesSchema, type SyncScheduleSpec } from './sync-schedule.ts';
+import { INTEGRATION, SYNC_SCHEDULE, type FerryKind } from './constants.ts';
+
+/** Time limit for a jsonata transform that does not set one. */
+export const DEFAULT_TRANSFORM_TIMEOUT_MS = 1_000;
+
+function invariant(kind: FerryKind, field: string, message: string): SpecInvalidError {
+  return new SpecInvalidError(kind, [{ field, message }]);
+}
+
+/** `auth` as a tagged union. */
+export function resolveAuth(auth: Auth | undefined, kind: FerryKind, field: string) {
+  if (auth === undefined) return undefined;
+  if (auth.bearer) return { kind: 'bearer' as const, token: auth.bearer.secretKeyRef };
+  if (auth.basic) return { kind: 'basic' as const, username: auth.basic.usernameSecretKeyRef, password: auth.basic.passwordSecretKeyRef };
+  if (auth.apiKey) return { kind: 'apiKey' as const, header: auth.apiKey.header, key: auth.apiKey.secretKeyRef };
+  if (auth.oauth2ClientCredentials) {
+    const o = auth.oauth2ClientCredentials;
+    return {
+      kind: 'oauth2ClientCredentials' as const,
+      tokenUrl: o.tokenUrl,
+      clientId: o.clientId,
+      clientSecret: o.clientSecretRef,
+      scopes: o.scopes ?? [],
+      audience: o.audience,
+    };
+  }
+  // Parsing rejects this; reaching it means the spec skipped parsing.
+  throw invariant(kind, field, 'auth must set exactly one of bearer, basic, apiKey or oauth2ClientCredentials');
+}
+export type ResolvedAuth = NonNullable<ReturnType<typeof resolveAuth>>;
+
+/** `transform` as a tagged union. */
+export function resolveTransform(transform: Transform, kind: FerryKind) {
+  if (transform.mapping !== undefined && transform.jsonata === undefined) return { kind: 'mapping' as const, mapping: transform.mapping };
+  if (transform.jsonata !== undefined && transform.mapping === undefined) {
+    const timeoutMs = transform.timeout === undefined ? DEFAULT_TRANSFORM_TIMEOUT_MS : parseDuration(transform.timeout);
+    return { kind: 'jsonata' as const, expression: transform.jsonata, timeoutMs };
+  }
+  throw invariant(kind, 'spec.transform', 'transform must set exactly one of mapping or jsonata');
+}
+export type ResolvedTransform = ReturnType<typeof resolveTransform>;
+
+/** `schema` as a tagged union. */
+export function resolveSchemaSource(schema: SchemaSource | undefined, kind: FerryKind) {
+  if (schema === undefined) return undefined;
+  if (schema.inline !== undefined && schema.configMapKeyRef === undefined) return { kind: 'inline' as const, schema: schema.inline };
+  if (schema.configMapKeyRef !== undefined && schema.inline === undefined) return { kind: 'configMap' as const, ref: schema.configMapKeyRef };
+  throw invariant(kind, 'spec.schema', 'schema must set exactly one of inline or configMapKeyRef');
+}
+export type ResolvedSchemaSource = NonNullable<ReturnType<typeof resolveSchemaSource>>;
+
+/** A rate limit with its burst filled in: one second's worth of requests, at least 1. */
+export function resolveRateLimit(rateLimit: RateLimit | undefined) {
+  if (rateLimit === undefined) return undefined;
+  return { perSecond: rateLimit.perSecond, burst: rateLimit.burst ?? Math.max(1, Math.ceil(rateLimit.perSecond)) };
+}
+export type ResolvedRateLimit = NonNullable<ReturnType<typeof resolveRateLimit>>;
+
+/** `retryOn` split into what the delivery layer checks. */
+export function resolveRetryOn(retryOn: readonly (number | '5xx' | 'network' | 'timeout')[]) {
+  return {
+    statusCodes: [...new Set(retryOn.filter((r): r is number => typeof r === 'number'))].sort((a, b) => a - b),
+    serverErrors: retryOn.includes('5xx'),
+    network: retryOn.includes('network'),
+    timeout: retryOn.includes('timeout'),
+  };
+}
+export type ResolvedRetryOn = ReturnType<typeof resolveRetryOn>;
+
+function uniqueRefs<T extends { name: string; key: string }>(refs: readonly (T | undefined)[]): T[] {
+  const seen = new Map<string, T>();
+  for (const ref of refs) if (ref) seen.set(`${ref.name}\u0000${ref.key}`, ref);
+  return [...seen.values()];
+}
+
+function authSecrets(auth: ResolvedAuth | undefined): SecretKeyRef[] {
+  switch (auth?.kind) {
+    case undefined:
+      return [];
+    case 'bearer':
+      return [auth.token];
+    case 'basic':
+      return [auth.username, auth.password];
+    case 'apiKey':
+      return [auth.key];
+    case 'oauth2ClientCredentials':
+      return [auth.clientSecret];
+  }
+}
+
+function configMapRefs(schema: ResolvedSchemaSource | undefined): ConfigMapKeyRef[] {
+  return schema?.kind === 'configMap' ? [schema.ref] : [];
+}
+
+function resolveWebhook(spec: IntegrationSpec) {
+  const webhook = spec.source.webhook;
+  if (webhook === undefined) return undefined;
+  const { signature } = webhook;
+  const standard = signature.scheme === 'standardWebhooks';
+  return {
+    subject: webhook.subject,
+    signature: {
+      scheme: signature.scheme,
+      secrets: signature.secretKeyRefs,
+      // Standard Webhooks fixes its headers and encoding; plain HMAC schemes name theirs.
+      header: standard ? 'webhook-signature' : (signature.header ?? ''),
+      prefix: signature.prefix ?? '',
+      encoding: signature.encoding ?? (standard ? ('base64' as const) : ('hex' as const)),
+    },
+    idHeader: webhook.idHeader ?? (standard ? 'webhook-id' : undefined),
+    toleranceMs: parseDuration(webhook.tolerance),
+    maxBodyBytes: webhook.maxBodyBytes,
+  };
+}
+
+/**
+ * The runtime configuration of an Integration. Deterministic: equal specs give equal configs,
+ * so a caller may compare them to decide whether a pipeline must restart.
+ *
+ * @throws SpecInvalidError only for a spec that did not come from `parseIntegrationSpec`.
+ */
+export function resolveIntegrationConfig(spec: IntegrationSpec) {
+  const kind = INTEGRATION.kind;
+  const { source, target, delivery } = spec;
+  const auth = resolveAuth(target.auth, kind, 'spec.target.auth');
+  const schema = resolveSchemaSource(spec.schema, kind);
+  const webhook = resolveWebhook(spec);
+  return {
+    source: { stream: source.stream, subjects: source.subjects, format: source.format, create: source.create, webhook },
+    schema,
+    transform: resolveTransform(spec.transform, kind),
+    target: {
+      url: target.url,
+      method: target.method,
+      encoding: target.encoding,
+      headers: target.headers ?? {},
+      auth,
+      timeoutMs: parseDuration(target.timeout),
+      idempotency: { header: target.idempotency.header, keyTemplate: target.idempotency.key },
+      successCodes: target.successCodes,
+      responseSchema: target.responseSchema,
+    },
+    delivery: {
+      concurrency: delivery.concurrency,
+      maxAttempts: delivery.maxAttempts,
+      backoff: {
+        initialMs: parseDuration(delivery.backoff.initial),
+        maxMs: parseDuration(delivery.backoff.max),
+        multiplier: delivery.backoff.multiplier,
+        jitter: delivery.backoff.jitter,
+      },
+      maxElapsedMs: parseDuration(delivery.maxElapsed),
+      rateLimit: resolveRateLimit(delivery.rateLimit),
+      retryAfterMaxMs: parseDuration(delivery.retryAfterMax),
+      retryOn: resolveRetryOn(delivery.retryOn),
+      circuitBreaker: {
+        failures: delivery.circuitBreaker.failures,
+        windowMs: parseDuration(delivery.circuitBreaker.window),
+        openForMs: parseDuration(delivery.circuitBreaker.openFor),
+      },
+      orderingKey: delivery.orderingKey,
+    },
+    fallback: { retentionMs: parseDuration(spec.fallback.retention) },
+    sla: spec.sla === undefined ? undefined : { deliverWithinMs: parseDuration(spec.sla.deliverWithin) },
+    suspend: spec.suspend,
+    /** Every Secret key the Integration needs; a missing one means Stalled. */
+    secretRefs: uniqueRefs([...authSecrets(auth), ...(webhook?.signature.secrets ?? [])]),
+    /** Every ConfigMap key the Integration needs. */
+    configMapRefs: configMapRefs(schema),
+  };
+}
+export type ResolvedIntegrationConfig = ReturnType<typeof resolveIntegrationConfig>;
+
+function resolvePagination(pagination: SyncScheduleSpec['source']['pagination']) {
+  if (pagination === undefined) return undefined;
+  return { ...pagination, start: pagination.start ?? (pagination.type === 'page' ? 1 : 0) };
+}
+
+/**
+ * The run configuration of a SyncSchedule. Deterministic, like {@link resolveIntegrationConfig}.
+ *
+ * @throws SpecInvalidError only for a spec that did not come from `parseSyncScheduleSpec`.
+ */
+export function resolveSyncScheduleConfig(spec: SyncScheduleSpec) {
+  const kind = SYNC_SCHEDULE.kind;
+  const { source, target } = spec;
+  const sourceAuth = resolveAuth(source.auth, kind, 'spec.source.auth');
+  const targetAuth = resolveAuth(target.auth, kind, 'spec.target.auth');
+  const schema = resolveSchemaSource(spec.schema, kind);
+  // Mirror mode always has thresholds: an absent `deletes` means the schema's defaults.
+  const deletes = spec.mode === 'mirror' ? (spec.deletes ?? deletesSchema.parse({})) : undefined;
+  return {
+    schedule: spec.schedule,
+    timeZone: spec.timeZone ?? 'UTC',
+    suspend: spec.suspend,
+    concurrencyPolicy: spec.concurrencyPolicy,
+    source: {
+      url: source.url,
+      headers: source.headers ?? {},
+      auth: sourceAuth,
+      timeoutMs: parseDuration(source.timeout),
+      pagination: resolvePagination(source.pagination),
+      incremental:
+        source.incremental === undefined
+          ? undefined
+          : {
+              param: source.incremental.param,
+              field: source.incremental.field,
+              format: source.incremental.format,
+              lookbackMs: parseDuration(source.incremental.lookback),
+              safetyLagMs: parseDuration(source.incremental.safetyLag),
+            },
+      recordsPath: source.recordsPath,
+    },
+    key: spec.key,
+    schema,
+    /** `undefined`: records are written as read. */
+    transform: spec.transform === undefined ? undefined : resolveTransform(spec.transform, kind),
+    target: {
+      url: target.url,
+      method: target.method,
+      encoding: target.encoding,
+      headers: target.headers ?? {},
+      auth: targetAuth,
+      timeoutMs: parseDuration(target.timeout),
+      successCodes: target.successCodes,
+      lookup: target.lookup === undefined ? undefined : { ...target.lookup, pagination: resolvePagination(target.lookup.pagination) },
+    },
+    mode: spec.mode,
+    deletes,
+    batchSize: spec.batch.size,
+    rateLimit: resolveRateLimit(spec.rateLimit),
+    reconcile: spec.reconcile,
+    failedRecordsMaxAttempts: spec.failedRecords.maxAttempts,
+    fallback: { retentionMs: parseDuration(spec.fallback.retention) },
+    secretRefs: uniqueRefs([...authSecrets(sourceAuth), ...authSecrets(targetAuth)]),
+    configMapRefs: configMapRefs(schema),
+  };
+}
+export type ResolvedSyncScheduleConfig = ReturnType<typeof resolveSyncScheduleConfig>;

@@ -1,0 +1,241 @@
+/**
+ * The SyncSchedule kind: on a cron schedule, read a source API incrementally, transform, write
+ * to a target API in batches within a rate limit, and reconcile the two by key.
+ * `syncScheduleSpecSchema` is the single source of the TypeScript types, the parser
+ * (`parseSyncScheduleSpec`) and the CRD schema.
+ */
+import { z } from 'zod';
+import { authSchema } from './auth.ts';
+import { describe, withRules } from './crd-meta.ts';
+import { conditionsSchema } from './conditions.ts';
+import { API_VERSION, SYNC_SCHEDULE } from './constants.ts';
+import { durationSchema, positiveDurationSchema } from './duration.ts';
+import { fieldPointerSchema, headersSchema, httpUrlSchema, jsonPointerSchema, queryParamSchema, urlTemplateSchema } from './fields.ts';
+import { DEFAULT_SUCCESS_CODES, encodingSchema, rateLimitSchema, successCodesSchema } from './http.ts';
+import { objectMetaSchema } from './object-meta.ts';
+import { fallbackSchema, schemaSourceSchema, transformSchema } from './pipeline.ts';
+import { cronSchema, timeZoneSchema } from './schedule.ts';
+import { countSchema, INITIAL_STATUS, observedGenerationSchema } from './status.ts';
+import { timeSchema } from './time.ts';
+
+/**
+ * How to walk a paged response.
+ * - `cursor`: the next cursor is at `cursorPath` in the response and sent as `param`.
+ * - `page`: page numbers from `start` (default 1) in `param`.
+ * - `offset`: the number of records read so far in `param`.
+ * - `linkHeader`: follow the `Link: <…>; rel="next"` response header.
+ */
+const paginationSchema = describe(
+  withRules(
+    z.strictObject({
+      type: z.enum(['cursor', 'page', 'offset', 'linkHeader']),
+      cursorPath: jsonPointerSchema.optional(),
+      param: queryParamSchema.optional(),
+      sizeParam: describe(queryParamSchema, 'Query parameter that carries size.').optional(),
+      size: describe(z.int().min(1).max(10_000), 'Records per page to ask for.').optional(),
+      start: z.int().min(0).max(1_000_000).optional(),
+      maxPages: describe(z.int().min(1).max(1_000_000), 'Safety bound on pages read in one run.').default(10_000),
+    }),
+    [
+      {
+        rule: "self.type != 'cursor' || (has(self.cursorPath) && has(self.param))",
+        message: 'cursor pagination needs cursorPath and param',
+        holds: (p) => p.type !== 'cursor' || (p.cursorPath !== undefined && p.param !== undefined),
+      },
+      {
+        rule: "!(self.type in ['page', 'offset']) || has(self.param)",
+        message: 'page and offset pagination need param',
+        fieldPath: '.param',
+        reason: 'FieldValueRequired',
+        holds: (p) => (p.type !== 'page' && p.type !== 'offset') || p.param !== undefined,
+      },
+    ],
+  ),
+  'Pagination: cursor (cursorPath + param), page (param), offset (param) or linkHeader.',
+);
+
+/**
+ * Incremental reads: only records changed since the watermark W (kept in KV). A run asks for
+ * `param >= W - lookback` and never moves W past `its start - safetyLag`.
+ */
+const incrementalSchema = describe(
+  z.strictObject({
+    param: describe(queryParamSchema, 'Query parameter that carries the lower bound.'),
+    field: describe(fieldPointerSchema, 'JSON Pointer to the change cursor in each record (e.g. /updatedAt).'),
+    format: describe(z.enum(['rfc3339', 'unixSeconds', 'unixMillis']), 'How the cursor value is written.').default('rfc3339'),
+    lookback: describe(durationSchema, 'Overlap re-read on every run, for late commits and clock skew.').default('1m'),
+    safetyLag: describe(durationSchema, 'Records newer than run start minus this wait for the next run.').default('30s'),
+  }),
+  'Read only what changed since the last run.',
+);
+
+const sourceSchema = z.strictObject({
+  url: httpUrlSchema,
+  headers: headersSchema.optional(),
+  auth: authSchema.optional(),
+  timeout: positiveDurationSchema.default('30s'),
+  pagination: paginationSchema.optional(),
+  incremental: incrementalSchema.optional(),
+  recordsPath: describe(jsonPointerSchema, 'JSON Pointer to the array of records in a response ("" = the whole body).').default(''),
+});
+
+const lookupSchema = describe(
+  z.strictObject({
+    url: httpUrlSchema,
+    recordsPath: jsonPointerSchema.default(''),
+    key: describe(fieldPointerSchema, 'JSON Pointer to the key in each target record.'),
+    pagination: paginationSchema.optional(),
+  }),
+  'How to list the target, for reconciliation.',
+);
+
+const targetSchema = z.strictObject({
+  url: urlTemplateSchema,
+  method: describe(z.enum(['POST', 'PUT', 'PATCH']), 'PUT to upsert by key, or POST to a batch endpoint with batch.size.').default('PUT'),
+  encoding: encodingSchema.default('json'),
+  headers: headersSchema.optional(),
+  auth: authSchema.optional(),
+  timeout: positiveDurationSchema.default('30s'),
+  successCodes: successCodesSchema.default(DEFAULT_SUCCESS_CODES),
+  lookup: lookupSchema.optional(),
+});
+
+/** Delete propagation for mode mirror; exported so that its defaults have one source. */
+export const deletesSchema = describe(
+  z.strictObject({
+    softDeleteField: describe(fieldPointerSchema, 'Records whose value here is true are deleted in the target.').optional(),
+    maxCount: z.int().min(0).max(1_000_000).default(100),
+    maxPercent: z.number().min(0).max(100).default(10),
+  }),
+  'Deletes (mode mirror): stop and report Degraded above maxCount deletes or maxPercent of the target in one run.',
+);
+
+/** The desired state of a SyncSchedule. */
+export const syncScheduleSpecSchema = withRules(
+  z.strictObject({
+    schedule: cronSchema,
+    timeZone: timeZoneSchema.optional(),
+    suspend: describe(z.boolean(), 'Skip scheduled runs; a running run finishes.').default(false),
+    concurrencyPolicy: describe(
+      z.enum(['Forbid', 'Replace']),
+      'When a run is due while the previous one still runs: Forbid skips it, Replace cancels the old run.',
+    ).default('Forbid'),
+    source: sourceSchema,
+    key: describe(fieldPointerSchema, 'JSON Pointer to the identity of a record, the same in both systems.'),
+    schema: schemaSourceSchema.optional(),
+    transform: transformSchema.optional(),
+    target: targetSchema,
+    mode: describe(
+      z.enum(['upsert', 'update', 'insert', 'mirror']),
+      'upsert writes every changed record; update only existing ones; insert only new ones; mirror also propagates deletes.',
+    ).default('upsert'),
+    deletes: deletesSchema.optional(),
+    batch: describe(z.strictObject({ size: z.int().min(1).max(1_000).default(1) }), 'Records per target request.').prefault({}),
+    rateLimit: rateLimitSchema.optional(),
+    reconcile: describe(
+      withRules(
+        z.strictObject({
+          mode: z.enum(['off', 'report', 'repair']).default('off'),
+          dryRun: z.boolean().default(false),
+        }),
+        [
+          {
+            rule: "!has(self.dryRun) || !self.dryRun || (has(self.mode) && self.mode == 'repair')",
+            message: 'dryRun applies only to mode repair',
+            fieldPath: '.dryRun',
+            holds: (r) => !r.dryRun || r.mode === 'repair',
+          },
+        ],
+      ),
+      'Compare target to source by key after each run: report mismatches, or repair them (dryRun: only say what repair would do).',
+    ).prefault({}),
+    failedRecords: describe(
+      z.strictObject({ maxAttempts: z.int().min(1).max(100).default(5) }),
+      'Failed records are retried on later runs, then parked in the fallback stream.',
+    ).prefault({}),
+    fallback: fallbackSchema.prefault({}),
+  }),
+  [
+    {
+      rule: "!has(self.batch) || !has(self.batch.size) || self.batch.size <= 1 || !self.target.url.contains('{{')",
+      message: 'batch.size above 1 needs a batch endpoint: target.url must not template from the record',
+      fieldPath: '.batch.size',
+      holds: (s) => s.batch.size <= 1 || !s.target.url.includes('{{'),
+    },
+    {
+      rule: "!has(self.deletes) || self.mode == 'mirror'",
+      message: 'deletes applies only to mode mirror',
+      fieldPath: '.deletes',
+      reason: 'FieldValueForbidden',
+      holds: (s) => s.deletes === undefined || s.mode === 'mirror',
+    },
+    {
+      rule: "!has(self.reconcile) || !has(self.reconcile.mode) || self.reconcile.mode == 'off' || has(self.target.lookup)",
+      message: 'reconcile needs target.lookup to read the target',
+      fieldPath: '.target.lookup',
+      reason: 'FieldValueRequired',
+      holds: (s) => s.reconcile.mode === 'off' || s.target.lookup !== undefined,
+    },
+  ],
+);
+
+/** A validated SyncSchedule spec with every default applied. */
+export type SyncScheduleSpec = z.output<typeof syncScheduleSpecSchema>;
+/** A SyncSchedule spec as written in a manifest (defaults may be missing). */
+export type SyncScheduleSpecInput = z.input<typeof syncScheduleSpecSchema>;
+
+/** One run of a SyncSchedule. */
+export const syncRunSchema = z.object({
+  id: z.string().max(64),
+  startedAt: timeSchema,
+  finishedAt: timeSchema.optional(),
+  result: z.enum(['Running', 'Succeeded', 'Partial', 'Failed', 'Skipped']),
+  fetched: countSchema.optional(),
+  unchanged: countSchema.optional(),
+  written: countSchema.optional(),
+  failed: countSchema.optional(),
+  deleted: countSchema.optional(),
+  mismatches: z
+    .object({
+      missing: countSchema.optional(),
+      extra: countSchema.optional(),
+      different: countSchema.optional(),
+      found: countSchema.optional(),
+      repaired: countSchema.optional(),
+    })
+    .optional(),
+  watermark: z.string().max(256).optional(),
+  message: z.string().max(1_024).optional(),
+});
+export type SyncRun = z.output<typeof syncRunSchema>;
+
+/** How many runs `status.history` keeps. */
+export const SYNC_HISTORY_LIMIT = 10;
+
+/** What the controller reports about a SyncSchedule. */
+export const syncScheduleStatusSchema = z.object({
+  observedGeneration: observedGenerationSchema.optional(),
+  conditions: conditionsSchema.optional(),
+  lastScheduleTime: timeSchema.optional(),
+  lastSuccessfulTime: timeSchema.optional(),
+  nextScheduleTime: timeSchema.optional(),
+  lastRun: syncRunSchema.optional(),
+  history: z.array(syncRunSchema).max(SYNC_HISTORY_LIMIT).optional(),
+  failedRecords: describe(countSchema, 'Records in the failed-key index, retried on later runs.').optional(),
+  fallbackPending: countSchema.optional(),
+});
+export type SyncScheduleStatus = z.output<typeof syncScheduleStatusSchema>;
+
+/**
+ * A whole SyncSchedule object. Its CRD schema is generated from this; `status` defaults to
+ * `{observedGeneration: -1}` so that kstatus sees a new object as in progress, not current.
+ */
+export const syncScheduleResourceSchema = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal(SYNC_SCHEDULE.kind),
+  metadata: objectMetaSchema,
+  spec: syncScheduleSpecSchema,
+  status: syncScheduleStatusSchema.default(INITIAL_STATUS),
+});
+/** A SyncSchedule manifest as written by users (status and defaults optional). */
+export type SyncScheduleResource = z.input<typeof syncScheduleResourceSchema>;
