@@ -24,3 +24,18 @@ export {
   type KvBucketSpec,
   type SourceStreamSpec,
 } from './provision.ts';
+export { readConsumer, type InboundMessage, type PullReaderOptions } from './pull-reader.ts';
+export { FallbackPublisher, type FallbackMessage } from './fallback-publisher.ts';
+export { ConsumerControl } from './consumer-control.ts';
+export { SharedKv, type Versioned } from './shared-kv.ts';
+export {
+  addStats,
+  circuitKey,
+  EMPTY_STATS,
+  statsKey,
+  throttleKey,
+  type SharedCircuit,
+  type SharedLastError,
+  type SharedStats,
+  type SharedThrottle,
+} from './integration-state.ts';

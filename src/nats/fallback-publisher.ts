@@ -1,0 +1,36 @@
+/**
+ * Publishes an undeliverable event to its Integration's fallback stream and waits for the
+ * PubAck. `Nats-Msg-Id` is `<source stream>:<sequence>`, so a re-publish after a crash between
+ * the PubAck and the term is dropped by the stream's duplicate window: one event, one entry.
+ */
+import { jetstream } from '@nats-io/jetstream';
+import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import { translateNatsError } from './errors.ts';
+
+export interface FallbackMessage {
+  readonly subject: string;
+  readonly msgId: string;
+  readonly payload: Uint8Array;
+  /** Original headers first, then Ferry's; Ferry's win on a name clash. */
+  readonly headers: ReadonlyMap<string, readonly string[]>;
+}
+
+export class FallbackPublisher {
+  private readonly js;
+
+  constructor(nc: NatsConnection) {
+    this.js = jetstream(nc);
+  }
+
+  /** Resolves once the fallback stream stored it (or already had it); throws a Ferry NATS error otherwise. */
+  async publish(message: FallbackMessage, timeoutMs = 5_000): Promise<{ readonly seq: number; readonly duplicate: boolean }> {
+    const h = natsHeaders();
+    for (const [name, values] of message.headers) for (const v of values) h.append(name, v);
+    try {
+      const ack = await this.js.publish(message.subject, message.payload, { msgID: message.msgId, headers: h, timeout: timeoutMs });
+      return { seq: ack.seq, duplicate: ack.duplicate };
+    } catch (err) {
+      throw translateNatsError(err, `publishing to ${message.subject}`);
+    }
+  }
+}

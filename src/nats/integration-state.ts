@@ -1,0 +1,72 @@
+/**
+ * What the replicas of one Integration share through the INTEGRATION_STATE_BUCKET, and where.
+ * The runtime (every replica) writes it; the controller (the leader) reads it into status. Both
+ * import the shapes from here, so writer and reader cannot drift apart.
+ */
+import { integrationStateKeyPrefix, type ObjectRef } from './names.ts';
+
+/** Circuit breaker state, as the replica that last changed it saw it (times in ms since the epoch). */
+export interface SharedCircuit {
+  readonly state: 'Closed' | 'Open' | 'HalfOpen';
+  readonly since: number;
+  readonly consecutiveFailures: number;
+  readonly openUntil: number | undefined;
+}
+
+/** The lowered shared rate after a 429 (see delivery's ThrottleController). */
+export interface SharedThrottle {
+  readonly perSecond: number;
+  readonly limitedUntil: number;
+  readonly decreasedAt: number;
+}
+
+export interface SharedLastError {
+  readonly time: number;
+  readonly reason: string;
+  readonly httpStatus?: number | undefined;
+  readonly message: string;
+}
+
+/** Counters added up across replicas (compare-and-set increments). */
+export interface SharedStats {
+  readonly delivered: number;
+  readonly retried: number;
+  readonly fallback: number;
+  readonly invalid: number;
+  readonly throttled: number;
+  readonly lastDeliveredTime?: number | undefined;
+  readonly lastError?: SharedLastError | undefined;
+  /** Last time a 2xx broke responseSchema. */
+  readonly lastContractDrift?: number | undefined;
+}
+
+export const EMPTY_STATS: SharedStats = { delivered: 0, retried: 0, fallback: 0, invalid: 0, throttled: 0 };
+
+export function circuitKey(ref: ObjectRef): string {
+  return `${integrationStateKeyPrefix(ref)}.circuit`;
+}
+
+export function throttleKey(ref: ObjectRef): string {
+  return `${integrationStateKeyPrefix(ref)}.throttle`;
+}
+
+export function statsKey(ref: ObjectRef): string {
+  return `${integrationStateKeyPrefix(ref)}.stats`;
+}
+
+/** Adds a replica's delta to the shared counters; later times and errors win. */
+export function addStats(current: SharedStats | undefined, delta: SharedStats): SharedStats {
+  const c = current ?? EMPTY_STATS;
+  const later = <T extends { time: number } | number>(a: T | undefined, b: T | undefined, time: (x: T) => number): T | undefined =>
+    a === undefined ? b : b === undefined ? a : time(b) >= time(a) ? b : a;
+  return {
+    delivered: c.delivered + delta.delivered,
+    retried: c.retried + delta.retried,
+    fallback: c.fallback + delta.fallback,
+    invalid: c.invalid + delta.invalid,
+    throttled: c.throttled + delta.throttled,
+    lastDeliveredTime: later(c.lastDeliveredTime, delta.lastDeliveredTime, (x) => x),
+    lastError: later(c.lastError, delta.lastError, (x) => x.time),
+    lastContractDrift: later(c.lastContractDrift, delta.lastContractDrift, (x) => x),
+  };
+}

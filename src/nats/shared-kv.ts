@@ -1,0 +1,108 @@
+/**
+ * JSON values in a JetStream KV bucket, shared by every replica: compare-and-set updates (so
+ * concurrent replicas never lose each other's writes) and a watch that delivers every change.
+ */
+import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { translateNatsError } from './errors.ts';
+
+export interface Versioned<T> {
+  readonly value: T;
+  readonly revision: number;
+}
+
+export class SharedKv {
+  private readonly nc: NatsConnection;
+  private readonly bucket: string;
+  private kv: Promise<KV> | undefined;
+
+  constructor(nc: NatsConnection, bucket: string) {
+    this.nc = nc;
+    this.bucket = bucket;
+  }
+
+  private async open(): Promise<KV> {
+    this.kv ??= new Kvm(this.nc).open(this.bucket).catch((err: unknown) => {
+      this.kv = undefined;
+      throw translateNatsError(err, `opening KV bucket ${this.bucket}`);
+    });
+    return await this.kv;
+  }
+
+  async get<T>(key: string): Promise<Versioned<T> | undefined> {
+    try {
+      const e = await (await this.open()).get(key);
+      if (!e || e.operation !== 'PUT' || e.value.length === 0) return undefined;
+      return { value: e.json<T>(), revision: e.revision };
+    } catch (err) {
+      throw translateNatsError(err, `reading ${this.bucket}/${key}`);
+    }
+  }
+
+  async put(key: string, value: unknown): Promise<number> {
+    try {
+      return await (await this.open()).put(key, JSON.stringify(value));
+    } catch (err) {
+      throw translateNatsError(err, `writing ${this.bucket}/${key}`);
+    }
+  }
+
+  /**
+   * Read-modify-write with compare-and-set on the revision, retried on a lost race. `change`
+   * receives the current value (undefined when absent) and returns the new one.
+   */
+  async update<T>(key: string, change: (current: T | undefined) => T, attempts = 10): Promise<T> {
+    const kv = await this.open();
+    for (let i = 0; ; i++) {
+      const current = await this.get<T>(key);
+      const next = change(current?.value);
+      try {
+        if (current) await kv.update(key, JSON.stringify(next), current.revision);
+        else await kv.create(key, JSON.stringify(next));
+        return next;
+      } catch (err) {
+        if (i + 1 >= attempts) throw translateNatsError(err, `updating ${this.bucket}/${key}`);
+      }
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    try {
+      await (await this.open()).delete(key);
+    } catch (err) {
+      throw translateNatsError(err, `deleting ${this.bucket}/${key}`);
+    }
+  }
+
+  /** Keys under a prefix (`a.b.>` style filter). */
+  async keys(filter: string): Promise<string[]> {
+    try {
+      const out: string[] = [];
+      for await (const k of await (await this.open()).keys(filter)) out.push(k);
+      return out;
+    } catch (err) {
+      throw translateNatsError(err, `listing ${this.bucket}/${filter}`);
+    }
+  }
+
+  /** Calls `onChange` for the current value and every later change of keys matching `key`, until `signal` aborts. */
+  async watch(key: string, onChange: (key: string, value: unknown) => void, signal: AbortSignal): Promise<void> {
+    let iter;
+    try {
+      iter = await (await this.open()).watch({ key });
+    } catch (err) {
+      throw translateNatsError(err, `watching ${this.bucket}/${key}`);
+    }
+    const stop = (): void => {
+      iter.stop();
+    };
+    signal.addEventListener('abort', stop, { once: true });
+    try {
+      for await (const e of iter) {
+        onChange(e.key, e.operation === 'PUT' && e.value.length > 0 ? e.json<unknown>() : undefined);
+      }
+    } finally {
+      signal.removeEventListener('abort', stop);
+    }
+  }
+}
