@@ -1,0 +1,12 @@
+/**
+ * src/runtime — Integration pipelines on every replica: consume → validate → transform →
+ * deliver → ack / nak(delay) / park in the fallback stream and term.
+ */
+export { compileIntegration, type CompiledIntegration, type CompileContext } from './compile-integration.ts';
+export { decide, type AttemptFacts, type Decision, type FallbackReason, type RetryPolicy } from './decide.ts';
+export { fallbackHeaders, fallbackMsgId, type FallbackFacts } from './fallback-message.ts';
+export { Membership } from './membership.ts';
+export { RuntimeMetrics, type EventOutcome } from './metrics.ts';
+export { IntegrationPipeline, type PipelineDeps } from './pipeline.ts';
+export { PipelineConfigError } from './pipeline-errors.ts';
+export { RuntimeSupervisor, type DataObject, type IntegrationObject, type SupervisorDeps } from './supervisor.ts';

@@ -1,0 +1,51 @@
+/**
+ * The runtime's Prometheus metrics (DESIGN.md, Observability). One instance per process,
+ * registered on the process registry; label values are namespace and Integration name.
+ */
+import { Counter, Gauge, Histogram, type Registry } from '../observability/index.ts';
+
+export type EventOutcome = 'delivered' | 'retry' | 'invalid' | 'transform' | 'exhausted' | 'rejected' | 'contract';
+
+export class RuntimeMetrics {
+  readonly events: Counter<'namespace' | 'integration' | 'outcome'>;
+  readonly retries: Counter<'namespace' | 'integration'>;
+  readonly throttled: Counter<'namespace' | 'integration'>;
+  readonly deliveryDuration: Histogram<'namespace' | 'integration'>;
+  readonly endToEnd: Histogram<'namespace' | 'integration'>;
+  readonly circuit: Gauge<'namespace' | 'integration' | 'state'>;
+  readonly fallbackPublishFailures: Counter<'namespace' | 'integration'>;
+  readonly inflight: Gauge<'namespace' | 'integration'>;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.events = new Counter({ name: 'ferry_events_total', help: 'Events by final or interim outcome.', labelNames: ['namespace', 'integration', 'outcome'], registers });
+    this.retries = new Counter({ name: 'ferry_retries_total', help: 'Attempts that failed and were scheduled again (nak with delay).', labelNames: ['namespace', 'integration'], registers });
+    this.throttled = new Counter({ name: 'ferry_throttled_total', help: 'Attempts answered 429, or 503 with Retry-After.', labelNames: ['namespace', 'integration'], registers });
+    this.deliveryDuration = new Histogram({
+      name: 'ferry_delivery_duration_seconds',
+      help: 'Duration of one HTTP attempt.',
+      labelNames: ['namespace', 'integration'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.endToEnd = new Histogram({
+      name: 'ferry_end_to_end_latency_seconds',
+      help: 'From the event entering its stream to its final outcome (delivered or parked).',
+      labelNames: ['namespace', 'integration'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600],
+      registers,
+    });
+    this.circuit = new Gauge({ name: 'ferry_circuit_breaker_state', help: 'Circuit state, one-hot by state.', labelNames: ['namespace', 'integration', 'state'], registers });
+    this.fallbackPublishFailures = new Counter({
+      name: 'ferry_fallback_publish_failures_total',
+      help: 'Fallback publishes that failed; the event stayed in its source stream.',
+      labelNames: ['namespace', 'integration'],
+      registers,
+    });
+    this.inflight = new Gauge({ name: 'ferry_inflight_events', help: 'Events being processed now.', labelNames: ['namespace', 'integration'], registers });
+  }
+
+  setCircuit(namespace: string, integration: string, state: 'Closed' | 'Open' | 'HalfOpen'): void {
+    for (const s of ['Closed', 'Open', 'HalfOpen'] as const) this.circuit.set({ namespace, integration, state: s }, s === state ? 1 : 0);
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * Runs one pipeline per Integration on this replica (every replica, leader or not), kept in step
+ * with the watch caches: a new or changed generation is compiled and swapped in, a suspended or
+ * deleted Integration's pipeline is drained and stopped, a Secret change re-compiles.
+ *
+ * Guarantees: a generation that does not compile never replaces a running one (the last good
+ * generation keeps running; the controller reports the bad one as Stalled); a swap drains the old
+ * pipeline before the new one starts pulling, so no event is processed by both; on stop every
+ * pipeline is drained.
+ */
+import type { SecretKeyRef } from '../api/index.ts';
+import type { Deliverer, TokenCache } from '../delivery/index.ts';
+import type { KubeObject, Store } from '../kube/index.ts';
+import type { ConsumerControl, FallbackPublisher, SharedKv } from '../nats/index.ts';
+import type { Clock, Logger } from '../observability/index.ts';
+import { compileIntegration } from './compile-integration.ts';
+import type { Membership } from './membership.ts';
+import type { RuntimeMetrics } from './metrics.ts';
+import { PipelineConfigError } from './pipeline-errors.ts';
+import { IntegrationPipeline, type PipelineDeps } from './pipeline.ts';
+
+export interface IntegrationObject extends KubeObject {
+  readonly metadata?: KubeObject['metadata'] & { readonly deletionTimestamp?: string };
+  readonly spec?: unknown;
+}
+
+export interface DataObject extends KubeObject {
+  readonly data?: Readonly<Record<string, string>>;
+}
+
+export interface SupervisorDeps {
+  readonly integrations: Store<IntegrationObject>;
+  readonly secrets: Store<DataObject>;
+  readonly configMaps: Store<DataObject>;
+  readonly nc: PipelineDeps['nc'];
+  readonly deliverer: Deliverer;
+  readonly tokenCache: TokenCache;
+  readonly publisher: FallbackPublisher;
+  readonly control: ConsumerControl;
+  readonly state: SharedKv;
+  readonly membership: Membership;
+  readonly metrics: RuntimeMetrics;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly identity: string;
+}
+
+/** Periodic re-check, in case a change notification was missed. */
+const RESYNC_MS = 5_000;
+
+export class RuntimeSupervisor {
+  readonly name = 'runtime';
+  private readonly deps: SupervisorDeps;
+  private readonly log: Logger;
+  private readonly pipelines = new Map<string, IntegrationPipeline>();
+  /** Last compile failure per key, so a bad generation is logged once, not every resync. */
+  private readonly rejected = new Map<string, string>();
+  private wake: (() => void) | undefined;
+  private dirty = true;
+
+  constructor(deps: SupervisorDeps) {
+    this.deps = deps;
+    this.log = deps.logger.child({ component: 'runtime' });
+  }
+
+  /** Something changed (an Integration, Secret or ConfigMap): look again soon. */
+  notify(): void {
+    this.dirty = true;
+    this.wake?.();
+  }
+
+  /** Number of running pipelines, for tests and metrics. */
+  get running(): number {
+    return this.pipelines.size;
+  }
+
+  async start(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      if (this.dirty) {
+        this.dirty = false;
+        await this.sync();
+      }
+      await new Promise<void>((resolve) => {
+        const cancel = this.deps.clock.setTimer(resolve, RESYNC_MS);
+        this.wake = () => {
+          cancel();
+          resolve();
+        };
+        signal.addEventListener('abort', () => {
+          this.wake?.();
+        }, { once: true });
+      });
+      this.wake = undefined;
+      this.dirty = true;
+    }
+    await Promise.all([...this.pipelines.values()].map((p) => p.stop()));
+    this.pipelines.clear();
+  }
+
+  private async sync(): Promise<void> {
+    const desired = new Set<string>();
+    for (const obj of this.deps.integrations.list()) {
+      const meta = obj.metadata;
+      if (!meta?.name || !meta.namespace || meta.deletionTimestamp) continue;
+      const spec = obj.spec as { suspend?: unknown } | undefined;
+      if (spec?.suspend === true) continue;
+      const key = `${meta.namespace}/${meta.name}`;
+      desired.add(key);
+      await this.ensure(key, meta.namespace, meta.name, meta.generation ?? 0, obj.spec);
+    }
+    for (const [key, pipeline] of this.pipelines) {
+      if (desired.has(key)) continue;
+      this.pipelines.delete(key);
+      this.log.info({ integration: key }, 'stopping pipeline (deleted or suspended)');
+      await pipeline.stop();
+    }
+  }
+
+  private async ensure(key: string, namespace: string, name: string, generation: number, spec: unknown): Promise<void> {
+    let compiled;
+    try {
+      compiled = compileIntegration(namespace, name, generation, spec, {
+        secretValue: (ns: string, ref: SecretKeyRef) => {
+          const b64 = this.deps.secrets.get(`${ns}/${ref.name}`)?.data?.[ref.key];
+          return b64 === undefined ? undefined : Buffer.from(b64, 'base64').toString('utf8');
+        },
+        configMapValue: (ns, cm, k) => this.deps.configMaps.get(`${ns}/${cm}`)?.data?.[k],
+        deliverer: this.deps.deliverer,
+        tokenCache: this.deps.tokenCache,
+        clock: this.deps.clock,
+      });
+    } catch (err) {
+      if (!(err instanceof PipelineConfigError)) throw err;
+      const seen = `${generation}:${err.message}`;
+      if (this.rejected.get(key) !== seen) {
+        this.rejected.set(key, seen);
+        const keeping = this.pipelines.get(key)?.compiled.generation;
+        this.log.warn({ integration: key, generation, field: err.field, keepingGeneration: keeping }, `generation not runnable: ${err.message}`);
+      }
+      return;
+    }
+    this.rejected.delete(key);
+    const current = this.pipelines.get(key);
+    if (current?.compiled.fingerprint === compiled.fingerprint) return;
+    if (current) {
+      this.log.info({ integration: key, from: current.compiled.generation, to: generation }, 'swapping pipeline');
+      await current.stop();
+    }
+    const pipeline = new IntegrationPipeline(compiled, {
+      nc: this.deps.nc,
+      deliverer: this.deps.deliverer,
+      publisher: this.deps.publisher,
+      control: this.deps.control,
+      state: this.deps.state,
+      metrics: this.deps.metrics,
+      clock: this.deps.clock,
+      logger: this.deps.logger,
+      members: () => this.deps.membership.count,
+      identity: this.deps.identity,
+    });
+    this.pipelines.set(key, pipeline);
+    pipeline.start();
+    if (!current) this.log.info({ integration: key, generation }, 'pipeline started');
+  }
+}
