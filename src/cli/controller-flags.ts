@@ -25,6 +25,11 @@ Flags:
   --concurrency N          reconciles running at once per kind (default 4)
   --resync SECS            full resync period of the caches (default 600)
   --log-level LEVEL        trace|debug|info|warn|error (default: $FERRY_LOG_LEVEL, else info)
+  --allow-cidrs LIST       target addresses allowed although private/loopback, e.g. 10.1.0.0/16
+                           (default: $FERRY_ALLOW_CIDRS, else none: only public unicast targets)
+  --deny-cidrs LIST        extra denied target ranges, e.g. the pod and service CIDRs
+                           (default: $FERRY_DENY_CIDRS)
+  --runtime BOOL           run Integration pipelines on this replica (default true)
 `;
 
 export interface ControllerConfig {
@@ -42,6 +47,17 @@ export interface ControllerConfig {
   readonly concurrency: number;
   readonly resyncMs: number;
   readonly logLevel: string;
+  readonly allowCidrs: readonly string[];
+  readonly denyCidrs: readonly string[];
+  readonly runtime: boolean;
+}
+
+const CIDR = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]+)\/\d{1,3}$/;
+
+function cidrs(flag: string, value: string | undefined): string[] {
+  const list = (value ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  for (const c of list) if (!CIDR.test(c)) throw new UsageError(`--${flag}: ${JSON.stringify(c)} is not a CIDR such as 10.0.0.0/8`);
+  return list;
 }
 
 function positiveInt(flag: string, value: string, min = 1): number {
@@ -76,6 +92,9 @@ export function parseControllerFlags(argv: readonly string[], env: NodeJS.Proces
         concurrency: { type: 'string' },
         resync: { type: 'string' },
         'log-level': { type: 'string' },
+        'allow-cidrs': { type: 'string' },
+        'deny-cidrs': { type: 'string' },
+        runtime: { type: 'string' },
       },
     }));
   } catch (err) {
@@ -112,5 +131,8 @@ export function parseControllerFlags(argv: readonly string[], env: NodeJS.Proces
     concurrency: positiveInt('concurrency', values.concurrency ?? '4'),
     resyncMs: positiveInt('resync', values.resync ?? '600') * 1000,
     logLevel: level,
+    allowCidrs: cidrs('allow-cidrs', values['allow-cidrs'] ?? env.FERRY_ALLOW_CIDRS),
+    denyCidrs: cidrs('deny-cidrs', values['deny-cidrs'] ?? env.FERRY_DENY_CIDRS),
+    runtime: bool('runtime', values.runtime ?? 'true'),
   };
 }

@@ -1,13 +1,16 @@
 #!/usr/bin/env node
 /**
- * The `ferry` command. Subcommands are added by later issues; until then only `--version` and
- * `help` exist. A malformed argument prints usage to stderr and exits 2.
+ * The `ferry` command. A malformed argument prints usage to stderr and exits 2.
  */
 import { readFileSync } from 'node:fs';
+import { controllerUsage, parseControllerFlags } from './controller-flags.ts';
+import { runController } from './run-controller.ts';
+import { UsageError } from './usage-error.ts';
 
 const usage = `Usage: ferry <command> [options]
 
 Commands:
+  controller     run the operator (see ferry controller --help)
   version        print Ferry's version
   help           print this help
 `;
@@ -17,8 +20,23 @@ function version(): string {
   return pkg.version;
 }
 
-export function main(argv: readonly string[]): number {
+export async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === 'controller') {
+    if (rest.includes('--help') || rest.includes('-h')) {
+      process.stdout.write(controllerUsage);
+      return 0;
+    }
+    try {
+      return await runController(parseControllerFlags(rest, process.env), version());
+    } catch (err) {
+      if (err instanceof UsageError) {
+        process.stderr.write(`ferry controller: ${err.message}\n\n${controllerUsage}`);
+        return 2;
+      }
+      throw err;
+    }
+  }
   if (command === 'help' || command === '--help' || command === '-h') {
     process.stdout.write(usage);
     return 0;
@@ -31,4 +49,4 @@ export function main(argv: readonly string[]): number {
   return 2;
 }
 
-process.exitCode = main(process.argv.slice(2));
+process.exitCode = await main(process.argv.slice(2));

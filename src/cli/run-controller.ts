@@ -1,0 +1,264 @@
+/**
+ * Composition root of `ferry controller`: builds every part from the normalised flags, wires
+ * watchers to work queues and reconcilers, and runs them under the manager until SIGTERM.
+ *
+ * Start order: HTTP endpoints (so probes answer from the first second) → NATS connection →
+ * watch caches (every replica, so a standby takes over with a warm cache) → controllers (leader
+ * only). SIGTERM/SIGINT: the manager stops controllers, releases the Lease, stops watches; then
+ * NATS is drained and the HTTP server closed. Exit code 0 after a requested stop, 1 when
+ * leadership was lost or a part failed (the Deployment restarts the pod, as controller-runtime's).
+ */
+import { KubeConfig } from '@kubernetes/client-node';
+import { INTEGRATION, SYNC_SCHEDULE } from '../api/index.ts';
+import {
+  integrationReconciler,
+  referencedObjects,
+  resourceType,
+  RuntimeViewPoller,
+  shouldEnqueue,
+  syncScheduleReconciler,
+  type FerryObject,
+  type ReferenceLookup,
+} from '../controller/index.ts';
+import { createAddressPolicy, HttpDeliverer, TokenCache } from '../delivery/index.ts';
+import {
+  Controller,
+  EventRecorder,
+  LeaderElector,
+  Manager,
+  ObjectClient,
+  objectKey,
+  resourcePath,
+  StoreWriter,
+  Watcher,
+  WorkQueue,
+  type KubeObject,
+  type Runnable,
+} from '../kube/index.ts';
+import {
+  connectNats,
+  ConsumerControl,
+  FallbackPublisher,
+  INTEGRATION_STATE_BUCKET,
+  JetStreamResources,
+  MEMBERS_BUCKET,
+  SharedKv,
+} from '../nats/index.ts';
+import {
+  createLogger,
+  createRegistry,
+  HealthRegistry,
+  serveOperatorEndpoints,
+  systemClock,
+  type Logger,
+} from '../observability/index.ts';
+import { Membership, RuntimeMetrics, RuntimeSupervisor } from '../runtime/index.ts';
+import type { ControllerConfig } from './controller-flags.ts';
+
+interface DataObject extends KubeObject {
+  readonly data?: Readonly<Record<string, string>>;
+}
+
+function loadKubeConfig(path: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  if (path) kc.loadFromFile(path);
+  else kc.loadFromDefault();
+  return kc;
+}
+
+function watcherRunnable<T extends KubeObject>(watcher: Watcher<T>): Runnable {
+  return { name: `watch ${watcher.name}`, start: (signal) => watcher.start(signal), ready: (signal) => watcher.ready(signal) };
+}
+
+export async function runController(config: ControllerConfig, version: string): Promise<number> {
+  const logger: Logger = createLogger({ level: config.logLevel }).child({ identity: config.identity });
+  const registry = createRegistry({ version });
+  const clock = systemClock;
+  const health = new HealthRegistry();
+  const stop = new AbortController();
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      logger.info({ signal }, 'shutting down');
+      stop.abort(new Error(`received ${signal}`));
+    });
+  }
+
+  const endpoints = await serveOperatorEndpoints({ host: config.httpHost, port: config.httpPort, health, registry, logger });
+  logger.info({ port: endpoints.port, host: config.httpHost }, 'operator endpoints listening');
+  health.addLiveness('process', () => ({ ok: true }));
+
+  const kubeConfig = loadKubeConfig(config.kubeconfig);
+  let natsConnected = false;
+  health.addReadiness('nats', () => ({ ok: natsConnected, detail: 'not connected to NATS' }));
+  const nc = await connectNats({ servers: config.natsServers, name: `ferry-${config.identity}`, logger });
+  natsConnected = true;
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect') natsConnected = false;
+      if (s.type === 'reconnect') natsConnected = true;
+    }
+  })();
+  const jetstream = new JetStreamResources(nc);
+
+  const watch = <T extends KubeObject>(name: string, path: string): Watcher<T> =>
+    new Watcher<T>({
+      kubeConfig,
+      path,
+      resource: name,
+      store: new StoreWriter<T>(),
+      resyncMs: config.resyncMs,
+      clock,
+      logger,
+      registry,
+    });
+  const integrations = watch<FerryObject>(INTEGRATION.plural, resourcePath(resourceType(INTEGRATION.plural)));
+  const syncSchedules = watch<FerryObject>(SYNC_SCHEDULE.plural, resourcePath(resourceType(SYNC_SCHEDULE.plural)));
+  const secrets = watch<DataObject>('secrets', '/api/v1/secrets');
+  const configMaps = watch<DataObject>('configmaps', '/api/v1/configmaps');
+
+  const references: ReferenceLookup = {
+    secretData: (namespace, name) => secrets.store.get(`${namespace}/${name}`)?.data ?? undefined,
+    configMapData: (namespace, name) => configMaps.store.get(`${namespace}/${name}`)?.data ?? undefined,
+  };
+  const client = new ObjectClient({ kubeConfig, clock, fieldManager: 'ferry-operator' });
+  const events = new EventRecorder({ kubeConfig, reportingInstance: config.identity, clock, logger, registry });
+
+  const integrationQueue = new WorkQueue({ name: 'integration', clock, registry });
+  const integrationState = new SharedKv(nc, INTEGRATION_STATE_BUCKET);
+  const runtimeView = new RuntimeViewPoller({ integrations: integrations.store, queue: integrationQueue, state: integrationState, jetstream, events, clock, logger });
+  const syncQueue = new WorkQueue({ name: 'syncschedule', clock, registry });
+  integrations.addHandler((type, obj, old) => {
+    if (shouldEnqueue(type, obj, old)) integrationQueue.add(objectKey(obj));
+  });
+  syncSchedules.addHandler((type, obj, old) => {
+    if (shouldEnqueue(type, obj, old)) syncQueue.add(objectKey(obj));
+  });
+  // A Secret or ConfigMap that appears, changes or goes away requeues the objects that use it:
+  // a Stalled "Secret not found" heals without a restart.
+  const requeueReferencing = (kind: 'secrets' | 'configMaps') => (_type: string, obj: DataObject) => {
+    const namespace = obj.metadata?.namespace;
+    const name = obj.metadata?.name;
+    if (!namespace || !name) return;
+    for (const [store, queue] of [
+      [integrations.store, integrationQueue],
+      [syncSchedules.store, syncQueue],
+    ] as const) {
+      for (const ferryObj of store.list()) {
+        if (ferryObj.metadata?.namespace === namespace && referencedObjects(ferryObj)[kind].has(name)) queue.add(objectKey(ferryObj));
+      }
+    }
+  };
+  secrets.addHandler(requeueReferencing('secrets'));
+  configMaps.addHandler(requeueReferencing('configMaps'));
+
+  const controllers = [
+    new Controller({
+      name: 'integration',
+      queue: integrationQueue,
+      reconcile: integrationReconciler({
+        integrations: integrations.store,
+        references,
+        client,
+        jetstream,
+        events,
+        clock,
+        logger,
+        runtimeView: (key) => runtimeView.view(key),
+      }),
+      concurrency: config.concurrency,
+      clock,
+      logger,
+      registry,
+    }),
+    new Controller({
+      name: 'syncschedule',
+      queue: syncQueue,
+      reconcile: syncScheduleReconciler({ syncSchedules: syncSchedules.store, references, client, jetstream, events, clock, logger }),
+      concurrency: config.concurrency,
+      clock,
+      logger,
+      registry,
+    }),
+  ];
+
+  const manager = new Manager({
+    logger,
+    clock,
+    leaderElection: config.leaderElect
+      ? new LeaderElector({
+          lease: { namespace: config.leaseNamespace, name: config.leaseName },
+          identity: config.identity,
+          kubeConfig,
+          leaseDurationMs: config.leaseDurationMs,
+          renewDeadlineMs: config.renewDeadlineMs,
+          retryPeriodMs: config.retryPeriodMs,
+          clock,
+          logger,
+          registry,
+        })
+      : undefined,
+  });
+  for (const w of [secrets, configMaps, integrations, syncSchedules]) manager.add(watcherRunnable(w), 'caches');
+  manager.add(
+    {
+      name: 'shared KV buckets',
+      // Buckets every Integration's runtime shares; idempotent, so every leader term re-ensures them.
+      start: async (signal) => {
+        await jetstream.ensureKvBucket({ name: INTEGRATION_STATE_BUCKET, history: 1 });
+        await jetstream.ensureKvBucket({ name: MEMBERS_BUCKET, history: 1, ttlMs: 15_000 });
+        await new Promise<void>((resolve) => {
+          signal.addEventListener('abort', () => {
+            resolve();
+          }, { once: true });
+        });
+      },
+    },
+    'leader',
+  );
+  for (const c of controllers) manager.add({ name: `controller ${c.name}`, start: (signal) => c.start(signal) }, 'leader');
+  manager.add(runtimeView, 'leader');
+
+  // The runtime: every replica runs the pipelines; JetStream spreads events across replicas.
+  const deliverer = new HttpDeliverer({
+    policy: createAddressPolicy({ allowCidrs: config.allowCidrs, denyCidrs: config.denyCidrs }),
+    clock,
+    logger,
+    userAgent: `ferry/${version}`,
+  });
+  if (config.runtime) {
+    const membership = new Membership({ kv: new SharedKv(nc, MEMBERS_BUCKET), identity: config.identity, clock, logger });
+    const supervisor = new RuntimeSupervisor({
+      integrations: integrations.store,
+      secrets: secrets.store,
+      configMaps: configMaps.store,
+      nc,
+      deliverer,
+      tokenCache: new TokenCache(clock),
+      publisher: new FallbackPublisher(nc),
+      control: new ConsumerControl(nc),
+      state: integrationState,
+      membership,
+      metrics: new RuntimeMetrics(registry),
+      clock,
+      logger,
+      identity: config.identity,
+    });
+    for (const w of [integrations, secrets, configMaps]) {
+      w.addHandler(() => {
+        supervisor.notify();
+      });
+    }
+    manager.add({ name: 'membership', start: (signal) => membership.start(signal) }, 'others');
+    manager.add({ name: 'runtime', start: (signal) => supervisor.start(signal) }, 'others');
+  }
+  health.addReadiness('caches', () => ({ ok: manager.ready, detail: 'watch caches not synced' }));
+
+  const exit = await manager.start(stop.signal);
+  logger.info({ exit: exit.reason }, 'manager exited');
+  await deliverer.close();
+  await nc.drain().catch((err: unknown) => {
+    logger.warn({ err }, 'draining NATS failed');
+  });
+  await endpoints.close();
+  return exit.reason === 'stopped' ? 0 : 1;
+}

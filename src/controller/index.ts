@@ -1,0 +1,7 @@
+export { checkIntegrationSpec, checkSyncScheduleSpec, findSecretRefs, nextRun, type ReferenceLookup, type SpecCheck, type SpecProblem } from './check-spec.ts';
+export { refOf, resourceType, statusUnchanged, type FerryObject, type FerryObjectStatus } from './ferry-object.ts';
+export { conditionsFor, statusFor, type Outcome } from './status.ts';
+export { integrationReconciler, integrationType, INTEGRATION_RESYNC_MS, type IntegrationReconcilerDeps } from './reconcile-integration.ts';
+export { syncScheduleReconciler, syncScheduleType, type SyncScheduleReconcilerDeps } from './reconcile-sync-schedule.ts';
+export { referencedObjects, shouldEnqueue } from './watch-predicates.ts';
+export { CONTRACT_DRIFT_WINDOW_MS, degradation, runtimeStatusFields, RuntimeViewPoller, type RuntimeView, type RuntimeViewPollerDeps } from './runtime-view.ts';

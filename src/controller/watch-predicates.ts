@@ -1,0 +1,33 @@
+/**
+ * Which watch events are worth a reconcile, and which Ferry objects a Secret or ConfigMap
+ * change concerns. Pure functions used by the wiring between watchers and work queues.
+ */
+import { findSecretRefs } from './check-spec.ts';
+import type { FerryObject } from './ferry-object.ts';
+
+/**
+ * Skips status-only updates: our own status writes would otherwise requeue every object once
+ * more after each reconcile. A change of generation (spec), of finalizers, of the deletion
+ * timestamp or of annotations (a redrive request) is worth a reconcile; so is every add, delete
+ * and resync.
+ */
+export function shouldEnqueue(type: 'added' | 'modified' | 'deleted' | 'resync', obj: FerryObject, old?: FerryObject): boolean {
+  if (type !== 'modified' || !old) return true;
+  const a = obj.metadata;
+  const b = old.metadata;
+  return (
+    a?.generation !== b?.generation ||
+    a?.deletionTimestamp !== b?.deletionTimestamp ||
+    JSON.stringify(a?.finalizers ?? []) !== JSON.stringify(b?.finalizers ?? []) ||
+    JSON.stringify(a?.annotations ?? {}) !== JSON.stringify(b?.annotations ?? {})
+  );
+}
+
+/** The Secrets and ConfigMaps (by name, in the object's namespace) that an object's spec references. */
+export function referencedObjects(obj: FerryObject): { readonly secrets: ReadonlySet<string>; readonly configMaps: ReadonlySet<string> } {
+  const secrets = new Set(findSecretRefs(obj.spec).map((r) => r.name));
+  const configMaps = new Set<string>();
+  const schemaRef = (obj.spec as { schema?: { configMapKeyRef?: { name?: unknown } } } | undefined)?.schema?.configMapKeyRef?.name;
+  if (typeof schemaRef === 'string') configMaps.add(schemaRef);
+  return { secrets, configMaps };
+}

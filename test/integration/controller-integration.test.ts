@@ -1,0 +1,156 @@
+/**
+ * The operator, run as its own process, reconciles Integrations against a real kube-apiserver
+ * and nats-server: Ready, Stalled with the exact field, healing when a Secret appears,
+ * observedGeneration, kubectl wait, and cleanup on delete.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { startControlPlane, type ControlPlane } from '../env/control-plane.ts';
+import { installCrds } from '../support/crds.ts';
+import { condition, FerryClient, integrationSpec, isTrueNow } from '../support/ferry-client.ts';
+import { startOperator, type OperatorProcess } from '../support/operator-process.ts';
+
+const execFileAsync = promisify(execFile);
+const NS = 'revops';
+const IG = 'integrations';
+
+describe('Integration reconciliation', () => {
+  let env: ControlPlane;
+  let op: OperatorProcess;
+  let ferry: FerryClient;
+  let core: CoreV1Api;
+  let nc: NatsConnection;
+
+  before(async () => {
+    env = await startControlPlane();
+    await installCrds(env.kubeConfig);
+    core = env.kubeConfig.makeApiClient(CoreV1Api);
+    await core.createNamespace({ body: { metadata: { name: NS } } });
+    nc = await connect({ servers: env.natsUrl });
+    await (await jetstreamManager(nc)).streams.add({ name: 'CRM_EVENTS', subjects: ['crm.>'] });
+    ferry = new FerryClient(env.kubeConfig);
+    op = await startOperator({ env, identity: 'solo' });
+  });
+  after(async () => {
+    await op.stop();
+    await nc.close();
+    await env.stop();
+  });
+
+  it('makes a valid Integration Ready and provisions its consumer and fallback stream', async () => {
+    await ferry.create(IG, NS, { kind: 'Integration', metadata: { name: 'good' }, spec: integrationSpec() });
+    const obj = await ferry.waitFor(IG, NS, 'good', (o) => isTrueNow(o, 'Ready'));
+    assert.equal(obj.status?.observedGeneration, 1);
+    assert.equal(condition(obj, 'Ready')?.reason, 'Delivering');
+    assert.equal(condition(obj, 'Stalled')?.status, 'False');
+    assert.equal(condition(obj, 'Reconciling')?.status, 'False');
+    assert.equal(condition(obj, 'Degraded')?.status, 'False');
+    assert.ok(obj.metadata.finalizers?.includes('ferry.dev/cleanup'));
+    assert.equal(obj.status.fallbackPending, 0);
+
+    const jsm = await jetstreamManager(nc);
+    const consumer = await jsm.consumers.info('CRM_EVENTS', 'ferry_revops_good');
+    assert.equal(consumer.config.filter_subject, 'crm.deals.closed');
+    assert.equal(consumer.config.ack_policy, 'explicit');
+    const fallback = await jsm.streams.info('FERRY_FALLBACK_revops_good');
+    assert.deepEqual(fallback.config.subjects, ['ferry.fallback.revops.good']);
+    assert.equal(fallback.config.max_age, 14 * 86_400 * 1e9);
+  });
+
+  it('reports an invalid JSON Schema as Stalled with the field path', async () => {
+    await ferry.create(IG, NS, {
+      kind: 'Integration',
+      metadata: { name: 'bad-schema' },
+      spec: integrationSpec({ schema: { inline: { type: 'object', properties: { amount: { type: 'nummber' } } } } }),
+    });
+    const obj = await ferry.waitFor(IG, NS, 'bad-schema', (o) => isTrueNow(o, 'Stalled'));
+    const stalled = condition(obj, 'Stalled');
+    assert.equal(stalled?.reason, 'SchemaInvalid');
+    assert.match(stalled.message, /^spec\.schema\.inline\.properties\.amount\.type: must be equal to one of the allowed values/);
+    assert.equal(condition(obj, 'Ready')?.status, 'False');
+    assert.equal(obj.status?.observedGeneration, 1);
+  });
+
+  it('reports an invalid JSONata expression as Stalled with the field path', async () => {
+    await ferry.create(IG, NS, {
+      kind: 'Integration',
+      metadata: { name: 'bad-jsonata' },
+      spec: integrationSpec({ transform: { jsonata: '{ "total": $round(amount * 100 }' } }),
+    });
+    const obj = await ferry.waitFor(IG, NS, 'bad-jsonata', (o) => isTrueNow(o, 'Stalled'));
+    assert.equal(condition(obj, 'Stalled')?.reason, 'TransformInvalid');
+    assert.match(condition(obj, 'Stalled')?.message ?? '', /^spec\.transform\.jsonata: Expected "\)", got "}" at position \d+/);
+  });
+
+  it('heals without a restart when the missing Secret is created', async () => {
+    await ferry.create(IG, NS, {
+      kind: 'Integration',
+      metadata: { name: 'needs-secret' },
+      spec: integrationSpec({ target: { url: 'https://billing.example.com/v1/invoices', auth: { bearer: { secretKeyRef: { name: 'billing-api', key: 'token' } } } } }),
+    });
+    let obj = await ferry.waitFor(IG, NS, 'needs-secret', (o) => isTrueNow(o, 'Stalled'));
+    assert.equal(condition(obj, 'Stalled')?.reason, 'SecretNotFound');
+    assert.equal(condition(obj, 'Stalled')?.message, 'spec.target.auth.bearer.secretKeyRef: Secret "billing-api" not found in namespace "revops"');
+    const stalledSince = condition(obj, 'Ready')?.lastTransitionTime;
+
+    await core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: 'billing-api' }, stringData: { token: 's3cr3t' } } });
+    obj = await ferry.waitFor(IG, NS, 'needs-secret', (o) => isTrueNow(o, 'Ready'));
+    assert.equal(condition(obj, 'Stalled')?.status, 'False');
+    assert.ok(stalledSince !== undefined);
+    assert.ok(Date.parse(condition(obj, 'Ready')?.lastTransitionTime ?? '') >= Date.parse(stalledSince), 'Ready flipped, so its transition time moved');
+    const logged = op.logs.map((l) => JSON.stringify(l)).join('\n');
+    assert.ok(!logged.includes('s3cr3t'), 'the Secret value never reaches a log');
+  });
+
+  it('moves observedGeneration on a spec edit, and keeps lastTransitionTime while Ready stays True', async () => {
+    const before = await ferry.waitFor(IG, NS, 'good', (o) => isTrueNow(o, 'Ready'));
+    const readySince = condition(before, 'Ready')?.lastTransitionTime;
+    const edited = await ferry.editSpec(IG, NS, 'good', (spec) => {
+      (spec.delivery as Record<string, unknown>).concurrency = 4; // defaulted by the CRD
+    });
+    assert.equal(edited.metadata.generation, 2);
+    const after = await ferry.waitFor(IG, NS, 'good', (o) => o.status?.observedGeneration === 2 && isTrueNow(o, 'Ready'));
+    for (const c of after.status?.conditions ?? []) assert.equal(c.observedGeneration, 2, `${c.type} describes generation 2`);
+    assert.equal(condition(after, 'Ready')?.lastTransitionTime, readySince);
+    const consumer = await (await jetstreamManager(nc)).consumers.info('CRM_EVENTS', 'ferry_revops_good');
+    assert.equal(consumer.config.max_ack_pending, 64);
+    assert.equal(consumer.config.metadata?.['ferry.dev/generation'], '2');
+  });
+
+  it('fixes a stalled generation when the spec is corrected', async () => {
+    await ferry.editSpec(IG, NS, 'bad-schema', (spec) => {
+      spec.schema = { inline: { type: 'object', properties: { amount: { type: 'number' } } } };
+    });
+    const obj = await ferry.waitFor(IG, NS, 'bad-schema', (o) => o.status?.observedGeneration === 2 && isTrueNow(o, 'Ready'));
+    assert.equal(condition(obj, 'Stalled')?.status, 'False');
+  });
+
+  it('satisfies kubectl wait on a healthy Integration and times out on a stalled one', async () => {
+    const kubectl = (args: string[]) => execFileAsync(env.binaries.kubectl, ['--kubeconfig', env.kubeconfigPath, '-n', NS, ...args]);
+    const ok = await kubectl(['wait', '--for=condition=Ready', 'integration/good', '--timeout=20s']);
+    assert.match(ok.stdout, /integration\.ferry\.dev\/good condition met/);
+    await assert.rejects(kubectl(['wait', '--for=condition=Ready', 'integration/bad-jsonata', '--timeout=2s']), (err: { code?: number; stderr?: string }) => {
+      assert.equal(err.code, 1);
+      assert.match(err.stderr ?? '', /timed out waiting for the condition/);
+      return true;
+    });
+    const listed = await kubectl(['get', 'ferry']);
+    assert.match(listed.stdout, /good/);
+  });
+
+  it('on delete removes the consumer and the object, and keeps the fallback messages', async () => {
+    const js = jetstream(nc);
+    await js.publish('ferry.fallback.revops.good', JSON.stringify({ id: 'parked' }), { msgID: 'CRM_EVENTS:1' });
+    await ferry.delete(IG, NS, 'good');
+    await ferry.waitGone(IG, NS, 'good');
+    const jsm = await jetstreamManager(nc);
+    await assert.rejects(jsm.consumers.info('CRM_EVENTS', 'ferry_revops_good'), /consumer not found/);
+    const fallback = await jsm.streams.info('FERRY_FALLBACK_revops_good');
+    assert.equal(fallback.state.messages, 1);
+  });
+});

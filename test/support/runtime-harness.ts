@@ -1,0 +1,153 @@
+/**
+ * Shared setup for the runtime's end-to-end tests: a control plane, the CRDs, a source stream,
+ * and helpers to create Integrations aimed at local fault targets, publish events, and read what
+ * ended where (target, fallback stream, consumer, status).
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
+import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import { startControlPlane, type ControlPlane } from '../env/control-plane.ts';
+import { installCrds } from './crds.ts';
+import { FerryClient, isTrueNow, type FerryObj } from './ferry-client.ts';
+import { startOperator, type OperatorProcess } from './operator-process.ts';
+
+export const NS = 'flows';
+export const SOURCE = 'EVENTS';
+
+export interface RuntimeEnv {
+  readonly env: ControlPlane;
+  readonly ferry: FerryClient;
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  readonly operators: OperatorProcess[];
+  startOperator(identity: string, args?: readonly string[]): Promise<OperatorProcess>;
+  /** Reconnects the test's own NATS client (after a nats-server restart). */
+  reconnect(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function setupRuntimeEnv(): Promise<RuntimeEnv> {
+  const env = await startControlPlane();
+  await installCrds(env.kubeConfig);
+  await env.kubeConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: NS } } });
+  const nc = await connect({ servers: env.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+  const jsm = await jetstreamManager(nc);
+  await jsm.streams.add({ name: SOURCE, subjects: ['events.>'] });
+  const operators: OperatorProcess[] = [];
+  const self: RuntimeEnv = {
+    env,
+    ferry: new FerryClient(env.kubeConfig),
+    nc,
+    js: jetstream(nc),
+    jsm,
+    operators,
+    async startOperator(identity, args = []) {
+      // Test targets live on 127.0.0.1, which the SSRF guard denies unless allowed explicitly.
+      const op = await startOperator({ env, identity, args: ['--allow-cidrs=127.0.0.1/32', ...args] });
+      operators.push(op);
+      return op;
+    },
+    async reconnect() {
+      await self.nc.close().catch(() => undefined);
+      self.nc = await connect({ servers: env.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+      self.js = jetstream(self.nc);
+      self.jsm = await jetstreamManager(self.nc);
+    },
+    async stop() {
+      await Promise.all(operators.map((o) => o.stop()));
+      await self.nc.close().catch(() => undefined);
+      await env.stop();
+    },
+  };
+  return self;
+}
+
+export interface IntegrationOptions {
+  readonly name: string;
+  readonly subject: string;
+  readonly url: string;
+  readonly schema?: Record<string, unknown>;
+  readonly transform?: Record<string, unknown>;
+  readonly target?: Record<string, unknown>;
+  readonly delivery?: Record<string, unknown>;
+}
+
+/** Creates an Integration and waits until it is Ready. */
+export async function createIntegration(r: RuntimeEnv, o: IntegrationOptions): Promise<FerryObj> {
+  await r.ferry.create('integrations', NS, {
+    kind: 'Integration',
+    metadata: { name: o.name },
+    spec: {
+      source: { stream: SOURCE, subjects: [o.subject] },
+      schema: o.schema ?? { inline: { type: 'object', required: ['id'], properties: { id: { type: 'string' }, amount: { type: 'number' } } } },
+      transform: o.transform ?? { mapping: { externalId: '/id', total: '/amount' } },
+      target: { url: o.url, timeout: '2s', ...o.target },
+      delivery: { concurrency: 16, maxAttempts: 5, backoff: { initial: '200ms', max: '2s', multiplier: 2, jitter: 'full' }, ...o.delivery },
+    },
+  });
+  return await r.ferry.waitFor('integrations', NS, o.name, (obj) => isTrueNow(obj, 'Ready'));
+}
+
+/** Publishes events with `Nats-Msg-Id = id`, waiting for every PubAck. */
+export async function publishEvents(r: RuntimeEnv, subject: string, events: readonly Record<string, unknown>[], batch = 500): Promise<number[]> {
+  const seqs: number[] = [];
+  for (let i = 0; i < events.length; i += batch) {
+    const acks = events.slice(i, i + batch).map((e) => {
+      const h = natsHeaders();
+      h.set('Nats-Msg-Id', String(e.id));
+      return r.js.publish(subject, JSON.stringify(e), { headers: h });
+    });
+    for (const a of await Promise.all(acks)) seqs.push(a.seq);
+  }
+  return seqs;
+}
+
+/** Every message in an Integration's fallback stream. */
+export async function fallbackMessages(r: RuntimeEnv, name: string): Promise<StoredMsg[]> {
+  const stream = `FERRY_FALLBACK_${NS}_${name}`;
+  let info;
+  try {
+    info = await r.jsm.streams.info(stream);
+  } catch {
+    return [];
+  }
+  const out: StoredMsg[] = [];
+  for (let seq = info.state.first_seq; seq <= info.state.last_seq && info.state.messages > 0; seq++) {
+    const m = await r.jsm.streams.getMessage(stream, { seq });
+    if (m) out.push(m);
+  }
+  return out;
+}
+
+/** The consumer's counters: nothing pending or unacked means every event reached its end. */
+export async function consumerState(r: RuntimeEnv, name: string): Promise<{ pending: number; ackPending: number; redelivered: number }> {
+  const info = await r.jsm.consumers.info(SOURCE, `ferry_${NS}_${name}`);
+  return { pending: info.num_pending, ackPending: info.num_ack_pending, redelivered: info.num_redelivered };
+}
+
+/** Polls `check` until it returns a value that is not undefined/false. */
+export async function eventually<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last instanceof Error ? ` (${last.message})` : ''}`);
+    // Waiting on other processes (operator, NATS): polling is the only way to observe them.
+    await sleep(100);
+  }
+}
+
+/** Waits until the consumer has nothing pending or in flight. */
+export async function drained(r: RuntimeEnv, name: string, timeoutMs = 60_000): Promise<void> {
+  await eventually(`consumer of ${name} drained`, async () => {
+    const s = await consumerState(r, name);
+    return s.pending === 0 && s.ackPending === 0;
+  }, timeoutMs);
+}
