@@ -163,8 +163,9 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
 
     const becameReady = !obj.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
     const view = deps.runtimeView(key);
-    // Until the poller has read the runtime's state (a new leader), keep what status says.
-    const extra = view ? runtimeStatusFields(view, now) : obj.status?.fallbackPending === undefined ? { fallbackPending: 0 } : {};
+    // Until the poller has read the runtime's state (a new leader), keep what status says; a
+    // fresh object starts with an empty fallback stream.
+    const extra = { ...(obj.status?.fallbackPending === undefined ? { fallbackPending: 0 } : {}), ...(view ? runtimeStatusFields(view, now) : {}) };
     await writeStatus(obj, statusFor(outcome, obj.status, generation, now, extra, view ? degradation(view, now) : undefined), signal);
     if (becameReady) {
       log.info({ ...fields }, 'integration ready');

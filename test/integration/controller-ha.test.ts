@@ -52,6 +52,8 @@ describe('operator high availability', () => {
 
     await ferry.create(IG, NS, { kind: 'Integration', metadata: { name: 'first' }, spec: integrationSpec() });
     await ferry.waitFor(IG, NS, 'first', (o) => isTrueNow(o, 'Ready'));
+    // Logs arrive through a pipe, possibly after the status the test just read.
+    await a.waitForLog((l) => l.msg === 'integration ready');
     assert.equal(reconcileLines(a), 1, 'the leader reconciled');
     assert.equal(reconcileLines(b), 0, 'the standby did not');
     assert.ok(!b.logs.some((l) => l.msg === 'controller started'), 'the standby never started its controllers');
@@ -68,6 +70,7 @@ describe('operator high availability', () => {
     // Lease duration plus a few seconds: retry period, cache already warm, one reconcile.
     assert.ok(takeoverMs < (LEASE_SECONDS + 5) * 1000, `standby reconciled after ${takeoverMs} ms`);
     assert.ok(b.logs.some((l) => l.msg === 'acquired leadership'));
+    await b.waitForLog((l) => l.msg === 'integration ready');
     assert.equal(reconcileLines(b), 1, 'the new leader reconciled the new Integration (the old one was already Ready)');
     const after = await env.kubeConfig.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: 'ferry-operator', namespace: 'default' });
     assert.equal(after.spec?.holderIdentity, 'op-b');

@@ -91,7 +91,7 @@ export async function createIntegration(r: RuntimeEnv, o: IntegrationOptions): P
 }
 
 /** Publishes events with `Nats-Msg-Id = id`, waiting for every PubAck. */
-export async function publishEvents(r: RuntimeEnv, subject: string, events: readonly Record<string, unknown>[], batch = 500): Promise<number[]> {
+export async function publishEvents(r: Pick<RuntimeEnv, 'js'>, subject: string, events: readonly Record<string, unknown>[], batch = 500): Promise<number[]> {
   const seqs: number[] = [];
   for (let i = 0; i < events.length; i += batch) {
     const acks = events.slice(i, i + batch).map((e) => {
@@ -105,8 +105,8 @@ export async function publishEvents(r: RuntimeEnv, subject: string, events: read
 }
 
 /** Every message in an Integration's fallback stream. */
-export async function fallbackMessages(r: RuntimeEnv, name: string): Promise<StoredMsg[]> {
-  const stream = `FERRY_FALLBACK_${NS}_${name}`;
+export async function fallbackMessages(r: Pick<RuntimeEnv, 'jsm'>, name: string, namespace = NS): Promise<StoredMsg[]> {
+  const stream = `FERRY_FALLBACK_${namespace}_${name}`;
   let info;
   try {
     info = await r.jsm.streams.info(stream);
