@@ -123,43 +123,85 @@ class Aborted extends Error {
 }
 
 export class IntegrationPipeline {
-  readonly compiled: CompiledIntegration;
+  private current: CompiledIntegration;
   private readonly deps: PipelineDeps;
   private readonly log: Logger;
   private readonly labels: { namespace: string; integration: string };
   private readonly ref: { namespace: string; name: string };
   private readonly stopController = new AbortController();
-  private readonly breaker: CircuitBreaker;
-  private readonly throttle: ThrottleController | undefined;
-  private readonly bucket: TokenBucket | undefined;
+  private breaker: CircuitBreaker;
+  private throttle: ThrottleController | undefined;
+  private bucket: TokenBucket | undefined;
   private readonly slots: Slots;
   private limitedUntil = 0;
   private pending: SharedStats = EMPTY_STATS;
   private running: Promise<void> | undefined;
 
   constructor(compiled: CompiledIntegration, deps: PipelineDeps) {
-    this.compiled = compiled;
+    this.current = compiled;
     this.deps = deps;
     this.ref = { namespace: compiled.namespace, name: compiled.name };
     this.labels = { namespace: compiled.namespace, integration: compiled.name };
-    this.log = deps.logger.child({ namespace: compiled.namespace, integration: compiled.name, generation: compiled.generation });
-    const d = compiled.config.delivery;
-    this.slots = new Slots(d.concurrency);
-    this.breaker = new CircuitBreaker({
+    this.log = deps.logger.child({ namespace: compiled.namespace, integration: compiled.name });
+    this.slots = new Slots(compiled.config.delivery.concurrency);
+    this.breaker = this.makeBreaker(compiled);
+    [this.throttle, this.bucket] = this.makeRate(compiled);
+    deps.metrics.setCircuit(compiled.namespace, compiled.name, 'Closed');
+  }
+
+  /** The generation events are processed with now. */
+  get compiled(): CompiledIntegration {
+    return this.current;
+  }
+
+  /**
+   * True when `next` can replace the running generation in place: same stream, consumer and
+   * concurrency. Then the message source stays open, so nothing prefetched has to go back to
+   * the server (and wait for ack_wait) on a config change.
+   */
+  canReconfigure(next: CompiledIntegration): boolean {
+    const a = this.current.config;
+    const b = next.config;
+    return a.source.stream === b.source.stream && a.delivery.concurrency === b.delivery.concurrency;
+  }
+
+  /**
+   * Switches to `next` for every event not yet started; events in flight finish with the
+   * generation they started with. Breaker and rate limiter are rebuilt only when their settings
+   * changed (their state is kept otherwise).
+   */
+  reconfigure(next: CompiledIntegration): void {
+    const prev = this.current;
+    this.current = next;
+    if (JSON.stringify(prev.config.delivery.circuitBreaker) !== JSON.stringify(next.config.delivery.circuitBreaker)) {
+      this.breaker = this.makeBreaker(next);
+    }
+    if (JSON.stringify(prev.config.delivery.rateLimit) !== JSON.stringify(next.config.delivery.rateLimit)) {
+      [this.throttle, this.bucket] = this.makeRate(next);
+    }
+  }
+
+  private makeBreaker(compiled: CompiledIntegration): CircuitBreaker {
+    const b = compiled.config.delivery.circuitBreaker;
+    return new CircuitBreaker({
       key: `${compiled.namespace}/${compiled.name}`,
-      failures: d.circuitBreaker.failures,
-      windowMs: d.circuitBreaker.windowMs,
-      openForMs: d.circuitBreaker.openForMs,
-      clock: deps.clock,
+      failures: b.failures,
+      windowMs: b.windowMs,
+      openForMs: b.openForMs,
+      clock: this.deps.clock,
       onTransition: (t) => {
         this.onCircuitTransition(t);
       },
     });
-    if (d.rateLimit) {
-      this.throttle = new ThrottleController({ perSecond: d.rateLimit.perSecond }, deps.clock);
-      this.bucket = new TokenBucket({ perSecond: perReplicaShare(d.rateLimit.perSecond, deps.members()), burst: d.rateLimit.burst, clock: deps.clock });
-    }
-    deps.metrics.setCircuit(compiled.namespace, compiled.name, 'Closed');
+  }
+
+  private makeRate(compiled: CompiledIntegration): [ThrottleController | undefined, TokenBucket | undefined] {
+    const rate = compiled.config.delivery.rateLimit;
+    if (!rate) return [undefined, undefined];
+    return [
+      new ThrottleController({ perSecond: rate.perSecond }, this.deps.clock),
+      new TokenBucket({ perSecond: perReplicaShare(rate.perSecond, this.deps.members()), burst: rate.burst, clock: this.deps.clock }),
+    ];
   }
 
   /** Starts consuming; returns at once. */
@@ -213,7 +255,7 @@ export class IntegrationPipeline {
   private async handle(msg: InboundMessage, signal: AbortSignal): Promise<void> {
     const c = this.compiled;
     const attempt = msg.deliveryCount;
-    const eventLog = { seq: msg.streamSequence, subject: msg.subject, attempt };
+    const eventLog = { seq: msg.streamSequence, subject: msg.subject, attempt, generation: c.generation };
 
     // 1. Decode, validate, transform: failures here are the event's, never retried.
     let data: unknown;
@@ -274,7 +316,7 @@ export class IntegrationPipeline {
         idempotencyHeader: c.config.target.idempotency.header,
         timeoutMs: c.config.target.timeoutMs,
       });
-      ({ outcome, detail } = this.outcomeOf(response));
+      ({ outcome, detail } = this.outcomeOf(c, response));
     } catch (err) {
       outcome = outcomeOfError(err);
       detail = errorMessage(err);
@@ -289,8 +331,7 @@ export class IntegrationPipeline {
     await this.apply(msg, decision, outcome, detail, response, key, eventLog);
   }
 
-  private outcomeOf(response: DeliveryResponse): { outcome: DeliveryOutcome; detail: string } {
-    const c = this.compiled;
+  private outcomeOf(c: CompiledIntegration, response: DeliveryResponse): { outcome: DeliveryOutcome; detail: string } {
     const retryAfter = response.headers['retry-after'];
     const retryAfterMs = retryAfter === undefined ? undefined : parseRetryAfter(retryAfter, { now: this.deps.clock.now(), maxMs: c.config.delivery.retryAfterMaxMs });
     if (c.validateResponse && c.config.target.successCodes.includes(response.status)) {

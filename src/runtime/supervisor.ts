@@ -142,6 +142,11 @@ export class RuntimeSupervisor {
     this.rejected.delete(key);
     const current = this.pipelines.get(key);
     if (current?.compiled.fingerprint === compiled.fingerprint) return;
+    if (current?.canReconfigure(compiled)) {
+      this.log.info({ integration: key, from: current.compiled.generation, to: generation }, 'swapping pipeline configuration in place');
+      current.reconfigure(compiled);
+      return;
+    }
     if (current) {
       this.log.info({ integration: key, from: current.compiled.generation, to: generation }, 'swapping pipeline');
       await current.stop();
