@@ -69,11 +69,9 @@ try {
   say(`applying examples/integration.yaml, with its target pointed at a local billing sink (${sink.url})`);
   const example = parse(readFileSync(join(import.meta.dirname, '..', 'examples', 'integration.yaml'), 'utf8')) as {
     metadata: { name: string };
-    spec: { target: { url: string }; delivery: Record<string, unknown> };
+    spec: { target: { url: string } };
   };
   example.spec.target.url = `${sink.url}/v1/accounts/{{/customer/id}}/invoices`;
-  // The example orders by deal; the demo's events carry no dealId.
-  delete example.spec.delivery.orderingKey;
   const ferry = new FerryClient(env.kubeConfig);
   await ferry.create('integrations', NS, { kind: 'Integration', metadata: { name: example.metadata.name }, spec: example.spec });
   await ferry.waitFor('integrations', NS, example.metadata.name, (o) => isTrueNow(o, 'Ready'), 60_000);

@@ -116,6 +116,14 @@ export function checkIntegrationSpec(namespace: string, rawSpec: unknown, lookup
   const parsed = parseIntegrationSpec(rawSpec);
   if (!parsed.ok) return problem(Reason.SpecInvalid, parsed.error.field, parsed.error.detail);
   const config = resolveIntegrationConfig(parsed.spec);
+  if (config.delivery.orderingKey !== undefined) {
+    // Loud rather than silently unordered: a user who asks for ordering relies on it.
+    return problem(
+      Reason.SpecInvalid,
+      'spec.delivery.orderingKey',
+      'ordered delivery is not supported by this operator version yet; remove the field to deliver concurrently',
+    );
+  }
   const failure =
     checkSchema(namespace, config.schema, lookup) ??
     (config.target.responseSchema === undefined

@@ -74,6 +74,7 @@ export function compileIntegration(namespace: string, name: string, generation: 
   const parsed = parseIntegrationSpec(rawSpec);
   if (!parsed.ok) fail(parsed.error.field, parsed.error.detail);
   const config = resolveIntegrationConfig(parsed.spec);
+  if (config.delivery.orderingKey !== undefined) fail('spec.delivery.orderingKey', 'ordered delivery is not supported by this operator version yet');
   const secrets: string[] = [];
   const secret = (field: string, ref: SecretKeyRef): string => {
     const v = ctx.secretValue(namespace, ref);

@@ -16,7 +16,7 @@
  *   their lease with `working()` and burn no attempt.
  * - `stop()` stops pulling, hands buffered-but-unstarted events back at once, and waits for the
  *   events in flight to finish.
- * Caveats: `delivery.orderingKey` is not enforced yet (events are delivered concurrently).
+ * Caveats: `delivery.orderingKey` is refused when compiling (Stalled) until ordered delivery exists.
  */
 import {
   CircuitBreaker,

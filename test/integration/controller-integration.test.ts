@@ -87,6 +87,17 @@ describe('Integration reconciliation', () => {
     assert.match(condition(obj, 'Stalled')?.message ?? '', /^spec\.transform\.jsonata: Expected "\)", got "}" at position \d+/);
   });
 
+  it('refuses delivery.orderingKey loudly (Stalled) rather than deliver out of order', async () => {
+    await ferry.create(IG, NS, {
+      kind: 'Integration',
+      metadata: { name: 'ordered' },
+      spec: integrationSpec({ delivery: { orderingKey: '/dealId' } }),
+    });
+    const obj = await ferry.waitFor(IG, NS, 'ordered', (o) => isTrueNow(o, 'Stalled'));
+    assert.equal(condition(obj, 'Stalled')?.reason, 'SpecInvalid');
+    assert.match(condition(obj, 'Stalled')?.message ?? '', /^spec\.delivery\.orderingKey: ordered delivery is not supported/);
+  });
+
   it('heals without a restart when the missing Secret is created', async () => {
     await ferry.create(IG, NS, {
       kind: 'Integration',
