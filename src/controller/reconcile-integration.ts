@@ -13,14 +13,7 @@
  * until the spec or a referenced object changes, which requeues the key.
  */
 import { FINALIZER, INTEGRATION, Reason } from '../api/index.ts';
-import {
-  isNotFound,
-  type EventRecorder,
-  type ObjectClient,
-  type ReconcileResult,
-  type Reconciler,
-  type Store,
-} from '../kube/index.ts';
+import type { EventRecorder, ObjectClient, ReconcileResult, Reconciler, Store } from '../kube/index.ts';
 import {
   fallbackStreamName,
   fallbackSubject,
@@ -30,7 +23,8 @@ import {
 } from '../nats/index.ts';
 import type { Clock, Logger } from '../observability/index.ts';
 import { checkIntegrationSpec, type ReferenceLookup } from './check-spec.ts';
-import { refOf, resourceType, statusUnchanged, type FerryObject, type FerryObjectStatus } from './ferry-object.ts';
+import { refOf, resourceType, type FerryObject } from './ferry-object.ts';
+import { isReady, ReconcileSteps } from './reconcile-steps.ts';
 import { degradation, runtimeStatusFields, type RuntimeView } from './runtime-view.ts';
 import { statusFor, type Outcome } from './status.ts';
 
@@ -63,11 +57,7 @@ function rawSourceStream(obj: FerryObject): string | undefined {
 
 export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconciler {
   const log = deps.logger.child({ controller: 'integration' });
-
-  async function writeStatus(obj: FerryObject, next: FerryObjectStatus, signal: AbortSignal): Promise<void> {
-    if (statusUnchanged(obj.status, next)) return;
-    await deps.client.patchStatus(refOf(integrationType, obj), next, { signal });
-  }
+  const steps = new ReconcileSteps(integrationType, { client: deps.client, events: deps.events, log });
 
   async function finalize(obj: FerryObject, signal: AbortSignal): Promise<ReconcileResult> {
     const ref = refOf(integrationType, obj);
@@ -76,12 +66,7 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
       const removed = await deps.jetstream.deleteConsumer(stream, integrationConsumerName(ref));
       log.info({ namespace: ref.namespace, integration: ref.name, consumer: integrationConsumerName(ref), removed }, 'integration deleted: consumer removed, fallback stream kept');
     }
-    const finalizers = (obj.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER);
-    try {
-      await deps.client.patchMerge(ref, { metadata: { finalizers } }, { resourceVersion: obj.metadata?.resourceVersion, signal });
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
+    await steps.releaseFinalizer(obj, signal);
     return {};
   }
 
@@ -92,24 +77,15 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
     if (meta.deletionTimestamp) {
       return meta.finalizers?.includes(FINALIZER) ? await finalize(obj, signal) : {};
     }
-    const ref = refOf(integrationType, obj);
-    if (!meta.finalizers?.includes(FINALIZER)) {
-      // The patch's watch event brings the object back with the finalizer; status follows then.
-      await deps.client.patchMerge(ref, { metadata: { finalizers: [...(meta.finalizers ?? []), FINALIZER] } }, { resourceVersion: meta.resourceVersion, signal });
-      return {};
-    }
+    if (await steps.ensureFinalizer(obj, signal)) return {};
 
+    const ref = refOf(integrationType, obj);
     const generation = meta.generation ?? 0;
     const now = deps.clock.now();
     const fields = { namespace: ref.namespace, integration: ref.name, generation };
     const check = checkIntegrationSpec(ref.namespace, obj.spec, deps.references);
     if (!check.ok) {
-      const wasStalledSo = obj.status?.conditions?.some((c) => c.type === 'Stalled' && c.status === 'True' && c.message === check.message);
-      await writeStatus(obj, statusFor({ kind: 'stalled', reason: check.reason, message: check.message }, obj.status, generation, now), signal);
-      if (!wasStalledSo) {
-        log.warn({ ...fields, reason: check.reason, field: check.field }, check.message);
-        void deps.events.record(obj, { type: 'Warning', reason: check.reason, note: check.message, action: 'Reconcile' });
-      }
+      await steps.reportStalled(obj, check, generation, now, fields, signal);
       // Terminal until the spec or a referenced object changes; both requeue the key themselves.
       return {};
     }
@@ -147,30 +123,21 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
     } catch (err) {
       if (err instanceof StreamNotFoundError) {
         const message = `spec.source.stream: stream ${JSON.stringify(err.stream)} not found (create it, or set spec.source.create: true)`;
-        await writeStatus(obj, statusFor({ kind: 'stalled', reason: Reason.StreamNotFound, message }, obj.status, generation, now), signal);
-        log.warn({ ...fields, reason: Reason.StreamNotFound }, message);
+        await steps.reportStalled(obj, { reason: Reason.StreamNotFound, message, field: 'spec.source.stream' }, generation, now, fields, signal);
         // Streams are not Kubernetes objects: no watch event will say it appeared, so look again.
         return { requeueAfter: STREAM_MISSING_RETRY_MS };
       }
-      const message = err instanceof Error ? err.message : 'provisioning failed';
-      await writeStatus(obj, statusFor({ kind: 'progressing', reason: Reason.ProvisioningFailed, message }, obj.status, generation, now), signal).catch(
-        (writeErr: unknown) => {
-          log.warn({ ...fields, err: writeErr }, 'could not write status');
-        },
-      );
+      await steps.reportProgressing(obj, Reason.ProvisioningFailed, err, generation, now, fields, signal);
       throw err;
     }
 
-    const becameReady = !obj.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+    const wasReady = isReady(obj);
     const view = deps.runtimeView(key);
     // Until the poller has read the runtime's state (a new leader), keep what status says; a
     // fresh object starts with an empty fallback stream.
     const extra = { ...(obj.status?.fallbackPending === undefined ? { fallbackPending: 0 } : {}), ...(view ? runtimeStatusFields(view, now) : {}) };
-    await writeStatus(obj, statusFor(outcome, obj.status, generation, now, extra, view ? degradation(view, now) : undefined), signal);
-    if (becameReady) {
-      log.info({ ...fields }, 'integration ready');
-      void deps.events.record(obj, { type: 'Normal', reason: outcome.reason, note: outcome.message, action: 'Reconcile' });
-    }
+    await steps.writeStatus(obj, statusFor(outcome, obj.status, generation, now, extra, view ? degradation(view, now) : undefined), signal);
+    steps.announceReady(obj, wasReady, outcome.reason, outcome.message, fields, 'integration');
     return { requeueAfter: INTEGRATION_RESYNC_MS };
   };
 }

@@ -10,11 +10,12 @@
  * watermark); the finalizer is released.
  */
 import { FINALIZER, formatKubeTime, Reason, SYNC_SCHEDULE } from '../api/index.ts';
-import { isNotFound, type EventRecorder, type ObjectClient, type Reconciler, type Store } from '../kube/index.ts';
+import type { EventRecorder, ObjectClient, Reconciler, Store } from '../kube/index.ts';
 import { syncStateBucketName, type JetStreamResources } from '../nats/index.ts';
 import type { Clock, Logger } from '../observability/index.ts';
 import { checkSyncScheduleSpec, type ReferenceLookup } from './check-spec.ts';
-import { refOf, resourceType, statusUnchanged, type FerryObject, type FerryObjectStatus } from './ferry-object.ts';
+import { refOf, resourceType, type FerryObject } from './ferry-object.ts';
+import { isReady, ReconcileSteps } from './reconcile-steps.ts';
 import { statusFor } from './status.ts';
 
 export const syncScheduleType = resourceType(SYNC_SCHEDULE.plural);
@@ -34,54 +35,32 @@ export interface SyncScheduleReconcilerDeps {
 
 export function syncScheduleReconciler(deps: SyncScheduleReconcilerDeps): Reconciler {
   const log = deps.logger.child({ controller: 'syncschedule' });
-
-  async function writeStatus(obj: FerryObject, next: FerryObjectStatus, signal: AbortSignal): Promise<void> {
-    if (statusUnchanged(obj.status, next)) return;
-    await deps.client.patchStatus(refOf(syncScheduleType, obj), next, { signal });
-  }
+  const steps = new ReconcileSteps(syncScheduleType, { client: deps.client, events: deps.events, log });
 
   return async (key, signal) => {
     const obj = deps.syncSchedules.get(key);
     if (!obj?.metadata?.name) return {};
     const meta = obj.metadata;
-    const ref = refOf(syncScheduleType, obj);
     if (meta.deletionTimestamp) {
-      if (!meta.finalizers?.includes(FINALIZER)) return {};
-      try {
-        await deps.client.patchMerge(ref, { metadata: { finalizers: meta.finalizers.filter((f) => f !== FINALIZER) } }, { resourceVersion: meta.resourceVersion, signal });
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
+      if (meta.finalizers?.includes(FINALIZER)) await steps.releaseFinalizer(obj, signal);
       return {};
     }
-    if (!meta.finalizers?.includes(FINALIZER)) {
-      await deps.client.patchMerge(ref, { metadata: { finalizers: [...(meta.finalizers ?? []), FINALIZER] } }, { resourceVersion: meta.resourceVersion, signal });
-      return {};
-    }
+    if (await steps.ensureFinalizer(obj, signal)) return {};
 
+    const ref = refOf(syncScheduleType, obj);
     const generation = meta.generation ?? 0;
     const now = deps.clock.now();
     const fields = { namespace: ref.namespace, syncSchedule: ref.name, generation };
     const check = checkSyncScheduleSpec(ref.namespace, obj.spec, deps.references, new Date(now));
     if (!check.ok) {
-      const wasStalledSo = obj.status?.conditions?.some((c) => c.type === 'Stalled' && c.status === 'True' && c.message === check.message);
-      await writeStatus(obj, statusFor({ kind: 'stalled', reason: check.reason, message: check.message }, obj.status, generation, now), signal);
-      if (!wasStalledSo) {
-        log.warn({ ...fields, reason: check.reason, field: check.field }, check.message);
-        void deps.events.record(obj, { type: 'Warning', reason: check.reason, note: check.message, action: 'Reconcile' });
-      }
+      await steps.reportStalled(obj, check, generation, now, fields, signal);
       return {};
     }
     const config = check.config;
     try {
       await deps.jetstream.ensureKvBucket({ name: syncStateBucketName(ref), history: 1 });
     } catch (err) {
-      const message = err instanceof Error ? err.message : 'provisioning failed';
-      await writeStatus(obj, statusFor({ kind: 'progressing', reason: Reason.ProvisioningFailed, message }, obj.status, generation, now), signal).catch(
-        (writeErr: unknown) => {
-          log.warn({ ...fields, err: writeErr }, 'could not write status');
-        },
-      );
+      await steps.reportProgressing(obj, Reason.ProvisioningFailed, err, generation, now, fields, signal);
       throw err;
     }
 
@@ -93,13 +72,10 @@ export function syncScheduleReconciler(deps: SyncScheduleReconcilerDeps): Reconc
           reason: Reason.Scheduled,
           message: next ? `next run at ${formatKubeTime(next)} (${config.schedule}, ${config.timeZone})` : `schedule ${config.schedule} has no future run`,
         };
-    const becameReady = !obj.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+    const wasReady = isReady(obj);
     // null removes a stale nextScheduleTime in the merge patch when suspended.
-    await writeStatus(obj, statusFor(outcome, obj.status, generation, now, { nextScheduleTime: next ? formatKubeTime(next) : null }), signal);
-    if (becameReady) {
-      log.info(fields, 'sync schedule ready');
-      void deps.events.record(obj, { type: 'Normal', reason: outcome.reason, note: outcome.message, action: 'Reconcile' });
-    }
+    await steps.writeStatus(obj, statusFor(outcome, obj.status, generation, now, { nextScheduleTime: next ? formatKubeTime(next) : null }), signal);
+    steps.announceReady(obj, wasReady, outcome.reason, outcome.message, fields, 'sync schedule');
     const untilNext = next ? next.getTime() - now : SYNC_RESYNC_MAX_MS;
     return { requeueAfter: Math.min(Math.max(untilNext, 1_000), SYNC_RESYNC_MAX_MS) };
   };

@@ -154,6 +154,28 @@ describe('Integration reconciliation', () => {
     assert.match(listed.stdout, /good/);
   });
 
+  it('schedules a SyncSchedule (nextScheduleTime in its time zone) and stalls one with an unknown time zone', async () => {
+    const spec = (timeZone: string) => ({
+      schedule: '0 9 * * *',
+      timeZone,
+      source: { url: 'https://crm.example.com/api/contacts', recordsPath: '/data' },
+      key: '/id',
+      target: { url: 'https://erp.example.com/api/customers/{{/id}}' },
+    });
+    await ferry.create('syncschedules', NS, { kind: 'SyncSchedule', metadata: { name: 'contacts' }, spec: spec('Europe/Berlin') });
+    const ok = await ferry.waitFor('syncschedules', NS, 'contacts', (o) => isTrueNow(o, 'Ready'));
+    assert.equal(condition(ok, 'Ready')?.reason, 'Scheduled');
+    const next = new Date(String(ok.status?.nextScheduleTime));
+    assert.ok(next.getTime() > Date.now());
+    assert.equal(new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Berlin', hour: '2-digit', minute: '2-digit' }).format(next), '09:00');
+    const kv = await jetstreamManager(nc);
+    assert.ok((await kv.streams.info('KV_ferry_sync_revops_contacts')).config.name);
+
+    await ferry.create('syncschedules', NS, { kind: 'SyncSchedule', metadata: { name: 'bad-tz' }, spec: spec('Mars/Olympus_Mons') });
+    const bad = await ferry.waitFor('syncschedules', NS, 'bad-tz', (o) => isTrueNow(o, 'Stalled'));
+    assert.match(condition(bad, 'Stalled')?.message ?? '', /^spec\.timeZone: /);
+  });
+
   it('on delete removes the consumer and the object, and keeps the fallback messages', async () => {
     const js = jetstream(nc);
     await js.publish('ferry.fallback.revops.good', JSON.stringify({ id: 'parked' }), { msgID: 'CRM_EVENTS:1' });

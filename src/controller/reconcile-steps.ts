@@ -1,0 +1,93 @@
+/**
+ * The steps both reconcilers share: the finalizer's add and release, writing status only when
+ * it changed, and reporting a stalled or progressing generation (status, log, Warning Event).
+ * One implementation, so both kinds behave the same for kstatus readers.
+ */
+import { FINALIZER, type Reason } from '../api/index.ts';
+import { isNotFound, type EventRecorder, type ObjectClient, type ResourceType } from '../kube/index.ts';
+import type { Logger } from '../observability/index.ts';
+import { refOf, statusUnchanged, type FerryObject, type FerryObjectStatus } from './ferry-object.ts';
+import { statusFor } from './status.ts';
+
+export interface StepDeps {
+  readonly client: ObjectClient;
+  readonly events: EventRecorder;
+  readonly log: Logger;
+}
+
+export class ReconcileSteps {
+  private readonly type: ResourceType;
+  private readonly deps: StepDeps;
+
+  constructor(type: ResourceType, deps: StepDeps) {
+    this.type = type;
+    this.deps = deps;
+  }
+
+  async writeStatus(obj: FerryObject, next: FerryObjectStatus, signal: AbortSignal): Promise<void> {
+    if (statusUnchanged(obj.status, next)) return;
+    await this.deps.client.patchStatus(refOf(this.type, obj), next, { signal });
+  }
+
+  /**
+   * Adds the finalizer when missing. Returns true when it did: the caller stops there, and the
+   * patch's watch event brings the object back (with the finalizer) for the real reconcile.
+   */
+  async ensureFinalizer(obj: FerryObject, signal: AbortSignal): Promise<boolean> {
+    const meta = obj.metadata;
+    if (meta?.finalizers?.includes(FINALIZER)) return false;
+    await this.deps.client.patchMerge(refOf(this.type, obj), { metadata: { finalizers: [...(meta?.finalizers ?? []), FINALIZER] } }, { resourceVersion: meta?.resourceVersion, signal });
+    return true;
+  }
+
+  /** Removes the finalizer after cleanup; an object already gone is fine. */
+  async releaseFinalizer(obj: FerryObject, signal: AbortSignal): Promise<void> {
+    const finalizers = (obj.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER);
+    try {
+      await this.deps.client.patchMerge(refOf(this.type, obj), { metadata: { finalizers } }, { resourceVersion: obj.metadata?.resourceVersion, signal });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  /**
+   * A terminal configuration problem: Stalled=True with the field in the message. Logged and
+   * sent as a Warning Event once per distinct message, not on every requeue.
+   */
+  async reportStalled(
+    obj: FerryObject,
+    problem: { readonly reason: Reason; readonly message: string; readonly field?: string },
+    generation: number,
+    now: number,
+    fields: Readonly<Record<string, unknown>>,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const already = obj.status?.conditions?.some((c) => c.type === 'Stalled' && c.status === 'True' && c.message === problem.message);
+    await this.writeStatus(obj, statusFor({ kind: 'stalled', reason: problem.reason, message: problem.message }, obj.status, generation, now), signal);
+    if (already) return;
+    this.deps.log.warn({ ...fields, reason: problem.reason, field: problem.field }, problem.message);
+    void this.deps.events.record(obj, { type: 'Warning', reason: problem.reason, note: problem.message, action: 'Reconcile' });
+  }
+
+  /**
+   * A transient failure about to be retried by the work queue: Reconciling=True says so. The
+   * write is best effort (the API server may be what failed); the caller rethrows.
+   */
+  async reportProgressing(obj: FerryObject, reason: Reason, err: unknown, generation: number, now: number, fields: Readonly<Record<string, unknown>>, signal: AbortSignal): Promise<void> {
+    const message = err instanceof Error ? err.message : 'provisioning failed';
+    await this.writeStatus(obj, statusFor({ kind: 'progressing', reason, message }, obj.status, generation, now), signal).catch((writeErr: unknown) => {
+      this.deps.log.warn({ ...fields, err: writeErr }, 'could not write status');
+    });
+  }
+
+  /** A Normal Event when the object turns Ready (not on every reconcile). */
+  announceReady(obj: FerryObject, wasReady: boolean, reason: Reason, message: string, fields: Readonly<Record<string, unknown>>, what: string): void {
+    if (wasReady) return;
+    this.deps.log.info(fields, `${what} ready`);
+    void this.deps.events.record(obj, { type: 'Normal', reason, note: message, action: 'Reconcile' });
+  }
+}
+
+export function isReady(obj: FerryObject): boolean {
+  return obj.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+}
