@@ -91,7 +91,13 @@ try {
   const parked = await eventually('1 event parked', async () => (await fallbackMessages(r, example.metadata.name, NS)).at(0), 30_000);
   console.log(`  parked in FERRY_FALLBACK_${NS}_${example.metadata.name}: reason=${parked.header.get('Ferry-Reason')} error="${parked.header.get('Ferry-Error')}"`);
   console.log(`  payload kept byte for byte: ${Buffer.from(parked.data).toString()}`);
-  const obj = await ferry.waitFor('integrations', NS, example.metadata.name, (o) => o.status?.fallbackPending === 1, 30_000);
+  const obj = await ferry.waitFor(
+    'integrations',
+    NS,
+    example.metadata.name,
+    (o) => o.status?.fallbackPending === 1 && (o.status.stats as { delivered?: number } | undefined)?.delivered === 4,
+    30_000,
+  );
   console.log(kubectl('get', 'ferry', '-n', NS));
   console.log(`  Ready=${condition(obj, 'Ready')?.status} (${condition(obj, 'Ready')?.reason}), stats: ${JSON.stringify(obj.status?.stats)}`);
   await nc.close();

@@ -159,11 +159,13 @@ export class RuntimeViewPoller {
     if (next.circuit && next.circuit.state === 'Open' && previous?.circuit?.state !== 'Open') {
       void this.deps.events.record(obj, { type: 'Warning', reason: Reason.CircuitOpen, note: `circuit opened after ${next.circuit.consecutiveFailures} failures; consumption paused`, action: 'Deliver' });
     }
-    if (previous && (next.fallbackPending ?? 0) > (previous.fallbackPending ?? 0)) {
+    // Growth against what this leader saw last, or (first look, e.g. a new leader) against status.
+    const before = previous ? previous.fallbackPending : typeof obj.status?.fallbackPending === 'number' ? obj.status.fallbackPending : undefined;
+    if (before !== undefined && (next.fallbackPending ?? 0) > before) {
       void this.deps.events.record(obj, {
         type: 'Warning',
         reason: Reason.FallbackGrowing,
-        note: `${next.fallbackPending ?? 0} events parked in the fallback stream (was ${previous.fallbackPending ?? 0}); last error: ${next.stats?.lastError?.message ?? 'unknown'}`,
+        note: `${next.fallbackPending ?? 0} events parked in the fallback stream (was ${before}); last error: ${next.stats?.lastError?.message ?? 'unknown'}`,
         action: 'Deliver',
       });
     }

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { CoreV1Api } from '@kubernetes/client-node';
+import { CoreV1Api, EventsV1Api } from '@kubernetes/client-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { startControlPlane, type ControlPlane } from '../env/control-plane.ts';
@@ -174,6 +174,23 @@ describe('Integration reconciliation', () => {
     await ferry.create('syncschedules', NS, { kind: 'SyncSchedule', metadata: { name: 'bad-tz' }, spec: spec('Mars/Olympus_Mons') });
     const bad = await ferry.waitFor('syncschedules', NS, 'bad-tz', (o) => isTrueNow(o, 'Stalled'));
     assert.match(condition(bad, 'Stalled')?.message ?? '', /^spec\.timeZone: /);
+  });
+
+  it('serves health, readiness and controller-runtime metrics, and records Events', async () => {
+    const ready = await fetch(`http://127.0.0.1:${op.httpPort}/readyz`);
+    assert.equal(ready.status, 200);
+    assert.equal(await ready.text(), '[+]nats ok\n[+]caches ok\nok\n');
+    assert.equal((await fetch(`http://127.0.0.1:${op.httpPort}/healthz`)).status, 200);
+    const metrics = await op.metrics();
+    assert.match(metrics, /^controller_runtime_reconcile_total\{controller="integration",result="requeue_after"\} [1-9]/m);
+    assert.match(metrics, /^controller_runtime_reconcile_time_seconds_count\{controller="integration"\} [1-9]/m);
+    assert.match(metrics, /^workqueue_depth\{name="integration"\} \d+/m);
+    assert.match(metrics, /^workqueue_adds_total\{name="syncschedule"\} [1-9]/m);
+    const events = await env.kubeConfig.makeApiClient(EventsV1Api).listNamespacedEvent({ namespace: NS });
+    const stalled = events.items.find((e) => e.regarding?.name === 'bad-jsonata' && e.type === 'Warning');
+    assert.equal(stalled?.reason, 'TransformInvalid');
+    assert.equal(stalled.reportingController, 'ferry.dev/operator');
+    assert.ok(events.items.some((e) => e.regarding?.name === 'good' && e.type === 'Normal' && e.reason === 'Delivering'));
   });
 
   it('on delete removes the consumer and the object, and keeps the fallback messages', async () => {

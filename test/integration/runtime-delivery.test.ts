@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { EventsV1Api } from '@kubernetes/client-node';
 import { faults, perKey, startFaultTarget, type FaultTarget } from '../support/fault-target.ts';
 import { condition } from '../support/ferry-client.ts';
 import {
@@ -106,7 +107,8 @@ describe('runtime: the failure contract', () => {
     assert.equal(h('Ferry-Idempotency-Key'), 'down-1');
     assert.equal(t.requests.filter((q) => q.key === 'down-1').length, 3);
     await drained(r, 'down');
-    const obj = await r.ferry.waitFor('integrations', NS, 'down', (o) => o.status?.fallbackPending === 1, 20_000);
+    // Counters reach status a flush (1 s) and a poll (2 s) later than the stream count may.
+    const obj = await r.ferry.waitFor('integrations', NS, 'down', (o) => o.status?.fallbackPending === 1 && (o.status.stats as { fallback?: number } | undefined)?.fallback === 1, 20_000);
     assert.equal((obj.status?.stats as { lastError?: { reason?: string } }).lastError?.reason, 'exhausted');
   });
 
@@ -164,6 +166,13 @@ describe('runtime: the failure contract', () => {
     const obj = await r.ferry.waitFor('integrations', NS, 'drift', (o) => condition(o, 'Degraded')?.status === 'True', 20_000);
     assert.equal(condition(obj, 'Degraded')?.reason, 'ContractDrift');
     assert.equal(condition(obj, 'Ready')?.status, 'True', 'still delivering: drift degrades, it does not stop');
+    // Events are written asynchronously by the leader.
+    const eventsApi = r.env.kubeConfig.makeApiClient(EventsV1Api);
+    for (const reason of ['ContractDrift', 'FallbackGrowing']) {
+      await eventually(`Warning Event ${reason}`, async () =>
+        (await eventsApi.listNamespacedEvent({ namespace: NS })).items.some((e) => e.regarding?.name === 'drift' && e.type === 'Warning' && e.reason === reason) || undefined,
+      10_000);
+    }
   });
 
   it('row 11: link-local and private targets are refused, with a clear message, and nothing is sent', async () => {

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { EventsV1Api } from '@kubernetes/client-node';
 import { faults, startFaultTarget, type FaultTarget } from '../support/fault-target.ts';
 import { condition } from '../support/ferry-client.ts';
 import {
@@ -126,6 +127,9 @@ describe('runtime: throttling and the circuit breaker', () => {
     assert.equal(condition(closed, 'Degraded')?.status, 'False');
     assert.equal((await fallbackMessages(r, 'breaker')).length, 0, 'the open circuit flooded nothing into the fallback stream');
     assert.equal(t.stats().duplicates, 0);
+    const events = await r.env.kubeConfig.makeApiClient(EventsV1Api).listNamespacedEvent({ namespace: NS });
+    const opened = events.items.find((e) => e.regarding?.name === 'breaker' && e.reason === 'CircuitOpen');
+    assert.equal(opened?.type, 'Warning');
     const metrics = await r.operators[0]!.metrics();
     assert.match(metrics, /ferry_circuit_breaker_state\{namespace="flows",integration="breaker",state="Closed"\} 1\b/);
   });
