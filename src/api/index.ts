@@ -77,3 +77,4 @@ export type { StructuralSchema } from './crd-schema.ts';
 
 export { compileJsonSchema, describeValidationErrors, pointerToField, type CompileResult, type ValidateFunction } from './compile-schema.ts';
 export { compileJsonata, compileMapping, parsePointer, type CompiledJsonata, type CompiledMapping, type CompiledTransform } from './compile-transform.ts';
+export { findSecretRefs, inputsKey, specReferences, type FoundSecretRef, type SpecReferences } from './references.ts';

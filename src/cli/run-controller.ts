@@ -119,6 +119,7 @@ export async function runController(config: ControllerConfig, version: string): 
   const references: ReferenceLookup = {
     secretData: (namespace, name) => secrets.store.get(`${namespace}/${name}`)?.data ?? undefined,
     configMapData: (namespace, name) => configMaps.store.get(`${namespace}/${name}`)?.data ?? undefined,
+    version: (kind, namespace, name) => (kind === 'Secret' ? secrets : configMaps).store.get(`${namespace}/${name}`)?.metadata?.resourceVersion,
   };
   const client = new ObjectClient({ kubeConfig, clock, fieldManager: 'ferry-operator' });
   const events = new EventRecorder({ kubeConfig, reportingInstance: config.identity, clock, logger, registry });

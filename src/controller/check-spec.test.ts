@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { checkIntegrationSpec, checkSyncScheduleSpec, findSecretRefs, type ReferenceLookup } from './check-spec.ts';
+import { findSecretRefs } from '../api/index.ts';
+import { checkIntegrationSpec, checkSyncScheduleSpec, type ReferenceLookup } from './check-spec.ts';
 
 const spec = (overrides: Record<string, unknown> = {}): Record<string, unknown> => ({
   source: { stream: 'CRM', subjects: ['crm.x'] },

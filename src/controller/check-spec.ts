@@ -10,6 +10,7 @@
  */
 import { Cron } from 'croner';
 import {
+  findSecretRefs,
   compileJsonata,
   compileJsonSchema,
   compileMapping,
@@ -40,38 +41,12 @@ export type SpecCheck<T> = { readonly ok: true; readonly config: T } | SpecProbl
 export interface ReferenceLookup {
   secretData(namespace: string, name: string): Readonly<Record<string, string>> | undefined;
   configMapData(namespace: string, name: string): Readonly<Record<string, string>> | undefined;
+  /** resourceVersion of a cached Secret or ConfigMap, to tell when a check must be redone. */
+  readonly version?: (kind: 'Secret' | 'ConfigMap', namespace: string, name: string) => string | undefined;
 }
 
 function problem(reason: Reason, field: string, message: string, dependency = false): SpecProblem {
   return { ok: false, reason, field, message: `${field}: ${message}`, dependency };
-}
-
-interface FoundRef {
-  readonly field: string;
-  readonly name: string;
-  readonly key: string;
-}
-
-const SECRET_REF_KEY = /(^secretKeyRef|SecretKeyRef|SecretRef|secretKeyRefs)$/;
-
-/** Every secretKeyRef in a parsed spec, with its field path, in spec order. */
-export function findSecretRefs(value: unknown, path = 'spec'): FoundRef[] {
-  if (Array.isArray(value)) return value.flatMap((v, i) => findSecretRefs(v, `${path}[${i}]`));
-  if (typeof value !== 'object' || value === null) return [];
-  const found: FoundRef[] = [];
-  for (const [k, v] of Object.entries(value)) {
-    const field = `${path}.${k}`;
-    if (SECRET_REF_KEY.test(k)) {
-      const refs = Array.isArray(v) ? v.map((r, i) => [r, `${field}[${i}]`] as const) : [[v, field] as const];
-      for (const [r, f] of refs) {
-        const ref = r as { name?: unknown; key?: unknown };
-        if (typeof ref.name === 'string' && typeof ref.key === 'string') found.push({ field: f, name: ref.name, key: ref.key });
-      }
-    } else {
-      found.push(...findSecretRefs(v, field));
-    }
-  }
-  return found;
 }
 
 function checkSecrets(namespace: string, spec: unknown, lookup: ReferenceLookup): SpecProblem | undefined {

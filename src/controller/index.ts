@@ -1,4 +1,4 @@
-export { checkIntegrationSpec, checkSyncScheduleSpec, findSecretRefs, nextRun, type ReferenceLookup, type SpecCheck, type SpecProblem } from './check-spec.ts';
+export { checkIntegrationSpec, checkSyncScheduleSpec, nextRun, type ReferenceLookup, type SpecCheck, type SpecProblem } from './check-spec.ts';
 export { refOf, resourceType, statusUnchanged, type FerryObject, type FerryObjectStatus } from './ferry-object.ts';
 export { conditionsFor, statusFor, type Outcome } from './status.ts';
 export { integrationReconciler, integrationType, INTEGRATION_RESYNC_MS, type IntegrationReconcilerDeps } from './reconcile-integration.ts';

@@ -12,7 +12,7 @@
  * the work queue retries with backoff; configuration problems never throw — they are terminal
  * until the spec or a referenced object changes, which requeues the key.
  */
-import { FINALIZER, INTEGRATION, Reason } from '../api/index.ts';
+import { FINALIZER, INTEGRATION, Reason, type ResolvedIntegrationConfig } from '../api/index.ts';
 import type { EventRecorder, ObjectClient, ReconcileResult, Reconciler, Store } from '../kube/index.ts';
 import {
   fallbackStreamName,
@@ -22,6 +22,7 @@ import {
   type JetStreamResources,
 } from '../nats/index.ts';
 import type { Clock, Logger } from '../observability/index.ts';
+import { CheckCache } from './check-cache.ts';
 import { checkIntegrationSpec, type ReferenceLookup } from './check-spec.ts';
 import { refOf, resourceType, type FerryObject } from './ferry-object.ts';
 import { isReady, ReconcileSteps } from './reconcile-steps.ts';
@@ -58,6 +59,7 @@ function rawSourceStream(obj: FerryObject): string | undefined {
 export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconciler {
   const log = deps.logger.child({ controller: 'integration' });
   const steps = new ReconcileSteps(integrationType, { client: deps.client, events: deps.events, log });
+  const checks = new CheckCache<ResolvedIntegrationConfig>();
 
   async function finalize(obj: FerryObject, signal: AbortSignal): Promise<ReconcileResult> {
     const ref = refOf(integrationType, obj);
@@ -72,9 +74,13 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
 
   return async (key, signal) => {
     const obj = deps.integrations.get(key);
-    if (!obj?.metadata?.name) return {};
+    if (!obj?.metadata?.name) {
+      checks.forget(key);
+      return {};
+    }
     const meta = obj.metadata;
     if (meta.deletionTimestamp) {
+      checks.forget(key);
       return meta.finalizers?.includes(FINALIZER) ? await finalize(obj, signal) : {};
     }
     if (await steps.ensureFinalizer(obj, signal)) return {};
@@ -83,7 +89,7 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
     const generation = meta.generation ?? 0;
     const now = deps.clock.now();
     const fields = { namespace: ref.namespace, integration: ref.name, generation };
-    const check = checkIntegrationSpec(ref.namespace, obj.spec, deps.references);
+    const check = checks.get(key, obj, deps.references, () => checkIntegrationSpec(ref.namespace, obj.spec, deps.references));
     if (!check.ok) {
       await steps.reportStalled(obj, check, generation, now, fields, signal);
       // Terminal until the spec or a referenced object changes; both requeue the key themselves.

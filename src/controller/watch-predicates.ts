@@ -2,7 +2,7 @@
  * Which watch events are worth a reconcile, and which Ferry objects a Secret or ConfigMap
  * change concerns. Pure functions used by the wiring between watchers and work queues.
  */
-import { findSecretRefs } from './check-spec.ts';
+import { specReferences } from '../api/index.ts';
 import type { FerryObject } from './ferry-object.ts';
 
 /**
@@ -25,9 +25,5 @@ export function shouldEnqueue(type: 'added' | 'modified' | 'deleted' | 'resync',
 
 /** The Secrets and ConfigMaps (by name, in the object's namespace) that an object's spec references. */
 export function referencedObjects(obj: FerryObject): { readonly secrets: ReadonlySet<string>; readonly configMaps: ReadonlySet<string> } {
-  const secrets = new Set(findSecretRefs(obj.spec).map((r) => r.name));
-  const configMaps = new Set<string>();
-  const schemaRef = (obj.spec as { schema?: { configMapKeyRef?: { name?: unknown } } } | undefined)?.schema?.configMapKeyRef?.name;
-  if (typeof schemaRef === 'string') configMaps.add(schemaRef);
-  return { secrets, configMaps };
+  return specReferences(obj.spec);
 }

@@ -8,7 +8,7 @@
  * pipeline before the new one starts pulling, so no event is processed by both; on stop every
  * pipeline is drained.
  */
-import type { SecretKeyRef } from '../api/index.ts';
+import { inputsKey, type SecretKeyRef } from '../api/index.ts';
 import type { Deliverer, TokenCache } from '../delivery/index.ts';
 import type { KubeObject, Store } from '../kube/index.ts';
 import type { ConsumerControl, FallbackPublisher, SharedKv } from '../nats/index.ts';
@@ -53,8 +53,12 @@ export class RuntimeSupervisor {
   private readonly deps: SupervisorDeps;
   private readonly log: Logger;
   private readonly pipelines = new Map<string, IntegrationPipeline>();
-  /** Last compile failure per key, so a bad generation is logged once, not every resync. */
-  private readonly rejected = new Map<string, string>();
+  /**
+   * The inputs (generation and referenced objects' versions) last compiled per Integration,
+   * whether that succeeded or not: compiling schemas is the expensive part, and a watch event on
+   * anything must not recompile everything (with N Integrations that is N² compilations).
+   */
+  private readonly compiledInputs = new Map<string, string>();
   private wake: (() => void) | undefined;
   private dirty = true;
 
@@ -106,8 +110,20 @@ export class RuntimeSupervisor {
       if (spec?.suspend === true) continue;
       const key = `${meta.namespace}/${meta.name}`;
       desired.add(key);
-      await this.ensure(key, meta.namespace, meta.name, meta.generation ?? 0, obj.spec);
+      const ns = meta.namespace;
+      const inputs = inputsKey(meta.uid, meta.generation ?? 0, obj.spec, (kind, name) =>
+        (kind === 'Secret' ? this.deps.secrets : this.deps.configMaps).get(`${ns}/${name}`)?.metadata?.resourceVersion,
+      );
+      if (this.compiledInputs.get(key) === inputs) continue;
+      this.compiledInputs.set(key, inputs);
+      try {
+        await this.ensure(key, ns, meta.name, meta.generation ?? 0, obj.spec);
+      } catch (err) {
+        this.compiledInputs.delete(key);
+        throw err;
+      }
     }
+    for (const key of this.compiledInputs.keys()) if (!desired.has(key)) this.compiledInputs.delete(key);
     for (const [key, pipeline] of this.pipelines) {
       if (desired.has(key)) continue;
       this.pipelines.delete(key);
@@ -131,15 +147,11 @@ export class RuntimeSupervisor {
       });
     } catch (err) {
       if (!(err instanceof PipelineConfigError)) throw err;
-      const seen = `${generation}:${err.message}`;
-      if (this.rejected.get(key) !== seen) {
-        this.rejected.set(key, seen);
-        const keeping = this.pipelines.get(key)?.compiled.generation;
-        this.log.warn({ integration: key, generation, field: err.field, keepingGeneration: keeping }, `generation not runnable: ${err.message}`);
-      }
+      // Logged once per inputs: sync() skips unchanged inputs.
+      const keeping = this.pipelines.get(key)?.compiled.generation;
+      this.log.warn({ integration: key, generation, field: err.field, keepingGeneration: keeping }, `generation not runnable: ${err.message}`);
       return;
     }
-    this.rejected.delete(key);
     const current = this.pipelines.get(key);
     if (current?.compiled.fingerprint === compiled.fingerprint) return;
     if (current?.canReconfigure(compiled)) {
