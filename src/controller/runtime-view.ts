@@ -10,10 +10,8 @@
 import { formatKubeTime, Reason } from '../api/index.ts';
 import type { EventRecorder, Store, WorkQueue } from '../kube/index.ts';
 import {
-  circuitKey,
   fallbackStreamName,
-  statsKey,
-  throttleKey,
+  integrationStateKeyPrefix,
   type JetStreamResources,
   type SharedCircuit,
   type SharedKv,
@@ -107,18 +105,36 @@ export interface RuntimeViewPollerDeps {
   readonly events: EventRecorder;
   readonly clock: Clock;
   readonly logger: Logger;
-  /** Status is written at most this often per object from runtime changes. */
-  readonly intervalMs?: number;
+  /** How often fallback streams are counted when nothing says they changed (safety net). */
+  readonly fallbackRecountMs?: number;
 }
 
-/** Leader-only: polls KV and fallback streams, keeps the latest view per Integration. */
+interface Raw {
+  stats?: SharedStats | undefined;
+  circuit?: SharedCircuit | undefined;
+  throttle?: SharedThrottle | undefined;
+  fallbackPending?: number | undefined;
+  fallbackCountedAt: number;
+  recount: boolean;
+}
+
+/**
+ * Leader-only: keeps the latest runtime view per Integration. One KV watch on the shared bucket
+ * delivers every change of counters, circuit and throttle as it happens (no polling of N keys);
+ * a fallback stream is counted when its Integration's `fallback` counter moved, and otherwise
+ * once per `fallbackRecountMs` (retention expiry, a manual purge).
+ */
 export class RuntimeViewPoller {
   readonly name = 'runtime status';
   private readonly deps: RuntimeViewPollerDeps;
   private readonly views = new Map<string, RuntimeView>();
+  private readonly raw = new Map<string, Raw>();
+  private readonly byPrefix = new Map<string, string>();
+  private readonly log: Logger;
 
   constructor(deps: RuntimeViewPollerDeps) {
     this.deps = deps;
+    this.log = deps.logger.child({ component: 'runtime-status' });
   }
 
   view(key: string): RuntimeView | undefined {
@@ -126,46 +142,118 @@ export class RuntimeViewPoller {
   }
 
   async start(signal: AbortSignal): Promise<void> {
-    const log = this.deps.logger.child({ component: 'runtime-status' });
-    while (!signal.aborted) {
-      for (const obj of this.deps.integrations.list()) {
-        const ns = obj.metadata?.namespace;
-        const name = obj.metadata?.name;
-        if (!ns || !name || obj.metadata.deletionTimestamp) continue;
-        const key = `${ns}/${name}`;
-        try {
-          await this.poll(key, obj, { namespace: ns, name });
-        } catch (err) {
-          log.debug({ integration: key, err: err instanceof Error ? err.message : String(err) }, 'could not read runtime state');
-        }
-      }
-      await this.deps.clock.sleep(this.deps.intervalMs ?? 2_000, signal).catch(() => undefined);
+    await Promise.all([this.watchLoop(signal), this.fallbackLoop(signal)]);
+  }
+
+  private rawOf(key: string): Raw {
+    let r = this.raw.get(key);
+    if (!r) {
+      r = { fallbackCountedAt: 0, recount: true };
+      this.raw.set(key, r);
+    }
+    return r;
+  }
+
+  private refreshPrefixes(): void {
+    this.byPrefix.clear();
+    for (const obj of this.deps.integrations.list()) {
+      const ns = obj.metadata?.namespace;
+      const name = obj.metadata?.name;
+      if (ns && name) this.byPrefix.set(integrationStateKeyPrefix({ namespace: ns, name }), `${ns}/${name}`);
     }
   }
 
-  private async poll(key: string, obj: FerryObject, ref: { namespace: string; name: string }): Promise<void> {
-    const [stats, circuit, throttle, fallbackPending] = await Promise.all([
-      this.deps.state.get<SharedStats>(statsKey(ref)),
-      this.deps.state.get<SharedCircuit>(circuitKey(ref)),
-      this.deps.state.get<SharedThrottle>(throttleKey(ref)),
-      this.deps.jetstream.streamMessages(fallbackStreamName(ref)),
-    ]);
-    const next: RuntimeView = { stats: stats?.value, circuit: circuit?.value, throttle: throttle?.value, fallbackPending };
+  private async watchLoop(signal: AbortSignal): Promise<void> {
+    const aborted = (): boolean => signal.aborted;
+    while (!aborted()) {
+      try {
+        await this.deps.state.watch(
+          '>',
+          (kvKey, value) => {
+            const dot = kvKey.lastIndexOf('.');
+            const prefix = kvKey.slice(0, dot);
+            if (!this.byPrefix.has(prefix)) this.refreshPrefixes();
+            const key = this.byPrefix.get(prefix);
+            if (!key) return;
+            const r = this.rawOf(key);
+            switch (kvKey.slice(dot + 1)) {
+              case 'stats': {
+                const stats = value as SharedStats | undefined;
+                if (stats?.fallback !== r.stats?.fallback) r.recount = true;
+                r.stats = stats;
+                break;
+              }
+              case 'circuit':
+                r.circuit = value as SharedCircuit | undefined;
+                break;
+              case 'throttle':
+                r.throttle = value as SharedThrottle | undefined;
+                break;
+              default:
+                return;
+            }
+            this.publish(key);
+          },
+          signal,
+        );
+      } catch (err) {
+        if (aborted()) return;
+        this.log.debug({ err: err instanceof Error ? err.message : String(err) }, 'shared state watch failed; retrying');
+      }
+      await this.deps.clock.sleep(1_000, signal).catch(() => undefined);
+    }
+  }
+
+  private async fallbackLoop(signal: AbortSignal): Promise<void> {
+    const recountMs = this.deps.fallbackRecountMs ?? 60_000;
+    while (!signal.aborted) {
+      this.refreshPrefixes();
+      const now = this.deps.clock.now();
+      for (const key of this.byPrefix.values()) {
+        const r = this.rawOf(key);
+        if (!r.recount && now - r.fallbackCountedAt < recountMs) continue;
+        const [namespace = '', name = ''] = key.split('/');
+        try {
+          r.fallbackPending = await this.deps.jetstream.streamMessages(fallbackStreamName({ namespace, name }));
+          r.fallbackCountedAt = now;
+          r.recount = false;
+          this.publish(key);
+        } catch (err) {
+          this.log.debug({ integration: key, err: err instanceof Error ? err.message : String(err) }, 'could not count the fallback stream');
+        }
+      }
+      const live = new Set(this.byPrefix.values());
+      for (const key of this.raw.keys()) if (!live.has(key)) this.forget(key);
+      await this.deps.clock.sleep(1_000, signal).catch(() => undefined);
+    }
+  }
+
+  private forget(key: string): void {
+    this.raw.delete(key);
+    this.views.delete(key);
+  }
+
+  /** Stores the new view; when it changed, enqueues the Integration and raises escalations. */
+  private publish(key: string): void {
+    const r = this.rawOf(key);
+    const next: RuntimeView = { stats: r.stats, circuit: r.circuit, throttle: r.throttle, fallbackPending: r.fallbackPending };
     const previous = this.views.get(key);
     if (JSON.stringify(previous) === JSON.stringify(next)) return;
     this.views.set(key, next);
     this.deps.queue.add(key);
+    const obj = this.deps.integrations.get(key);
+    if (!obj) return;
     // Escalations as Warning Events, on the change only (the recorder also folds repeats).
     if (next.circuit && next.circuit.state === 'Open' && previous?.circuit?.state !== 'Open') {
       void this.deps.events.record(obj, { type: 'Warning', reason: Reason.CircuitOpen, note: `circuit opened after ${next.circuit.consecutiveFailures} failures; consumption paused`, action: 'Deliver' });
     }
     // Growth against what this leader saw last, or (first look, e.g. a new leader) against status.
-    const before = previous ? previous.fallbackPending : typeof obj.status?.fallbackPending === 'number' ? obj.status.fallbackPending : undefined;
-    if (before !== undefined && (next.fallbackPending ?? 0) > before) {
+    const before = previous?.fallbackPending ?? (typeof obj.status?.fallbackPending === 'number' ? obj.status.fallbackPending : undefined);
+    if (next.fallbackPending !== undefined && before !== undefined && next.fallbackPending > before) {
       void this.deps.events.record(obj, {
         type: 'Warning',
         reason: Reason.FallbackGrowing,
-        note: `${next.fallbackPending ?? 0} events parked in the fallback stream (was ${before}); last error: ${next.stats?.lastError?.message ?? 'unknown'}`,
+        note: `${next.fallbackPending} events parked in the fallback stream (was ${before}); last error: ${next.stats?.lastError?.message ?? 'unknown'}`,
         action: 'Deliver',
       });
     }

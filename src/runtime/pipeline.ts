@@ -207,7 +207,7 @@ export class IntegrationPipeline {
   /** Starts consuming; returns at once. */
   start(): void {
     const signal = this.stopController.signal;
-    this.running = Promise.all([this.consumeLoop(signal), this.statsLoop(signal), this.watchShared(signal), this.rateLoop(signal)]).then(() => undefined);
+    this.running = Promise.all([this.consumeLoop(signal), this.statsLoop(signal), this.rateLoop(signal)]).then(() => undefined);
   }
 
   /** Stops pulling, returns unstarted events, waits for in-flight ones, flushes counters. */
@@ -512,37 +512,23 @@ export class IntegrationPipeline {
     }
   }
 
-  /** Adopts what other replicas share: the circuit and the lowered rate. */
-  private async watchShared(signal: AbortSignal): Promise<void> {
-    const cKey = circuitKey(this.ref);
-    const tKey = throttleKey(this.ref);
-    // A function, not the property: TypeScript narrows `signal.aborted` across awaits otherwise.
-    const aborted = (): boolean => signal.aborted;
-    while (!aborted()) {
-      try {
-        await this.deps.state.watch(
-          `${cKey.slice(0, cKey.lastIndexOf('.'))}.*`,
-          (key, value) => {
-            if (key === cKey && value) {
-              const s = value as SharedCircuit;
-              const mine = this.breaker.snapshot();
-              if (s.state !== mine.state && s.since > mine.since) this.breaker.adopt({ ...s });
-            } else if (key === tKey && value) {
-              const t = value as SharedThrottle;
-              this.limitedUntil = Math.max(this.limitedUntil, t.limitedUntil);
-              if (this.throttle && t.perSecond > 0) {
-                this.throttle.adopt(t);
-                this.applyRate();
-              }
-            }
-          },
-          signal,
-        );
-      } catch (err) {
-        if (aborted()) return;
-        this.log.debug({ err: errorMessage(err) }, 'shared state watch failed; retrying');
+  /**
+   * Adopts what other replicas share: the circuit and the lowered rate. Called by the
+   * supervisor's single watch on the shared bucket (one watch per process, not per pipeline).
+   */
+  onShared(key: string, value: unknown): void {
+    if (value === undefined) return;
+    if (key === circuitKey(this.ref)) {
+      const s = value as SharedCircuit;
+      const mine = this.breaker.snapshot();
+      if (s.state !== mine.state && s.since > mine.since) this.breaker.adopt({ ...s });
+    } else if (key === throttleKey(this.ref)) {
+      const t = value as SharedThrottle;
+      this.limitedUntil = Math.max(this.limitedUntil, t.limitedUntil);
+      if (this.throttle && t.perSecond > 0) {
+        this.throttle.adopt(t);
+        this.applyRate();
       }
-      await this.deps.clock.sleep(1_000, signal).catch(() => undefined);
     }
   }
 

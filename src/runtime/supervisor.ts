@@ -11,7 +11,7 @@
 import { inputsKey, type SecretKeyRef } from '../api/index.ts';
 import type { Deliverer, TokenCache } from '../delivery/index.ts';
 import type { KubeObject, Store } from '../kube/index.ts';
-import type { ConsumerControl, FallbackPublisher, SharedKv } from '../nats/index.ts';
+import { integrationStateKeyPrefix, type ConsumerControl, type FallbackPublisher, type SharedKv } from '../nats/index.ts';
 import type { Clock, Logger } from '../observability/index.ts';
 import { compileIntegration } from './compile-integration.ts';
 import type { Membership } from './membership.ts';
@@ -59,6 +59,8 @@ export class RuntimeSupervisor {
    * anything must not recompile everything (with N Integrations that is N² compilations).
    */
   private readonly compiledInputs = new Map<string, string>();
+  /** Shared-state key prefix (`<namespace>.<name>`) → Integration key, to route KV changes. */
+  private readonly byStatePrefix = new Map<string, string>();
   private wake: (() => void) | undefined;
   private dirty = true;
 
@@ -79,6 +81,7 @@ export class RuntimeSupervisor {
   }
 
   async start(signal: AbortSignal): Promise<void> {
+    const shared = this.watchShared(signal);
     while (!signal.aborted) {
       if (this.dirty) {
         this.dirty = false;
@@ -99,6 +102,36 @@ export class RuntimeSupervisor {
     }
     await Promise.all([...this.pipelines.values()].map((p) => p.stop()));
     this.pipelines.clear();
+    await shared;
+  }
+
+  /**
+   * One watch on the shared-state bucket for the whole process, routed to pipelines by key
+   * (`<namespace>.<name>.<what>`): a watch per pipeline would be a JetStream consumer each.
+   */
+  private async watchShared(signal: AbortSignal): Promise<void> {
+    const aborted = (): boolean => signal.aborted;
+    while (!aborted()) {
+      try {
+        await this.deps.state.watch(
+          '>',
+          (key, value) => {
+            // Only the circuit and the throttle are adopted; counters are the leader's business.
+            const dot = key.lastIndexOf('.');
+            const what = key.slice(dot + 1);
+            if (what !== 'circuit' && what !== 'throttle') return;
+            const owner = this.byStatePrefix.get(key.slice(0, dot));
+            if (owner) this.pipelines.get(owner)?.onShared(key, value);
+          },
+          signal,
+        );
+      } catch (err) {
+        if (aborted()) return;
+        // The bucket may not exist yet (the leader creates it): retry.
+        this.log.debug({ err: err instanceof Error ? err.message : String(err) }, 'shared state watch failed; retrying');
+      }
+      await this.deps.clock.sleep(1_000, signal).catch(() => undefined);
+    }
   }
 
   private async sync(): Promise<void> {
@@ -127,6 +160,7 @@ export class RuntimeSupervisor {
     for (const [key, pipeline] of this.pipelines) {
       if (desired.has(key)) continue;
       this.pipelines.delete(key);
+      this.byStatePrefix.delete(integrationStateKeyPrefix(pipeline.compiled));
       this.log.info({ integration: key }, 'stopping pipeline (deleted or suspended)');
       await pipeline.stop();
     }
@@ -176,6 +210,7 @@ export class RuntimeSupervisor {
       identity: this.deps.identity,
     });
     this.pipelines.set(key, pipeline);
+    this.byStatePrefix.set(integrationStateKeyPrefix({ namespace, name }), key);
     pipeline.start();
     if (!current) this.log.info({ integration: key, generation }, 'pipeline started');
   }
