@@ -22,6 +22,17 @@ import { IntegrationPipeline, type PipelineDeps } from './pipeline.ts';
 export interface IntegrationObject extends KubeObject {
   readonly metadata?: KubeObject['metadata'] & { readonly deletionTimestamp?: string };
   readonly spec?: unknown;
+  readonly status?: { readonly conditions?: readonly { readonly type: string; readonly status: string }[] };
+}
+
+/**
+ * The leader says Ready=True once it has provisioned the consumer; before that a pipeline would
+ * only spin on "consumer not found". Later generations swap in whatever their Ready says (a
+ * stalled one is refused by compiling anyway; a transient provisioning failure must not stop
+ * delivery on the consumer that exists).
+ */
+function provisioned(obj: IntegrationObject): boolean {
+  return obj.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 }
 
 export interface DataObject extends KubeObject {
@@ -142,6 +153,7 @@ export class RuntimeSupervisor {
       const spec = obj.spec as { suspend?: unknown } | undefined;
       if (spec?.suspend === true) continue;
       const key = `${meta.namespace}/${meta.name}`;
+      if (!this.pipelines.has(key) && !provisioned(obj)) continue;
       desired.add(key);
       const ns = meta.namespace;
       const inputs = inputsKey(meta.uid, meta.generation ?? 0, obj.spec, (kind, name) =>
