@@ -6,6 +6,17 @@ import { Counter, Gauge, Histogram, type Registry } from '../observability/index
 
 export type EventOutcome = 'delivered' | 'retry' | 'invalid' | 'transform' | 'exhausted' | 'rejected' | 'contract';
 
+export interface IntegrationMetrics {
+  outcome(outcome: EventOutcome): void;
+  readonly retries: { inc(): void };
+  readonly throttled: { inc(): void };
+  readonly deliveryDuration: { observe(seconds: number): void };
+  readonly endToEnd: { observe(seconds: number): void };
+  readonly fallbackPublishFailures: { inc(): void };
+  readonly inflight: { inc(): void; dec(): void };
+  circuit(state: 'Closed' | 'Open' | 'HalfOpen'): void;
+}
+
 export class RuntimeMetrics {
   readonly events: Counter<'namespace' | 'integration' | 'outcome'>;
   readonly retries: Counter<'namespace' | 'integration'>;
@@ -43,6 +54,31 @@ export class RuntimeMetrics {
       registers,
     });
     this.inflight = new Gauge({ name: 'ferry_inflight_events', help: 'Events being processed now.', labelNames: ['namespace', 'integration'], registers });
+  }
+
+  /**
+   * The metric children of one Integration, resolved once: prom-client hashes a label object on
+   * every `inc({…})`, which is measurable on a path that runs for every event.
+   */
+  forIntegration(namespace: string, integration: string): IntegrationMetrics {
+    const outcome = new Map<EventOutcome, { inc(): void }>();
+    for (const o of ['delivered', 'retry', 'invalid', 'transform', 'exhausted', 'rejected', 'contract'] as const) {
+      outcome.set(o, this.events.labels(namespace, integration, o));
+    }
+    return {
+      outcome: (o) => {
+        outcome.get(o)?.inc();
+      },
+      retries: this.retries.labels(namespace, integration),
+      throttled: this.throttled.labels(namespace, integration),
+      deliveryDuration: this.deliveryDuration.labels(namespace, integration),
+      endToEnd: this.endToEnd.labels(namespace, integration),
+      fallbackPublishFailures: this.fallbackPublishFailures.labels(namespace, integration),
+      inflight: this.inflight.labels(namespace, integration),
+      circuit: (state) => {
+        this.setCircuit(namespace, integration, state);
+      },
+    };
   }
 
   setCircuit(namespace: string, integration: string, state: 'Closed' | 'Open' | 'HalfOpen'): void {

@@ -36,7 +36,6 @@ import { describeValidationErrors } from '../api/index.ts';
 import {
   addStats,
   circuitKey,
-  EMPTY_STATS,
   integrationConsumerName,
   readConsumer,
   statsKey,
@@ -47,6 +46,7 @@ import {
   type InboundMessage,
   type SharedCircuit,
   type SharedKv,
+  type SharedLastError,
   type SharedStats,
   type SharedThrottle,
 } from '../nats/index.ts';
@@ -55,7 +55,7 @@ import type { CompiledIntegration } from './compile-integration.ts';
 import { decodeEvent } from './decode.ts';
 import { decide, type Decision, type FallbackReason } from './decide.ts';
 import { fallbackHeaders, fallbackMsgId } from './fallback-message.ts';
-import type { EventOutcome, RuntimeMetrics } from './metrics.ts';
+import type { EventOutcome, IntegrationMetrics, RuntimeMetrics } from './metrics.ts';
 import { transformEvent } from './transform.ts';
 
 export interface PipelineDeps {
@@ -134,7 +134,12 @@ export class IntegrationPipeline {
   private bucket: TokenBucket | undefined;
   private readonly slots: Slots;
   private limitedUntil = 0;
-  private pending: SharedStats = EMPTY_STATS;
+  private readonly metrics: IntegrationMetrics;
+  /** Counters since the last flush; plain fields, bumped in place on every event. */
+  private readonly unflushed = { delivered: 0, retried: 0, fallback: 0, invalid: 0, throttled: 0 };
+  private unflushedTimes: { lastDeliveredTime?: number; lastError?: SharedLastError; lastContractDrift?: number } = {};
+  /** A delta whose flush failed, kept for the next one: counters are never dropped, only late. */
+  private carried: SharedStats | undefined;
   private running: Promise<void> | undefined;
 
   constructor(compiled: CompiledIntegration, deps: PipelineDeps) {
@@ -146,7 +151,8 @@ export class IntegrationPipeline {
     this.slots = new Slots(compiled.config.delivery.concurrency);
     this.breaker = this.makeBreaker(compiled);
     [this.throttle, this.bucket] = this.makeRate(compiled);
-    deps.metrics.setCircuit(compiled.namespace, compiled.name, 'Closed');
+    this.metrics = deps.metrics.forIntegration(compiled.namespace, compiled.name);
+    this.metrics.circuit('Closed');
   }
 
   /** The generation events are processed with now. */
@@ -238,7 +244,7 @@ export class IntegrationPipeline {
         this.slots.release();
         continue;
       }
-      this.deps.metrics.inflight.inc(this.labels);
+      this.metrics.inflight.inc();
       void this.handle(msg, signal)
         .catch((err: unknown) => {
           // handle() decides every event's fate itself; reaching here is a bug. Leave the event
@@ -246,7 +252,7 @@ export class IntegrationPipeline {
           this.log.error({ err, seq: msg.streamSequence }, 'unexpected error while handling an event');
         })
         .finally(() => {
-          this.deps.metrics.inflight.dec(this.labels);
+          this.metrics.inflight.dec();
           this.slots.release();
         });
     }
@@ -323,7 +329,7 @@ export class IntegrationPipeline {
       this.log.info({ ...eventLog, key, err: detail }, 'delivery attempt failed');
     }
     const now = this.deps.clock.now();
-    this.deps.metrics.deliveryDuration.observe(this.labels, (now - started) / 1000);
+    this.metrics.deliveryDuration.observe((now - started) / 1000);
 
     // 4. The contract decides.
     const decision = decide({ outcome, attempt, storedAtMs: msg.storedAtMs, now }, c.classify, c.config.delivery);
@@ -365,15 +371,18 @@ export class IntegrationPipeline {
     switch (decision.kind) {
       case 'ack':
         msg.ack();
-        this.count('delivered', { lastDeliveredTime: now });
-        this.deps.metrics.endToEnd.observe(this.labels, Math.max(0, now - msg.storedAtMs) / 1000);
-        this.log.debug({ ...eventLog, key, status }, 'delivered');
+        this.count('delivered');
+        this.unflushedTimes.lastDeliveredTime = now;
+        this.metrics.endToEnd.observe(Math.max(0, now - msg.storedAtMs) / 1000);
+        // Checked first: building the log object for a disabled level costs on every event.
+        if (this.log.isLevelEnabled('debug')) this.log.debug({ ...eventLog, key, status }, 'delivered');
         return;
       case 'retry': {
         msg.nak(decision.delayMs);
         const error = { time: now, reason: decision.throttle ? 'throttled' : 'retrying', httpStatus: status, message: detail };
-        this.count('retry', { lastError: error });
-        this.deps.metrics.retries.inc(this.labels);
+        this.count('retry');
+        this.unflushedTimes.lastError = error;
+        this.metrics.retries.inc();
         if (decision.throttle) this.onThrottled(decision.retryAfterMs);
         this.log.info({ ...eventLog, key, status, delayMs: decision.delayMs, outcome: 'retry' }, 'attempt failed; retrying later');
         return;
@@ -413,29 +422,28 @@ export class IntegrationPipeline {
       await this.deps.publisher.publish({ subject: fallbackSubject(this.ref), msgId: fallbackMsgId(msg.stream, msg.streamSequence), payload: msg.data, headers });
     } catch (err) {
       msg.nak(FALLBACK_RETRY_MS);
-      this.deps.metrics.fallbackPublishFailures.inc(this.labels);
+      this.metrics.fallbackPublishFailures.inc();
       this.log.error({ seq: msg.streamSequence, reason, err: errorMessage(err) }, 'fallback publish failed; the event stays in its source stream');
       return;
     }
     msg.term(`ferry: ${reason}`);
     const lastError = { time: now, reason, httpStatus, message: error };
-    this.count(reason, { lastError, ...(reason === 'contract' ? { lastContractDrift: now } : {}) });
-    this.deps.metrics.endToEnd.observe(this.labels, Math.max(0, now - msg.storedAtMs) / 1000);
+    this.count(reason);
+    this.unflushedTimes.lastError = lastError;
+    if (reason === 'contract') this.unflushedTimes.lastContractDrift = now;
+    this.metrics.endToEnd.observe(Math.max(0, now - msg.storedAtMs) / 1000);
     this.log.warn({ seq: msg.streamSequence, subject: msg.subject, attempt: msg.deliveryCount, key, reason, httpStatus, error }, 'event parked in the fallback stream');
   }
 
-  private count(outcome: EventOutcome, extra: Partial<SharedStats>): void {
-    this.deps.metrics.events.inc({ ...this.labels, outcome });
-    const p = this.pending;
-    const parked = outcome !== 'delivered' && outcome !== 'retry';
-    this.pending = addStats(p, {
-      ...EMPTY_STATS,
-      delivered: outcome === 'delivered' ? 1 : 0,
-      retried: outcome === 'retry' ? 1 : 0,
-      fallback: parked ? 1 : 0,
-      invalid: outcome === 'invalid' ? 1 : 0,
-      ...extra,
-    });
+  private count(outcome: EventOutcome): void {
+    this.metrics.outcome(outcome);
+    const u = this.unflushed;
+    if (outcome === 'delivered') u.delivered += 1;
+    else if (outcome === 'retry') u.retried += 1;
+    else {
+      u.fallback += 1;
+      if (outcome === 'invalid') u.invalid += 1;
+    }
   }
 
   /** Waits until the circuit admits an attempt, any throttle hold has passed and a token is free. */
@@ -472,10 +480,10 @@ export class IntegrationPipeline {
   }
 
   private onThrottled(retryAfterMs: number | undefined): void {
-    this.deps.metrics.throttled.inc(this.labels);
+    this.metrics.throttled.inc();
     const now = this.deps.clock.now();
     this.limitedUntil = Math.max(this.limitedUntil, now + (retryAfterMs ?? 1_000));
-    this.pending = addStats(this.pending, { ...EMPTY_STATS, throttled: 1 });
+    this.unflushed.throttled += 1;
     if (!this.throttle) {
       void this.deps.state.put(throttleKey(this.ref), { perSecond: 0, limitedUntil: this.limitedUntil, decreasedAt: now } satisfies SharedThrottle).catch(() => undefined);
       return;
@@ -496,7 +504,7 @@ export class IntegrationPipeline {
 
   private onCircuitTransition(t: CircuitTransition): void {
     const c = this.compiled;
-    this.deps.metrics.setCircuit(c.namespace, c.name, t.to);
+    this.metrics.circuit(t.to);
     if (t.reason === 'adopted') return;
     this.log.warn({ from: t.from, to: t.to, reason: t.reason, openUntil: t.snapshot.openUntil }, `circuit ${t.to}`);
     const shared: SharedCircuit = { state: t.snapshot.state, since: t.snapshot.since, consecutiveFailures: t.snapshot.consecutiveFailures, openUntil: t.snapshot.openUntil };
@@ -548,15 +556,27 @@ export class IntegrationPipeline {
     }
   }
 
+  private takeDelta(): SharedStats | undefined {
+    const u = this.unflushed;
+    const t = this.unflushedTimes;
+    const fresh = u.delivered + u.retried + u.fallback + u.invalid + u.throttled > 0 || Object.keys(t).length > 0;
+    let delta = this.carried;
+    this.carried = undefined;
+    if (fresh) {
+      delta = addStats(delta, { ...u, ...t });
+      u.delivered = u.retried = u.fallback = u.invalid = u.throttled = 0;
+      this.unflushedTimes = {};
+    }
+    return delta;
+  }
+
   private async flushStats(): Promise<void> {
-    const delta = this.pending;
-    if (delta === EMPTY_STATS) return;
-    this.pending = EMPTY_STATS;
+    const delta = this.takeDelta();
+    if (!delta) return;
     try {
       await this.deps.state.update<SharedStats>(statsKey(this.ref), (current) => addStats(current, delta));
     } catch (err) {
-      // Keep the delta for the next flush: counters are never dropped, only late.
-      this.pending = addStats(this.pending, delta);
+      this.carried = addStats(this.carried, delta);
       this.log.debug({ err: errorMessage(err) }, 'stats flush failed; will retry');
     }
   }
