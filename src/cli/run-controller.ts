@@ -185,6 +185,8 @@ export async function runController(config: ControllerConfig, version: string): 
   const manager = new Manager({
     logger,
     clock,
+    // The delivery runtime runs on every replica: a slow Lease renewal must not interrupt it.
+    onLeadershipLost: 'recampaign',
     leaderElection: config.leaderElect
       ? new LeaderElector({
           lease: { namespace: config.leaseNamespace, name: config.leaseName },

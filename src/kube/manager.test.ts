@@ -111,6 +111,38 @@ describe('Manager', { timeout: 10_000 }, () => {
     assert.deepEqual(log, ['start pipelines', 'start controller', 'stop controller', 'stop pipelines']);
   });
 
+  it('with onLeadershipLost: recampaign, stops only leader work on a lost Lease and campaigns again', async () => {
+    const log: string[] = [];
+    const election = new FakeElection();
+    let starts = 0;
+    const counting: LeaderElection = {
+      start: (signal, callbacks) => {
+        starts += 1;
+        return election.start(signal, callbacks);
+      },
+    };
+    const m = new Manager({ logger: silentLogger(), clock: new ManualClock(), leaderElection: counting, onLeadershipLost: 'recampaign' });
+    m.add(runnable('controller', log), 'leader');
+    m.add(runnable('pipelines', log), 'others');
+    const stop = new AbortController();
+    const exit = m.start(stop.signal);
+    await settle();
+    election.elect();
+    await settle();
+    await election.end('lost');
+    await settle();
+    assert.deepEqual(log, ['start pipelines', 'start controller', 'stop controller'], 'pipelines kept running');
+    assert.equal(starts, 2, 'campaigning again');
+    assert.equal(m.ready, true);
+
+    election.elect();
+    await settle();
+    assert.deepEqual(log.slice(3), ['start controller'], 'leader work resumes in the new term');
+    stop.abort();
+    assert.deepEqual(await exit, { reason: 'stopped', timedOut: [] });
+    assert.deepEqual(log.slice(4), ['stop controller', 'stop pipelines']);
+  });
+
   it('stops everything when a runnable fails', async () => {
     const log: string[] = [];
     const m = new Manager({ logger: silentLogger(), clock: new ManualClock() });

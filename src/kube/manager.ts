@@ -55,6 +55,12 @@ export interface ManagerOptions {
   readonly leaderElection?: LeaderElection;
   /** How long each group may take to stop; default 30 s. */
   readonly gracefulShutdownMs?: number;
+  /**
+   * What losing the Lease does: `exit` (controller-runtime's choice: stop everything, the pod
+   * restarts) or `recampaign`: stop only the leader runnables and campaign again, so work every
+   * replica does (caches, the delivery runtime) is not interrupted by a slow renewal. Default exit.
+   */
+  readonly onLeadershipLost?: 'exit' | 'recampaign';
 }
 
 interface Running {
@@ -73,6 +79,7 @@ export class Manager {
   private readonly clock: Clock;
   private readonly election: LeaderElection | undefined;
   private readonly gracefulShutdownMs: number;
+  private readonly onLeadershipLost: 'exit' | 'recampaign';
   private readonly groups = new Map<RunnableGroup, Runnable[]>(ORDER.map((g) => [g, []]));
   private started = false;
   private readyFlag = false;
@@ -82,6 +89,7 @@ export class Manager {
     this.clock = options.clock;
     this.election = options.leaderElection;
     this.gracefulShutdownMs = options.gracefulShutdownMs ?? 30_000;
+    this.onLeadershipLost = options.onLeadershipLost ?? 'exit';
   }
 
   /** Registers a runnable; only before `start`. */
@@ -165,24 +173,35 @@ export class Manager {
     let electionDone: Promise<void> | undefined;
     if (!state.stopped) {
       const leaderRunnables = this.groups.get('leader') ?? [];
-      if (this.election) {
+      const election = this.election;
+      if (election) {
         const electionSignal = this.signalOf(controllers, 'leader');
-        electionDone = this.election
-          .start(electionSignal, {
-            onStartedLeading: async (leaderSignal) => {
-              for (const r of leaderRunnables) launch('leader', r, leaderSignal);
-              // The elector awaits this before releasing the Lease: leader work must be over.
-              await Promise.all((running.get('leader') ?? []).map((r) => r.done));
-            },
-          })
-          .then(
-            (end) => {
-              if (end === 'lost') requestStop({ reason: 'leadership-lost' });
-            },
-            (err: unknown) => {
-              requestStop({ reason: 'failed', error: toError(err), runnable: 'leader-election' });
-            },
-          );
+        const campaign = (): Promise<void> =>
+          election
+            .start(electionSignal, {
+              onStartedLeading: async (leaderSignal) => {
+                // A fresh list per term: the previous term's runnables have all returned.
+                running.set('leader', []);
+                for (const r of leaderRunnables) launch('leader', r, leaderSignal);
+                // The elector awaits this before releasing the Lease: leader work must be over.
+                await Promise.all((running.get('leader') ?? []).map((r) => r.done));
+              },
+            })
+            .then(
+              async (end) => {
+                if (end !== 'lost' || state.stopped) return;
+                if (this.onLeadershipLost === 'exit') {
+                  requestStop({ reason: 'leadership-lost' });
+                  return;
+                }
+                this.logger.warn('leadership lost; leader work stopped, campaigning again');
+                await campaign();
+              },
+              (err: unknown) => {
+                requestStop({ reason: 'failed', error: toError(err), runnable: 'leader-election' });
+              },
+            );
+        electionDone = campaign();
       } else {
         const leaderSignal = this.signalOf(controllers, 'leader');
         for (const r of leaderRunnables) launch('leader', r, leaderSignal);
