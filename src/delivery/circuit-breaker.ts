@@ -111,6 +111,11 @@ export class CircuitBreaker {
     this.since = options.clock.now();
   }
 
+  /** True when Closed: an attempt may go without reserving anything (cheap, no allocation). */
+  get closed(): boolean {
+    return this.state === 'Closed';
+  }
+
   /** The current state, after applying any time-driven transition. */
   snapshot(): CircuitSnapshot {
     this.refresh();

@@ -131,7 +131,13 @@ export class HttpDeliverer implements Deliverer {
         headersTimeout: request.timeoutMs + 1000,
         bodyTimeout: request.timeoutMs + 1000,
       });
-      const { body, truncated } = await readBounded(response.body, this.maxResponseBytes);
+      // A declared length within the limit is read in one go (the common small JSON answer);
+      // anything else is read chunk by chunk and cut at the limit.
+      const declared = Number(response.headers['content-length']);
+      const { body, truncated } =
+        Number.isInteger(declared) && declared <= this.maxResponseBytes
+          ? { body: await response.body.text(), truncated: false }
+          : await readBounded(response.body, this.maxResponseBytes);
       return {
         status: response.statusCode,
         headers: flattenHeaders(response.headers),

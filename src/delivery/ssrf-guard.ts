@@ -13,6 +13,7 @@
  *
  * Uses ipaddr.js rather than the npm `ip` package, whose isPublic had bypass CVEs.
  */
+import { isIP } from 'node:net';
 import ipaddr from 'ipaddr.js';
 import { DeliveryConfigError, InvalidTargetUrlError, TargetDeniedError, type DenyStage } from './errors.ts';
 
@@ -103,7 +104,10 @@ export function checkTargetUrl(url: string | URL, policy: AddressPolicy): URL {
   }
   if (parsed.username !== '' || parsed.password !== '') throw new InvalidTargetUrlError(safeUrl(parsed), 'userinfo');
   const host = unbracket(parsed.hostname);
-  if (ipaddr.isValid(host)) assertAddressAllowed(policy, host, host, 'url');
+  // net.isIP, not ipaddr.isValid (~10 µs on a host name, and this runs on every event): the URL
+  // parser has already normalised IPv4 literals (hex, octal, short forms) to dotted decimal and
+  // bracketed IPv6. Host names are checked on the addresses they resolve to, at connect time.
+  if (isIP(host) !== 0) assertAddressAllowed(policy, host, host, 'url');
   return parsed;
 }
 

@@ -36,10 +36,15 @@ function headerMap(h: MsgHdrs | undefined): ReadonlyMap<string, readonly string[
 }
 
 function wrap(m: JsMsg): InboundMessage {
+  // Headers are converted only when read: many events carry none, and the conversion allocates.
+  let headers: ReadonlyMap<string, readonly string[]> | undefined | null = null;
   return {
     data: m.data,
     subject: m.subject,
-    headers: headerMap(m.headers),
+    get headers() {
+      if (headers === null) headers = headerMap(m.headers);
+      return headers;
+    },
     stream: m.info.stream,
     streamSequence: m.info.streamSequence,
     deliveryCount: m.info.deliveryCount,

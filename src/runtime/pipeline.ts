@@ -56,7 +56,7 @@ import { decodeEvent } from './decode.ts';
 import { decide, type Decision, type FallbackReason } from './decide.ts';
 import { fallbackHeaders, fallbackMsgId } from './fallback-message.ts';
 import type { EventOutcome, IntegrationMetrics, RuntimeMetrics } from './metrics.ts';
-import { transformEvent } from './transform.ts';
+import { applyMapping, transformEvent } from './transform.ts';
 
 export interface PipelineDeps {
   readonly nc: Parameters<typeof readConsumer>[0]['nc'];
@@ -280,7 +280,11 @@ export class IntegrationPipeline {
     }
     let body: unknown;
     try {
-      body = await transformEvent(c.transform, data, { timeoutMs: c.config.transform.kind === 'jsonata' ? c.config.transform.timeoutMs : 1_000, maxDepth: JSONATA_MAX_DEPTH });
+      // A mapping runs synchronously: no promise hop on the common path.
+      body =
+        c.transform.kind === 'mapping'
+          ? applyMapping(c.transform, data)
+          : await transformEvent(c.transform, data, { timeoutMs: c.config.transform.kind === 'jsonata' ? c.config.transform.timeoutMs : 1_000, maxDepth: JSONATA_MAX_DEPTH });
     } catch (err) {
       await this.park(msg, 'transform', errorMessage(err), undefined, undefined, undefined);
       return;
@@ -298,9 +302,10 @@ export class IntegrationPipeline {
       return;
     }
 
-    // 2. Wait for the circuit, the throttle hold and the rate limit, keeping the lease.
+    // 2. Wait for the circuit, the throttle hold and the rate limit, keeping the lease; most
+    // events need not wait, and then take no promise hop here.
     try {
-      await this.admit(msg, signal);
+      if (!this.admitNow()) await this.admit(msg, signal);
     } catch {
       // Shutting down before the attempt: hand the event back at once; no attempt was made.
       msg.nak(1);
@@ -444,6 +449,13 @@ export class IntegrationPipeline {
       u.fallback += 1;
       if (outcome === 'invalid') u.invalid += 1;
     }
+  }
+
+  /** Admits at once when nothing has to wait (the common case); false means call `admit`. */
+  private admitNow(): boolean {
+    // Only a closed circuit admits without reserving a probe, so anything else takes the slow path.
+    if (!this.breaker.closed || this.deps.clock.now() < this.limitedUntil) return false;
+    return !this.bucket || this.bucket.tryTake();
   }
 
   /** Waits until the circuit admits an attempt, any throttle hold has passed and a token is free. */
