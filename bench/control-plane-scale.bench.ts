@@ -1,0 +1,702 @@
+/**
+ * control-plane-scale: how fast and how lean one operator process makes N Integrations Ready,
+ * against the raw limit of the same API server and NATS in the same run.
+ *
+ * Phases, all against one local control plane (etcd + kube-apiserver + nats-server):
+ * 1. warm-up — a small floor run, untimed and deleted, so neither measured phase pays for cold
+ *    caches in the servers.
+ * 2. floor (the raw limit) — no operator running. With the same parallelism as phase 3, for each
+ *    object: create it (same CRD, same spec), create its durable JetStream consumer and its
+ *    fallback stream (same configs as Ferry's), merge-patch a Ready status. Timed from the first
+ *    create until a watch has seen all N Ready. Then the objects, consumers and streams are
+ *    deleted, so the operator never sees them and NATS starts phase 3 as it started phase 2.
+ * 3. Ferry — one `ferry controller` process (default flags unless FERRY_BENCH_OPERATOR_ARGS);
+ *    creates N Integrations with bounded parallelism, timed from the first create until the
+ *    watch has seen all N Ready (Ready=True for their generation). The operator's RSS is sampled
+ *    throughout, its /metrics every second; its VmHWM is read at the end.
+ * 4. memory floor — a bare Node process that lists the N objects into a cache, holds a watch and
+ *    a NATS connection (lib/cache-floor-process.ts); its VmHWM is the denominator of the memory
+ *    ratio.
+ *
+ * Environment: FERRY_BENCH_N (1000), FERRY_BENCH_PARALLELISM (32), FERRY_BENCH_TIMEOUT_S (600,
+ * per timed phase), FERRY_BENCH_WARMUP (64), FERRY_BENCH_OPERATOR_ARGS (extra `ferry controller`
+ * flags, space separated), FERRY_BENCH_LOG_LEVEL (operator log level, default info),
+ * FERRY_BENCH_CPU_PROF=1 (the operator writes a V8 CPU profile, summarised in the result).
+ */
+import { execFile } from 'node:child_process';
+import { copyFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  jetstreamManager,
+  ReplayPolicy,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamManager,
+} from '@nats-io/jetstream';
+import { connect, nanos, type NatsConnection } from '@nats-io/transport-node';
+import { startControlPlane, type ControlPlane } from '../test/env/control-plane.ts';
+import { installCrds } from '../test/support/crds.ts';
+import { integrationSpec, isTrueNow, type FerryObj } from '../test/support/ferry-client.ts';
+import { startOperator, type LogLine, type OperatorProcess } from '../test/support/operator-process.ts';
+import { summarizeCpuProfile } from './lib/cpu-profile.ts';
+import { RawKube } from './lib/kube-raw.ts';
+import { readProcMemory, readProcExe, ProcessSampler, type ProcessUsage } from './lib/proc.ts';
+import { parsePrometheusText, sumSamples, type MetricSample } from './lib/prometheus.ts';
+import { ReadyWatch } from './lib/ready-watch.ts';
+import { RATIOS_GROUP, resultsDir, runBenchmark, type BenchContext } from './lib/result.ts';
+import { ratio, summarize, type Summary } from './lib/stats.ts';
+import { delay, mapLimit, now } from './lib/timing.ts';
+
+const NAME = 'control-plane-scale';
+const GROUP = 'ferry.dev';
+const VERSION = 'v1alpha1';
+const SOURCE_STREAM = 'CRM_EVENTS';
+const MERGE_PATCH = 'application/merge-patch+json';
+const NS = { warmup: 'bench-warmup', floor: 'bench-floor', ferry: 'bench-ferry' } as const;
+
+function intEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+  return value;
+}
+
+const collection = (namespace: string): string => `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/integrations`;
+const objectName = (i: number): string => `ig-${String(i).padStart(5, '0')}`;
+
+interface PhaseResult {
+  readonly complete: boolean;
+  /** 'all Ready', 'timeout', or why the phase was cut short. */
+  readonly endedBy: string;
+  readonly readyCount: number;
+  /** First create (start of the request) → the watch saw the last object Ready. */
+  readonly allReadyMs: number | undefined;
+  /** First create → every per-object operation the bench drives has returned. */
+  readonly opsMs: number;
+  /** Per object: start of its create request → the watch saw it Ready. */
+  readonly latency: Summary | undefined;
+  readonly stateCounts: Record<string, number>;
+  readonly watch: { readonly events: number; readonly restarts: number; readonly relists: number };
+  /** 429 answers the API server gave the bench's own requests during the phase (retried). */
+  readonly throttled: number;
+}
+
+/**
+ * Drives `perObject` over N names with bounded parallelism while a watch on the namespace's
+ * collection records when each object becomes Ready; resolves when all are Ready or at timeout.
+ */
+async function drivePhase(options: {
+  readonly raw: RawKube;
+  readonly namespace: string;
+  readonly count: number;
+  readonly parallelism: number;
+  readonly timeoutMs: number;
+  readonly perObject: (name: string, index: number) => Promise<void>;
+  readonly ctx: BenchContext;
+  readonly onStart?: (watch: ReadyWatch<FerryObj>, t0: number) => void;
+  /** Ends the phase early (incomplete) when it resolves, e.g. when the operator exits. */
+  readonly abortWhen?: Promise<string>;
+}): Promise<PhaseResult> {
+  const { ctx, count } = options;
+  const watch = new ReadyWatch<FerryObj>({
+    raw: options.raw,
+    path: collection(options.namespace),
+    isReady: (obj) => isTrueNow(obj, 'Ready'),
+    log: (m) => {
+      ctx.log(m);
+    },
+  });
+  const throttledBefore = options.raw.throttled;
+  await watch.start();
+  const names = Array.from({ length: count }, (_, i) => objectName(i));
+  const startedAt = new Map<string, number>();
+  const t0 = now();
+  options.onStart?.(watch, t0);
+  const progress = setInterval(() => {
+    ctx.log(`${options.namespace}: ${startedAt.size}/${count} started, ${watch.readyAt.size}/${count} Ready`);
+  }, 10_000);
+  try {
+    const opsEnd = mapLimit(names, options.parallelism, async (name, i) => {
+      startedAt.set(name, now());
+      await options.perObject(name, i);
+    }).then(() => now());
+    // If an operation fails, stop waiting for Ready at once.
+    const never = new Promise<never>(() => undefined);
+    const outcome = await Promise.race([
+      watch.waitForCount(count, options.timeoutMs).then((all) => (all ? 'all Ready' : 'timeout')),
+      opsEnd.then(() => never),
+      (options.abortWhen ?? never).then((reason) => reason),
+    ]);
+    const complete = outcome === 'all Ready';
+    if (!complete) ctx.log(`${options.namespace}: phase ended: ${outcome}`);
+    const opsEndAt = await Promise.race([opsEnd, delay(30_000).then(() => Number.NaN)]);
+    const readyTimes = [...watch.readyAt.values()];
+    const latencies = [...watch.readyAt].flatMap(([name, at]) => {
+      const start = startedAt.get(name);
+      return start === undefined ? [] : [at - start];
+    });
+    return {
+      complete,
+      endedBy: outcome,
+      readyCount: watch.readyAt.size,
+      allReadyMs: complete ? Math.max(...readyTimes) - t0 : undefined,
+      opsMs: opsEndAt - t0,
+      latency: summarize(latencies),
+      stateCounts: watch.stateCounts(),
+      watch: { events: watch.events, restarts: watch.restarts, relists: watch.relists },
+      throttled: options.raw.throttled - throttledBefore,
+    };
+  } finally {
+    clearInterval(progress);
+    await watch.stop();
+  }
+}
+
+/** The status a controller writes for a Ready Integration; the same four conditions as Ferry's. */
+function readyStatus(generation: number): Record<string, unknown> {
+  const at = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const condition = (type: string, status: string, reason: string, message: string): Record<string, unknown> => ({
+    type,
+    status,
+    reason,
+    message,
+    observedGeneration: generation,
+    lastTransitionTime: at,
+  });
+  return {
+    observedGeneration: generation,
+    fallbackPending: 0,
+    conditions: [
+      condition('Ready', 'True', 'Delivering', 'consuming CRM_EVENTS (crm.deals.closed) through its consumer; fallback stream provisioned'),
+      condition('Reconciling', 'False', 'Reconciled', `generation ${generation} reconciled`),
+      condition('Stalled', 'False', 'Reconciled', 'configuration is valid'),
+      condition('Degraded', 'False', 'Healthy', 'no degradation observed'),
+    ],
+  };
+}
+
+const floorConsumer = (namespace: string, name: string): string => `floor_${namespace}_${name}`;
+const floorStream = (namespace: string, name: string): string => `FLOOR_FALLBACK_${namespace}_${name}`;
+
+/**
+ * The raw limit for one object: the writes any controller of this CRD must make, with Ferry's own
+ * consumer and fallback stream configuration (defaults of integrationSpec()).
+ */
+async function floorObject(raw: RawKube, jsm: JetStreamManager, namespace: string, name: string): Promise<void> {
+  const created = await raw.request<FerryObj>('POST', collection(namespace), {
+    apiVersion: `${GROUP}/${VERSION}`,
+    kind: 'Integration',
+    metadata: { name },
+    spec: integrationSpec(),
+  });
+  await jsm.consumers.add(SOURCE_STREAM, {
+    durable_name: floorConsumer(namespace, name),
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    replay_policy: ReplayPolicy.Instant,
+    filter_subject: 'crm.deals.closed',
+    ack_wait: nanos(10_000 + 30_000),
+    max_deliver: 5 + 20,
+    max_ack_pending: 16 * 8,
+    metadata: { 'ferry.dev/integration': `${namespace}/${name}`, 'ferry.dev/generation': '1' },
+  });
+  await jsm.streams.add({
+    name: floorStream(namespace, name),
+    subjects: [`bench.floor.${namespace}.${name}`],
+    max_age: nanos(14 * 86_400_000),
+    duplicate_window: nanos(3_600_000),
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.New,
+  });
+  await raw.request('PATCH', `${collection(namespace)}/${name}/status`, { status: readyStatus(created.metadata.generation ?? 1) }, MERGE_PATCH);
+}
+
+/** Deletes what floorObject made, so the next phase starts from the same server state. */
+async function cleanFloor(raw: RawKube, jsm: JetStreamManager, namespace: string, count: number, parallelism: number): Promise<void> {
+  const names = Array.from({ length: count }, (_, i) => objectName(i));
+  await mapLimit(names, parallelism, async (name) => {
+    await jsm.consumers.delete(SOURCE_STREAM, floorConsumer(namespace, name)).catch(() => false);
+    await jsm.streams.delete(floorStream(namespace, name)).catch(() => false);
+  });
+  await raw.request('DELETE', collection(namespace));
+  for (;;) {
+    const list = await raw.request<{ items: unknown[] }>('GET', collection(namespace));
+    if (list.items.length === 0) return;
+    await delay(200);
+  }
+}
+
+
+function reconcileCounts(samples: readonly MetricSample[]): Record<string, number | undefined> {
+  const c = { controller: 'integration' };
+  const q = { name: 'integration' };
+  const count = sumSamples(samples, 'controller_runtime_reconcile_time_seconds_count', c);
+  const sum = sumSamples(samples, 'controller_runtime_reconcile_time_seconds_sum', c);
+  return {
+    total: sumSamples(samples, 'controller_runtime_reconcile_total', c),
+    success: sumSamples(samples, 'controller_runtime_reconcile_total', { ...c, result: 'success' }),
+    requeueAfter: sumSamples(samples, 'controller_runtime_reconcile_total', { ...c, result: 'requeue_after' }),
+    requeue: sumSamples(samples, 'controller_runtime_reconcile_total', { ...c, result: 'requeue' }),
+    error: sumSamples(samples, 'controller_runtime_reconcile_total', { ...c, result: 'error' }),
+    errorsTotal: sumSamples(samples, 'controller_runtime_reconcile_errors_total', c),
+    terminalErrors: sumSamples(samples, 'controller_runtime_terminal_reconcile_errors_total', c),
+    meanReconcileMs: count !== undefined && sum !== undefined && count > 0 ? (sum / count) * 1000 : undefined,
+    workqueueDepth: sumSamples(samples, 'workqueue_depth', q),
+    workqueueAdds: sumSamples(samples, 'workqueue_adds_total', q),
+    workqueueRetries: sumSamples(samples, 'workqueue_retries_total', q),
+    watchEvents: sumSamples(samples, 'ferry_watch_events_total', { resource: 'integrations' }),
+    kubeEvents: sumSamples(samples, 'ferry_kube_events_total'),
+  };
+}
+
+interface MetricsPoint {
+  /** Milliseconds since the first create. */
+  readonly t: number;
+  readonly ready: number;
+  /** How long /metrics took to answer: the operator's event loop answers it. */
+  readonly scrapeMs: number;
+  readonly depth: number | undefined;
+  readonly reconciles: number | undefined;
+  readonly errors: number | undefined;
+  readonly active: number | undefined;
+  readonly rssBytes: number | undefined;
+  /** prom-client's default process metrics (prefix ferry_process_). */
+  readonly heapUsedBytes: number | undefined;
+  readonly heapTotalBytes: number | undefined;
+  readonly externalBytes: number | undefined;
+  readonly eventLoopLagP99Ms: number | undefined;
+}
+
+/**
+ * Scrapes the operator's /metrics once a second (5 s timeout each) and keeps a timeline of the
+ * work queue, reconcile counts, Ready count and RSS, and how long each scrape took to answer —
+ * a blocked event loop shows up there first.
+ */
+class MetricsPoller {
+  readonly timeline: MetricsPoint[] = [];
+  lastSamples: MetricSample[] | undefined;
+  /** Monotonic time the last answered scrape began. */
+  lastScrapeAt: number | undefined;
+  peakDepth = 0;
+  scrapeFailures = 0;
+  private readonly scrapeTimes: number[] = [];
+  private readonly stopper = new AbortController();
+  private loop: Promise<void> = Promise.resolve();
+  private readonly url: string;
+  private readonly pid: number;
+  private readonly ctx: BenchContext;
+
+  constructor(port: number, pid: number, ctx: BenchContext) {
+    this.url = `http://127.0.0.1:${port}/metrics`;
+    this.pid = pid;
+    this.ctx = ctx;
+  }
+
+  start(t0: number, ready: () => number): void {
+    this.loop = (async () => {
+      let lastLog = now();
+      while (!this.stopper.signal.aborted) {
+        const began = now();
+        const samples = await this.scrape();
+        if (samples) {
+          const counts = reconcileCounts(samples);
+          const point: MetricsPoint = {
+            t: Math.round(began - t0),
+            ready: ready(),
+            scrapeMs: Math.round(now() - began),
+            depth: counts.workqueueDepth,
+            reconciles: counts.total,
+            errors: counts.errorsTotal,
+            active: sumSamples(samples, 'controller_runtime_active_workers', { controller: 'integration' }),
+            rssBytes: readProcMemory(this.pid)?.rssBytes,
+            ...processMetrics(samples),
+          };
+          this.timeline.push(point);
+          this.peakDepth = Math.max(this.peakDepth, point.depth ?? 0);
+          if (now() - lastLog >= 10_000) {
+            lastLog = now();
+            this.ctx.log(
+              `ferry: workqueue depth ${String(point.depth)}, reconciles ${String(point.reconciles)}, errors ${String(point.errors)}, RSS ${fmtBytes(point.rssBytes)}, /metrics answered in ${point.scrapeMs} ms`,
+            );
+          }
+        }
+        if (!samples && now() - lastLog >= 10_000) {
+          lastLog = now();
+          this.ctx.log(`ferry: /metrics did not answer within 5 s (${this.scrapeFailures} failed scrapes so far): the operator's event loop is blocked`);
+        }
+        await delay(Math.max(0, 1000 - (now() - began)), this.stopper.signal).catch(() => undefined);
+      }
+    })();
+  }
+
+  /** One scrape; undefined when it failed or took more than 5 s. */
+  async scrape(): Promise<MetricSample[] | undefined> {
+    const began = now();
+    try {
+      const res = await fetch(this.url, { signal: AbortSignal.timeout(5000) });
+      const samples = parsePrometheusText(await res.text());
+      this.scrapeTimes.push(now() - began);
+      this.lastSamples = samples;
+      this.lastScrapeAt = began;
+      return samples;
+    } catch {
+      this.scrapeFailures++;
+      return undefined;
+    }
+  }
+
+  scrapeSummary(): Summary | undefined {
+    return summarize(this.scrapeTimes);
+  }
+
+  async stop(): Promise<void> {
+    this.stopper.abort();
+    await this.loop;
+  }
+}
+
+function processMetrics(samples: readonly MetricSample[]): Pick<MetricsPoint, 'heapUsedBytes' | 'heapTotalBytes' | 'externalBytes' | 'eventLoopLagP99Ms'> {
+  const lag = sumSamples(samples, 'ferry_process_nodejs_eventloop_lag_p99_seconds');
+  return {
+    heapUsedBytes: sumSamples(samples, 'ferry_process_nodejs_heap_size_used_bytes'),
+    heapTotalBytes: sumSamples(samples, 'ferry_process_nodejs_heap_size_total_bytes'),
+    externalBytes: sumSamples(samples, 'ferry_process_nodejs_external_memory_bytes'),
+    eventLoopLagP99Ms: lag === undefined ? undefined : lag * 1000,
+  };
+}
+
+function text(value: unknown): string {
+  return typeof value === 'string' ? value : typeof value === 'number' ? String(value) : '';
+}
+
+/** Counts of the operator's log lines by level and by message, warnings and errors with their error codes. */
+function summarizeLogs(lines: readonly LogLine[]): {
+  lines: number;
+  byLevel: Record<string, number>;
+  topMessages: Record<string, number>;
+  warningsAndErrors: Record<string, number>;
+} {
+  const byLevel: Record<string, number> = {};
+  const byMessage: Record<string, number> = {};
+  const problems: Record<string, number> = {};
+  for (const line of lines) {
+    const level = text(line.level) || 'unknown';
+    byLevel[level] = (byLevel[level] ?? 0) + 1;
+    const msg = line.msg ?? '';
+    byMessage[msg] = (byMessage[msg] ?? 0) + 1;
+    if (level === 'warn' || level === 'error' || level === 'fatal' || level === '40' || level === '50' || level === '60') {
+      const err = line.err as { code?: unknown; name?: unknown; message?: unknown } | undefined;
+      const key = `${msg} [${text(err?.code) || text(err?.name)}] ${text(err?.message).slice(0, 160)}`;
+      problems[key] = (problems[key] ?? 0) + 1;
+    }
+  }
+  const top = (counts: Record<string, number>, n: number): Record<string, number> =>
+    Object.fromEntries(Object.entries(counts).sort((a, b) => b[1] - a[1]).slice(0, n));
+  return { lines: lines.length, byLevel, topMessages: top(byMessage, 15), warningsAndErrors: top(problems, 15) };
+}
+
+function cores(usage: ProcessUsage | undefined): number | undefined {
+  return usage?.cpuSeconds === undefined || usage.wallSeconds <= 0 ? undefined : usage.cpuSeconds / usage.wallSeconds;
+}
+
+function serverPids(env: ControlPlane): Record<string, number | undefined> {
+  return { apiServer: env.processes.apiServer?.pid, etcd: env.processes.etcd?.pid, nats: env.processes.nats?.pid };
+}
+
+interface MemoryFloor {
+  readonly objects: number;
+  readonly rssBytes: number | null;
+  readonly hwmBytes: number | null;
+}
+
+/** Runs lib/cache-floor-process.ts once; `withClientNode` also loads @kubernetes/client-node in it. */
+async function measureMemoryFloor(env: ControlPlane, endpointFile: string, withClientNode: boolean): Promise<MemoryFloor> {
+  const script = join(import.meta.dirname, 'lib', 'cache-floor-process.ts');
+  const { stdout } = await promisify(execFile)(process.execPath, [script], {
+    env: {
+      ...process.env,
+      FLOOR_ENDPOINT: endpointFile,
+      FLOOR_PATH: collection(NS.ferry),
+      FLOOR_NATS_URL: env.natsUrl,
+      FLOOR_LOAD_CLIENT_NODE: withClientNode ? '1' : '0',
+    },
+    timeout: 60_000,
+  });
+  const last = stdout.trim().split('\n').pop() ?? '{}';
+  return JSON.parse(last) as MemoryFloor;
+}
+
+async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
+  const n = intEnv('FERRY_BENCH_N', 1000);
+  const parallelism = intEnv('FERRY_BENCH_PARALLELISM', 32);
+  const timeoutMs = intEnv('FERRY_BENCH_TIMEOUT_S', 600) * 1000;
+  const warmup = Math.min(n, intEnv('FERRY_BENCH_WARMUP', 64));
+  const operatorArgs = (process.env.FERRY_BENCH_OPERATOR_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
+  const logLevel = process.env.FERRY_BENCH_LOG_LEVEL ?? 'info';
+  const cpuProfile = process.env.FERRY_BENCH_CPU_PROF === '1';
+  Object.assign(ctx.params, {
+    n,
+    parallelism,
+    timeoutS: timeoutMs / 1000,
+    warmup,
+    operatorArgs: operatorArgs.join(' ') || '(defaults)',
+    operatorLogLevel: logLevel,
+    operatorCpuProfile: cpuProfile,
+  });
+
+  let env: ControlPlane | undefined;
+  let nc: NatsConnection | undefined;
+  let raw: RawKube | undefined;
+  let op: OperatorProcess | undefined;
+  try {
+    ctx.log('starting etcd, kube-apiserver and nats-server');
+    env = await startControlPlane();
+    await installCrds(env.kubeConfig);
+    raw = await RawKube.create(env.kubeConfig, { connections: parallelism + 4 });
+    for (const namespace of Object.values(NS)) {
+      await raw.request('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
+    }
+    nc = await connect({ servers: env.natsUrl });
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: SOURCE_STREAM, subjects: ['crm.>'] });
+    const version = await raw.request<{ gitVersion?: string }>('GET', '/version');
+    ctx.details.servers = { kubeApiServer: version.gitVersion, nats: nc.info?.version };
+
+    // 1. Warm-up.
+    ctx.log(`warm-up: ${warmup} objects through the floor path`);
+    const rawKube = raw;
+    await drivePhase({
+      raw,
+      namespace: NS.warmup,
+      count: warmup,
+      parallelism,
+      timeoutMs,
+      ctx,
+      perObject: (name) => floorObject(rawKube, jsm, NS.warmup, name),
+    });
+    await cleanFloor(raw, jsm, NS.warmup, warmup, parallelism);
+
+    // 2. Floor.
+    ctx.log(`floor: ${n} objects × (create, consumer, stream, status patch), ${parallelism} in flight, no operator`);
+    const floorSampler = new ProcessSampler(serverPids(env)).start();
+    const floor = await drivePhase({
+      raw,
+      namespace: NS.floor,
+      count: n,
+      parallelism,
+      timeoutMs,
+      ctx,
+      perObject: (name) => floorObject(rawKube, jsm, NS.floor, name),
+    });
+    const floorUsage = floorSampler.stop();
+    ctx.details.floor = { ...floor, serverUsage: withoutTimelines(floorUsage) };
+    ctx.log(`floor: all ${floor.readyCount} Ready in ${fmtMs(floor.allReadyMs)}`);
+    ctx.log('floor: deleting its objects, consumers and streams');
+    await cleanFloor(raw, jsm, NS.floor, n, parallelism);
+
+    // 3. Ferry.
+    ctx.log(`ferry: starting one operator ${operatorArgs.join(' ')}`.trim());
+    // FERRY_BENCH_CPU_PROF=1: the operator writes a V8 CPU profile when it stops (graceful stop).
+    const profileDir = join(resultsDir, 'profiles');
+    const profileName = `${NAME}.operator.cpuprofile`;
+    const nodeOptions = cpuProfile ? `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${profileDir} --cpu-prof-name=${profileName}`.trim() : process.env.NODE_OPTIONS;
+    op = await startOperator({
+      env,
+      identity: 'bench',
+      args: operatorArgs,
+      envVars: { FERRY_LOG_LEVEL: logLevel, ...(nodeOptions === undefined ? {} : { NODE_OPTIONS: nodeOptions }) },
+    });
+    const pid = op.process.pid;
+    // The operator runs under `setpriv --pdeathsig`, which execs node: the pid must be node's own.
+    const exe = pid === undefined ? undefined : readProcExe(pid);
+    if (pid === undefined || exe !== realpathSync(process.execPath)) throw new Error(`operator pid ${String(pid)} is not a node process (${String(exe)})`);
+    await op.waitForLog((l) => l.msg === 'controller started' && l.controller === 'integration', 60_000);
+    const startupHwm = readProcMemory(pid)?.hwmBytes;
+    const sampler = new ProcessSampler({ operator: pid, ...serverPids(env) }).start();
+    const poller = new MetricsPoller(op.httpPort, pid, ctx);
+    let ferryT0 = now();
+    const exited = op.process.exited().then((code) => `the operator exited (code ${String(code)})`);
+    ctx.log(`ferry: creating ${n} Integrations, ${parallelism} in flight`);
+    const ferry = await drivePhase({
+      raw,
+      namespace: NS.ferry,
+      count: n,
+      parallelism,
+      timeoutMs,
+      ctx,
+      abortWhen: exited,
+      perObject: async (name) => {
+        await rawKube.request('POST', collection(NS.ferry), { apiVersion: `${GROUP}/${VERSION}`, kind: 'Integration', metadata: { name }, spec: integrationSpec() });
+      },
+      onStart: (watch, t0) => {
+        ferryT0 = t0;
+        poller.start(t0, () => watch.readyAt.size);
+      },
+    });
+    // The metrics that describe the run up to all-Ready: scraped now, before any periodic requeue.
+    const readySamples = (await poller.scrape()) ?? poller.lastSamples ?? [];
+    await poller.stop();
+    const usage = sampler.stop();
+    const hwmBytes = readProcMemory(pid)?.hwmBytes ?? usage.operator?.hwmBytes;
+    const countsAtReady = reconcileCounts(readySamples);
+    const operatorAlive = op.process.running;
+    if (!operatorAlive) {
+      ctx.notes.push(`${await exited}; last log lines: ${op.process.tail().slice(-2000)}`);
+    }
+    const logs = summarizeLogs(op.logs);
+    const operatorLogCopy = join(resultsDir, `${NAME}.operator.log`);
+    ctx.log('ferry: stopping the operator');
+    await op.stop();
+    op = undefined;
+    try {
+      copyFileSync(join(env.dir, 'operator-bench.log'), operatorLogCopy);
+    } catch (err) {
+      ctx.log(`could not copy the operator log: ${err instanceof Error ? err.message : String(err)}`);
+    }
+
+    if (cpuProfile) {
+      const path = join(profileDir, profileName);
+      try {
+        const summary = summarizeCpuProfile(path);
+        ctx.details.operatorCpuProfile = { path, ...summary };
+        ctx.notes.push(
+          `operator CPU profile (${path}), self time by module: ${summary.byModule
+            .slice(0, 8)
+            .map((h) => `${h.name} ${h.percent}%`)
+            .join(', ')}`,
+        );
+      } catch (err) {
+        ctx.log(`could not read the CPU profile: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+
+    // 4. Memory floor.
+    ctx.log('memory floor: a bare Node process caching the same objects');
+    // The endpoint file holds a client key: it lives in the control plane's temp dir, removed at stop.
+    const endpointFile = join(env.dir, 'bench-endpoint.json');
+    writeFileSync(endpointFile, JSON.stringify(await RawKube.endpointOf(env.kubeConfig)), { mode: 0o600 });
+    const memoryFloor = await measureMemoryFloor(env, endpointFile, false);
+    const memoryFloorClientNode = await measureMemoryFloor(env, endpointFile, true);
+
+    // Figures.
+    const ferrySeconds = (ferry.allReadyMs ?? Number.NaN) / 1000;
+    const floorSeconds = (floor.allReadyMs ?? Number.NaN) / 1000;
+    const operatorUsage = usage.operator;
+    ctx.figure(RATIOS_GROUP, 'ratio.allReady', 'time to all Ready: Ferry ÷ floor', ratio(ferry.allReadyMs, floor.allReadyMs), 'ratio');
+    ctx.figure(RATIOS_GROUP, 'ratio.latencyP50', 'create→Ready p50: Ferry ÷ floor', ratio(ferry.latency?.p50, floor.latency?.p50), 'ratio');
+    ctx.figure(RATIOS_GROUP, 'ratio.latencyP99', 'create→Ready p99: Ferry ÷ floor', ratio(ferry.latency?.p99, floor.latency?.p99), 'ratio');
+    ctx.figure(RATIOS_GROUP, 'ratio.peakRss', 'peak RSS: operator ÷ bare Node cache', ratio(hwmBytes, memoryFloor.hwmBytes ?? undefined), 'ratio', 'VmHWM ÷ VmHWM');
+
+    const F = `Ferry: ${n} Integrations, one operator`;
+    ctx.figure(F, 'ferry.allReadyMs', 'first create → all Ready', ferry.allReadyMs, 'ms', ferry.complete ? undefined : `only ${ferry.readyCount}/${n} Ready at timeout`);
+    ctx.figure(F, 'ferry.readyCount', 'Ready at the end of the phase', ferry.readyCount, 'count');
+    ctx.figure(F, 'ferry.benchThrottled', 'HTTP 429s to the bench’s creates (retried)', ferry.throttled, 'count');
+    ctx.figure(F, 'ferry.createsMs', 'first create → last create returned', ferry.opsMs, 'ms');
+    ctx.figure(F, 'ferry.latencyP50', 'create→Ready p50', ferry.latency?.p50, 'ms');
+    ctx.figure(F, 'ferry.latencyP90', 'create→Ready p90', ferry.latency?.p90, 'ms');
+    ctx.figure(F, 'ferry.latencyP99', 'create→Ready p99', ferry.latency?.p99, 'ms');
+    ctx.figure(F, 'ferry.latencyMax', 'create→Ready max', ferry.latency?.max, 'ms');
+    ctx.figure(F, 'ferry.readyPerSecond', 'objects made Ready per second', n / ferrySeconds, 'per_second');
+    ctx.figure(F, 'ferry.reconcilesPerSecond', 'reconciles per second (to all Ready)', (countsAtReady.total ?? Number.NaN) / ferrySeconds, 'per_second');
+    ctx.figure(F, 'ferry.peakRssBytes', 'operator peak RSS (VmHWM)', hwmBytes, 'bytes');
+    ctx.figure(F, 'ferry.peakSampledRssBytes', 'operator peak sampled VmRSS', operatorUsage?.peakSampledRssBytes, 'bytes', `${String(operatorUsage?.samples)} samples`);
+    ctx.figure(F, 'ferry.startupRssBytes', 'operator VmHWM before the first create', startupHwm, 'bytes');
+    const heap = processMetrics(readySamples);
+    ctx.figure(F, 'ferry.heapUsedBytes', 'V8 heap used (last answered scrape)', heap.heapUsedBytes, 'bytes', `of ${fmtBytes(heap.heapTotalBytes)} heap; ${fmtBytes(heap.externalBytes)} external`);
+    ctx.figure(F, 'ferry.eventLoopLagP99Max', 'event-loop lag p99, worst 1 s sample', maxOf(poller.timeline.map((p) => p.eventLoopLagP99Ms)), 'ms', `the operator’s own metric; ${poller.timeline.length} answered scrapes`);
+    ctx.figure(F, 'ferry.operatorCpu', 'operator CPU during the phase', operatorUsage?.cpuSeconds, 'cpu_seconds');
+    ctx.figure(F, 'ferry.operatorCores', 'operator mean CPU use', cores(operatorUsage), 'cores');
+
+    const lastScrapeS = poller.lastScrapeAt === undefined ? '—' : ((poller.lastScrapeAt - ferryT0) / 1000).toFixed(0);
+    const M = `operator metrics (integration controller) ${
+      ferry.complete ? 'at all-Ready' : `at the last answered scrape (t = ${lastScrapeS} s; the phase ended: ${ferry.endedBy})`
+    }`;
+    ctx.figure(M, 'metrics.reconcileTotal', 'controller_runtime_reconcile_total', countsAtReady.total, 'count', `${((countsAtReady.total ?? 0) / n).toFixed(2)} per object`);
+    ctx.figure(M, 'metrics.reconcileSuccess', '  result=success', countsAtReady.success, 'count');
+    ctx.figure(M, 'metrics.reconcileRequeueAfter', '  result=requeue_after', countsAtReady.requeueAfter, 'count');
+    ctx.figure(M, 'metrics.reconcileRequeue', '  result=requeue', countsAtReady.requeue, 'count');
+    ctx.figure(M, 'metrics.reconcileError', '  result=error', countsAtReady.error, 'count');
+    ctx.figure(M, 'metrics.reconcileErrorsTotal', 'controller_runtime_reconcile_errors_total', countsAtReady.errorsTotal, 'count');
+    ctx.figure(M, 'metrics.meanReconcileMs', 'mean reconcile time', countsAtReady.meanReconcileMs, 'ms');
+    ctx.figure(M, 'metrics.workqueueAdds', 'workqueue_adds_total', countsAtReady.workqueueAdds, 'count');
+    ctx.figure(M, 'metrics.workqueueRetries', 'workqueue_retries_total', countsAtReady.workqueueRetries, 'count');
+    ctx.figure(M, 'metrics.workqueuePeakDepth', 'workqueue_depth, peak of 1 s samples', poller.peakDepth, 'count');
+    ctx.figure(M, 'metrics.scrapeP50', '/metrics answer time p50 (event-loop lag proxy)', poller.scrapeSummary()?.p50, 'ms');
+    ctx.figure(M, 'metrics.scrapeMax', '/metrics answer time max', poller.scrapeSummary()?.max, 'ms', `${poller.scrapeFailures} scrapes failed or timed out (5 s)`);
+    ctx.figure(M, 'metrics.kubeEvents', 'Kubernetes Events recorded', countsAtReady.kubeEvents, 'count');
+
+    const L = `raw limit (floor): ${n} objects, no operator`;
+    ctx.figure(L, 'floor.allReadyMs', 'first create → all Ready', floor.allReadyMs, 'ms');
+    ctx.figure(L, 'floor.latencyP50', 'create→Ready p50', floor.latency?.p50, 'ms');
+    ctx.figure(L, 'floor.latencyP99', 'create→Ready p99', floor.latency?.p99, 'ms');
+    ctx.figure(L, 'floor.benchThrottled', 'HTTP 429s to the bench’s requests (retried)', floor.throttled, 'count');
+    ctx.figure(L, 'floor.readyPerSecond', 'objects made Ready per second', n / floorSeconds, 'per_second');
+    ctx.figure(L, 'floor.memoryHwmBytes', 'bare Node process caching them: VmHWM', memoryFloor.hwmBytes ?? undefined, 'bytes', `${memoryFloor.objects} objects, a watch, NATS`);
+    ctx.figure(L, 'floor.memoryClientNodeHwmBytes', '  the same + @kubernetes/client-node loaded', memoryFloorClientNode.hwmBytes ?? undefined, 'bytes', 'which Ferry’s design requires');
+
+    const S = 'servers: mean CPU use (floor phase → Ferry phase)';
+    for (const server of ['apiServer', 'etcd', 'nats'] as const) {
+      ctx.figure(S, `servers.${server}.floorCores`, `${server}, floor`, cores(floorUsage[server]), 'cores');
+      ctx.figure(S, `servers.${server}.ferryCores`, `${server}, Ferry`, cores(usage[server]), 'cores');
+    }
+
+    ctx.details.ferry = {
+      ...ferry,
+      metricsAtReady: countsAtReady,
+      usage: withoutTimelines(usage),
+      timeline: poller.timeline,
+      rssTimeline: operatorUsage?.timeline ?? [],
+      logs,
+      operatorLog: operatorLogCopy,
+    };
+    ctx.details.memoryFloor = { bare: memoryFloor, withClientNode: memoryFloorClientNode };
+    ctx.notes.push(
+      `floor per object: create + JetStream consumer create + stream create + status merge patch (${parallelism} objects in flight); Ferry: ${parallelism} creates in flight, the operator with ${operatorArgs.join(' ') || 'its default flags'}`,
+      'all timings end when the bench’s watch on the collection saw the object Ready=True for its generation',
+      'the bench process, the servers and the operator share this machine’s cores',
+    );
+    const problems = Object.entries(logs.warningsAndErrors);
+    if (problems.length > 0) {
+      ctx.notes.push(
+        `operator warnings/errors (count × message [error code] error): ${problems
+          .slice(0, 6)
+          .map(([m, c]) => `${c} × ${m}`)
+          .join(' | ')}`,
+      );
+    }
+    if (!ferry.complete) {
+      ctx.notes.push(`Ferry made ${ferry.readyCount}/${n} Ready within ${timeoutMs / 1000} s; last seen states: ${JSON.stringify(ferry.stateCounts)}`);
+    }
+    return floor.complete && ferry.complete ? 'complete' : 'incomplete';
+  } finally {
+    await op?.stop().catch(() => undefined);
+    await raw?.close().catch(() => undefined);
+    await nc?.close().catch(() => undefined);
+    await env?.stop();
+  }
+}
+
+function withoutTimelines(usage: Record<string, ProcessUsage>): Record<string, Omit<ProcessUsage, 'timeline'>> {
+  return Object.fromEntries(Object.entries(usage).map(([name, { timeline: _timeline, ...rest }]) => [name, rest]));
+}
+
+function maxOf(values: readonly (number | undefined)[]): number | undefined {
+  const known = values.filter((v): v is number => v !== undefined);
+  return known.length === 0 ? undefined : Math.max(...known);
+}
+
+function fmtMs(ms: number | undefined): string {
+  return ms === undefined ? '—' : `${(ms / 1000).toFixed(1)} s`;
+}
+
+function fmtBytes(bytes: number | undefined): string {
+  return bytes === undefined ? '—' : `${(bytes / 1024 / 1024).toFixed(0)} MiB`;
+}
+
+await runBenchmark({ name: NAME, title: 'N Integrations to Ready with one operator, against the raw API server + NATS limit' }, bench);
