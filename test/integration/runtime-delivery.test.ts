@@ -5,9 +5,9 @@
  * target saw.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { EventsV1Api } from '@kubernetes/client-node';
-import { faults, perKey, startFaultTarget, type FaultTarget } from '../support/fault-target.ts';
+import { faults, perKey, type FaultTarget } from '../support/fault-target.ts';
 import { condition } from '../support/ferry-client.ts';
 import {
   consumerState,
@@ -17,27 +17,17 @@ import {
   fallbackMessages,
   NS,
   publishEvents,
-  setupRuntimeEnv,
+  runtimeSuite,
   SOURCE,
   type RuntimeEnv,
 } from '../support/runtime-harness.ts';
 
 describe('runtime: the failure contract', () => {
+  const suite = runtimeSuite('rt-1');
+  const target = (): Promise<FaultTarget> => suite.target();
   let r: RuntimeEnv;
-  const targets: FaultTarget[] = [];
-  const target = async (): Promise<FaultTarget> => {
-    const t = await startFaultTarget();
-    targets.push(t);
-    return t;
-  };
-
-  before(async () => {
-    r = await setupRuntimeEnv();
-    await r.startOperator('rt-1');
-  });
-  after(async () => {
-    await r.stop();
-    await Promise.all(targets.map((t) => t.close()));
+  before(() => {
+    r = suite.env();
   });
 
   it('row 1: 10,000 events are each delivered exactly once', async () => {

@@ -4,33 +4,28 @@
  * duplicates" means no event was applied twice, whatever was re-sent.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import { startFaultTarget, faults, type FaultTarget } from '../support/fault-target.ts';
+import { before, describe, it } from 'node:test';
+import { faults, type FaultTarget } from '../support/fault-target.ts';
 import {
   createIntegration,
   drained,
   eventually,
   fallbackMessages,
   publishEvents,
-  setupRuntimeEnv,
+  runtimeSuite,
   type RuntimeEnv,
 } from '../support/runtime-harness.ts';
 
 describe('runtime: crashes, restarts and replicas', () => {
+  const suite = runtimeSuite();
+  const target = (): Promise<FaultTarget> => suite.target();
   let r: RuntimeEnv;
-  const targets: FaultTarget[] = [];
-
-  before(async () => {
-    r = await setupRuntimeEnv();
-  });
-  after(async () => {
-    await r.stop();
-    await Promise.all(targets.map((t) => t.close()));
+  before(() => {
+    r = suite.env();
   });
 
   it('row 8: SIGKILL the operator mid-stream, start it again → every event delivered, zero duplicates', async () => {
-    const t = await startFaultTarget();
-    targets.push(t);
+    const t = await target();
     // Slow answers keep many events in flight at the moment of the kill.
     t.script(() => faults.slow(20));
     const op = await r.startOperator('crash-1');
@@ -51,8 +46,7 @@ describe('runtime: crashes, restarts and replicas', () => {
   });
 
   it('row 9: restart nats-server mid-stream → no loss, no duplicate', async () => {
-    const t = await startFaultTarget();
-    targets.push(t);
+    const t = await target();
     t.script(() => faults.slow(5));
     await createIntegration(r, { name: 'natsdown', subject: 'events.natsdown', url: `${t.url}/v1/invoices`, delivery: { concurrency: 16 } });
     await publishEvents(r, 'events.natsdown', Array.from({ length: 1_000 }, (_, i) => ({ id: `nd-${i}`, amount: i })));
@@ -69,8 +63,7 @@ describe('runtime: crashes, restarts and replicas', () => {
   });
 
   it('row 12: two replicas on one Integration → both deliver, exactly once in total, the rate limit holds across both', async () => {
-    const t = await startFaultTarget();
-    targets.push(t);
+    const t = await target();
     await r.startOperator('replica-b');
     // Both replicas must count each other before the rate is measured.
     await eventually('two live members', async () => {

@@ -4,9 +4,9 @@
  * leaves the last good one delivering; SIGTERM drains in-flight deliveries before exit.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { faults, startFaultTarget, type FaultTarget } from '../support/fault-target.ts';
+import { faults, type FaultTarget } from '../support/fault-target.ts';
 import { condition, isTrueNow } from '../support/ferry-client.ts';
 import {
   consumerState,
@@ -16,26 +16,16 @@ import {
   fallbackMessages,
   NS,
   publishEvents,
-  setupRuntimeEnv,
+  runtimeSuite,
   type RuntimeEnv,
 } from '../support/runtime-harness.ts';
 
 describe('runtime: pipeline lifecycle', () => {
+  const suite = runtimeSuite('life-1');
+  const target = (): Promise<FaultTarget> => suite.target();
   let r: RuntimeEnv;
-  const targets: FaultTarget[] = [];
-  const target = async (): Promise<FaultTarget> => {
-    const t = await startFaultTarget();
-    targets.push(t);
-    return t;
-  };
-
-  before(async () => {
-    r = await setupRuntimeEnv();
-    await r.startOperator('life-1');
-  });
-  after(async () => {
-    await r.stop();
-    await Promise.all(targets.map((t) => t.close()));
+  before(() => {
+    r = suite.env();
   });
 
   it('suspend: true stops consuming; false resumes and delivers what waited', async () => {

@@ -5,9 +5,9 @@
  * until a half-open probe succeeds.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { EventsV1Api } from '@kubernetes/client-node';
-import { faults, startFaultTarget, type FaultTarget } from '../support/fault-target.ts';
+import { faults, type FaultTarget } from '../support/fault-target.ts';
 import { condition } from '../support/ferry-client.ts';
 import {
   createIntegration,
@@ -16,27 +16,21 @@ import {
   fallbackMessages,
   NS,
   publishEvents,
-  setupRuntimeEnv,
+  runtimeSuite,
   SOURCE,
   type RuntimeEnv,
 } from '../support/runtime-harness.ts';
 
 describe('runtime: throttling and the circuit breaker', () => {
+  const suite = runtimeSuite('rt-tb');
+  const target = (): Promise<FaultTarget> => suite.target();
   let r: RuntimeEnv;
-  const targets: FaultTarget[] = [];
-
-  before(async () => {
-    r = await setupRuntimeEnv();
-    await r.startOperator('rt-tb');
-  });
-  after(async () => {
-    await r.stop();
-    await Promise.all(targets.map((t) => t.close()));
+  before(() => {
+    r = suite.env();
   });
 
   it('row 4: 429 with Retry-After: 2 → no attempt within 2 s, the shared rate lowered, nothing parked', async () => {
-    const t = await startFaultTarget();
-    targets.push(t);
+    const t = await target();
     let throttledAt = 0;
     t.script((q) => {
       if (q.index === 5) {
@@ -72,8 +66,7 @@ describe('runtime: throttling and the circuit breaker', () => {
   });
 
   it('row 6: target down → circuit opens after `failures`; while open zero requests and no delivery-count growth; a probe closes it; all delivered', async () => {
-    const t = await startFaultTarget();
-    targets.push(t);
+    const t = await target();
     let down = true;
     t.script(() => (down ? faults.status(503) : undefined));
     await createIntegration(r, {

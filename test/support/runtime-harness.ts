@@ -4,11 +4,13 @@
  * ended where (target, fallback stream, consumer, status).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before } from 'node:test';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type StoredMsg } from '@nats-io/jetstream';
 import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { startControlPlane, type ControlPlane } from '../env/control-plane.ts';
 import { installCrds } from './crds.ts';
+import { startFaultTarget, type FaultTarget } from './fault-target.ts';
 import { FerryClient, isTrueNow, type FerryObj } from './ferry-client.ts';
 import { startOperator, type OperatorProcess } from './operator-process.ts';
 
@@ -150,4 +152,39 @@ export async function drained(r: RuntimeEnv, name: string, timeoutMs = 60_000): 
     const s = await consumerState(r, name);
     return s.pending === 0 && s.ackPending === 0;
   }, timeoutMs);
+}
+
+export interface RuntimeSuite {
+  /** The suite's environment; valid inside tests (set up by the suite's `before`). */
+  env(): RuntimeEnv;
+  /** A fresh fault target, closed when the suite ends. */
+  target(): Promise<FaultTarget>;
+}
+
+/**
+ * Registers the suite's hooks: one control plane per test file, an operator when `operator`
+ * names one, and every fault target closed at the end. Call at the top of a `describe`.
+ */
+export function runtimeSuite(operator?: string): RuntimeSuite {
+  let r: RuntimeEnv | undefined;
+  const targets: FaultTarget[] = [];
+  before(async () => {
+    r = await setupRuntimeEnv();
+    if (operator) await r.startOperator(operator);
+  });
+  after(async () => {
+    await r?.stop();
+    await Promise.all(targets.map((t) => t.close()));
+  });
+  return {
+    env: () => {
+      if (!r) throw new Error('runtimeSuite: the environment is set up in before()');
+      return r;
+    },
+    async target() {
+      const t = await startFaultTarget();
+      targets.push(t);
+      return t;
+    },
+  };
 }
