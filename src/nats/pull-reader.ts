@@ -87,10 +87,13 @@ export async function* readConsumer(options: PullReaderOptions, signal: AbortSig
       void messages?.close();
     };
     try {
+      signal.addEventListener('abort', onAbort, { once: true });
       const consumer = await js.consumers.get(options.stream, options.consumer);
       messages = await consumer.consume({ max_messages: options.maxMessages, idle_heartbeat: 5_000, expires: 30_000 });
-      signal.addEventListener('abort', onAbort, { once: true });
       failures = 0;
+      // An abort that came while the consume was being set up found nothing to close: close now,
+      // or the loop below would wait for messages forever and the pipeline would never stop.
+      if (aborted()) void messages.close();
       for await (const m of messages) {
         if (aborted()) {
           // Pulled but never started: give it back now instead of after ack_wait.

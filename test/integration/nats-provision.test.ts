@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connectNats, JetStreamResources, StreamNotFoundError, type NatsConnection } from '../../src/nats/index.ts';
-import { silentLogger } from '../../src/observability/index.ts';
+import { connectNats, JetStreamResources, readConsumer, StreamNotFoundError, type NatsConnection } from '../../src/nats/index.ts';
+import { silentLogger, systemClock } from '../../src/observability/index.ts';
 import { startControlPlane, type ControlPlane } from '../env/control-plane.ts';
 
 describe('JetStream provisioning', () => {
@@ -87,6 +87,31 @@ describe('JetStream provisioning', () => {
     const info = await (await jetstreamManager(nc)).streams.info(spec.name);
     assert.equal(info.config.max_age, 7 * 86_400_000 * 1_000_000);
     assert.equal(info.state.messages, 1, 'an update keeps parked messages');
+  });
+
+  it('a consumer reader aborted while it is still setting up ends instead of waiting forever', async () => {
+    await resources.ensureConsumer({
+      stream: 'ORDERS',
+      name: 'reader',
+      filterSubjects: ['orders.quiet'],
+      ackWaitMs: 30_000,
+      maxDeliver: 5,
+      maxAckPending: 8,
+      metadata: {},
+    });
+    for (let i = 0; i < 5; i++) {
+      const ac = new AbortController();
+      const reader = readConsumer({ nc, stream: 'ORDERS', consumer: 'reader', maxMessages: 8, clock: systemClock, logger: silentLogger() }, ac.signal);
+      const next = reader.next();
+      // Abort at once: the reader is between its consumer lookup and the consume call.
+      ac.abort(new Error('stop'));
+      const ended = await Promise.race([next.then((r) => r.done), new Promise((resolve) => {
+          setTimeout(() => {
+            resolve('hung');
+          }, 5_000).unref();
+        })]);
+      assert.equal(ended, true, `round ${i}: the reader ended`);
+    }
   });
 
   it('provisions KV buckets idempotently', async () => {
