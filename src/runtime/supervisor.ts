@@ -111,7 +111,7 @@ export class RuntimeSupervisor {
       this.wake = undefined;
       this.dirty = true;
     }
-    await Promise.all([...this.pipelines.values()].map((p) => p.stop()));
+    await Promise.all([...this.pipelines.values()].map((p) => this.stopBounded(p)));
     this.pipelines.clear();
     await shared;
   }
@@ -145,6 +145,27 @@ export class RuntimeSupervisor {
     }
   }
 
+  /**
+   * Stops a pipeline, but never waits longer than its attempts can take plus a margin: one
+   * pipeline that cannot stop must not freeze every other Integration on this replica. Loud,
+   * since its events may then be redelivered after ack_wait rather than handed back at once.
+   */
+  private async stopBounded(pipeline: IntegrationPipeline): Promise<void> {
+    const limitMs = pipeline.compiled.config.target.timeoutMs + 15_000;
+    let cancel = (): void => {};
+    const timedOut = new Promise<boolean>((resolve) => {
+      cancel = this.deps.clock.setTimer(() => {
+        resolve(true);
+      }, limitMs);
+    });
+    const late = await Promise.race([pipeline.stop().then(() => false), timedOut]);
+    cancel();
+    if (late) {
+      const c = pipeline.compiled;
+      this.log.error({ integration: `${c.namespace}/${c.name}`, limitMs }, 'pipeline did not stop in time; going on without it');
+    }
+  }
+
   private async sync(): Promise<void> {
     const desired = new Set<string>();
     for (const obj of this.deps.integrations.list()) {
@@ -174,7 +195,7 @@ export class RuntimeSupervisor {
       this.pipelines.delete(key);
       this.byStatePrefix.delete(integrationStateKeyPrefix(pipeline.compiled));
       this.log.info({ integration: key }, 'stopping pipeline (deleted or suspended)');
-      await pipeline.stop();
+      await this.stopBounded(pipeline);
     }
   }
 
@@ -207,7 +228,7 @@ export class RuntimeSupervisor {
     }
     if (current) {
       this.log.info({ integration: key, from: current.compiled.generation, to: generation }, 'swapping pipeline');
-      await current.stop();
+      await this.stopBounded(current);
     }
     const pipeline = new IntegrationPipeline(compiled, {
       nc: this.deps.nc,
