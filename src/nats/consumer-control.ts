@@ -3,21 +3,16 @@
  * (nats-server ≥ 2.11) while a circuit is open, and narrowing `max_ack_pending` to 1 so the
  * server itself lets exactly one half-open probe through across all replicas.
  */
-import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import type { JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { translateNatsError } from './errors.ts';
+import { lazyJetStreamManager } from './jetstream-manager.ts';
 
 export class ConsumerControl {
-  private readonly nc: NatsConnection;
-  private jsm: Promise<JetStreamManager> | undefined;
+  private readonly manager: () => Promise<JetStreamManager>;
 
   constructor(nc: NatsConnection) {
-    this.nc = nc;
-  }
-
-  private async manager(): Promise<JetStreamManager> {
-    this.jsm ??= jetstreamManager(this.nc, { checkAPI: false });
-    return await this.jsm;
+    this.manager = lazyJetStreamManager(nc);
   }
 
   async pause(stream: string, consumer: string, untilMs: number): Promise<void> {

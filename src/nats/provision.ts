@@ -7,7 +7,6 @@ import {
   AckPolicy,
   DeliverPolicy,
   DiscardPolicy,
-  jetstreamManager,
   ReplayPolicy,
   RetentionPolicy,
   StorageType,
@@ -18,6 +17,7 @@ import {
 } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
+import { lazyJetStreamManager } from './jetstream-manager.ts';
 import { isConsumerNotFound, isStreamNotFound, StreamNotFoundError, translateNatsError } from './errors.ts';
 
 export interface SourceStreamSpec {
@@ -73,18 +73,11 @@ function filterOf(config: Partial<ConsumerConfig>): string[] {
 
 export class JetStreamResources {
   private readonly nc: NatsConnection;
-  private jsmPromise: Promise<JetStreamManager> | undefined;
+  private readonly jsm: () => Promise<JetStreamManager>;
 
   constructor(nc: NatsConnection) {
     this.nc = nc;
-  }
-
-  private async jsm(): Promise<JetStreamManager> {
-    this.jsmPromise ??= jetstreamManager(this.nc).catch((err: unknown) => {
-      this.jsmPromise = undefined;
-      throw translateNatsError(err, 'opening the JetStream API');
-    });
-    return await this.jsmPromise;
+    this.jsm = lazyJetStreamManager(nc);
   }
 
   /** Returns the stream's subjects; throws StreamNotFoundError when missing and not to be created. */
