@@ -244,7 +244,6 @@ export async function runController(config: ControllerConfig, version: string): 
       metrics: new RuntimeMetrics(registry),
       clock,
       logger,
-      identity: config.identity,
     });
     for (const w of [integrations, secrets, configMaps]) {
       w.addHandler(() => {

@@ -164,44 +164,39 @@ export class RuntimeViewPoller {
   }
 
   private async watchLoop(signal: AbortSignal): Promise<void> {
-    const aborted = (): boolean => signal.aborted;
-    while (!aborted()) {
-      try {
-        await this.deps.state.watch(
-          '>',
-          (kvKey, value) => {
-            const dot = kvKey.lastIndexOf('.');
-            const prefix = kvKey.slice(0, dot);
-            if (!this.byPrefix.has(prefix)) this.refreshPrefixes();
-            const key = this.byPrefix.get(prefix);
-            if (!key) return;
-            const r = this.rawOf(key);
-            switch (kvKey.slice(dot + 1)) {
-              case 'stats': {
-                const stats = value as SharedStats | undefined;
-                if (stats?.fallback !== r.stats?.fallback) r.recount = true;
-                r.stats = stats;
-                break;
-              }
-              case 'circuit':
-                r.circuit = value as SharedCircuit | undefined;
-                break;
-              case 'throttle':
-                r.throttle = value as SharedThrottle | undefined;
-                break;
-              default:
-                return;
-            }
-            this.publish(key);
-          },
-          signal,
-        );
-      } catch (err) {
-        if (aborted()) return;
+    await this.deps.state.watchUntilAborted(
+      '>',
+      (kvKey, value) => {
+        const dot = kvKey.lastIndexOf('.');
+        const prefix = kvKey.slice(0, dot);
+        if (!this.byPrefix.has(prefix)) this.refreshPrefixes();
+        const key = this.byPrefix.get(prefix);
+        if (!key) return;
+        const r = this.rawOf(key);
+        switch (kvKey.slice(dot + 1)) {
+          case 'stats': {
+            const stats = value as SharedStats | undefined;
+            if (stats?.fallback !== r.stats?.fallback) r.recount = true;
+            r.stats = stats;
+            break;
+          }
+          case 'circuit':
+            r.circuit = value as SharedCircuit | undefined;
+            break;
+          case 'throttle':
+            r.throttle = value as SharedThrottle | undefined;
+            break;
+          default:
+            return;
+        }
+        this.publish(key);
+      },
+      signal,
+      (ms, s) => this.deps.clock.sleep(ms, s),
+      (err) => {
         this.log.debug({ err: err instanceof Error ? err.message : String(err) }, 'shared state watch failed; retrying');
-      }
-      await this.deps.clock.sleep(1_000, signal).catch(() => undefined);
-    }
+      },
+    );
   }
 
   private async fallbackLoop(signal: AbortSignal): Promise<void> {

@@ -85,6 +85,31 @@ export class SharedKv {
     }
   }
 
+  /**
+   * Like {@link watch}, but never gives up: after any failure (the bucket not created yet, NATS
+   * restarting) it reports the error to `onError` and watches again a second later, until
+   * `signal` aborts. Resolves only then.
+   */
+  async watchUntilAborted(
+    key: string,
+    onChange: (key: string, value: unknown) => void,
+    signal: AbortSignal,
+    sleep: (ms: number, signal: AbortSignal) => Promise<void>,
+    onError: (err: unknown) => void,
+  ): Promise<void> {
+    // A function, not the property: TypeScript narrows `signal.aborted` across awaits otherwise.
+    const aborted = (): boolean => signal.aborted;
+    while (!aborted()) {
+      try {
+        await this.watch(key, onChange, signal);
+      } catch (err) {
+        if (aborted()) return;
+        onError(err);
+      }
+      await sleep(1_000, signal).catch(() => undefined);
+    }
+  }
+
   /** Calls `onChange` for the current value and every later change of keys matching `key`, until `signal` aborts. */
   async watch(key: string, onChange: (key: string, value: unknown) => void, signal: AbortSignal): Promise<void> {
     let iter;

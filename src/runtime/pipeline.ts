@@ -69,8 +69,6 @@ export interface PipelineDeps {
   readonly logger: Logger;
   /** Live replicas sharing the rate limit (from the membership bucket); at least 1. */
   members(): number;
-  /** Identity of this replica, for logs. */
-  readonly identity: string;
 }
 
 /** How often waiting events renew their lease; far below any ack_wait the controller sets. */
@@ -126,7 +124,6 @@ export class IntegrationPipeline {
   private current: CompiledIntegration;
   private readonly deps: PipelineDeps;
   private readonly log: Logger;
-  private readonly labels: { namespace: string; integration: string };
   private readonly ref: { namespace: string; name: string };
   private readonly stopController = new AbortController();
   private breaker: CircuitBreaker;
@@ -146,7 +143,6 @@ export class IntegrationPipeline {
     this.current = compiled;
     this.deps = deps;
     this.ref = { namespace: compiled.namespace, name: compiled.name };
-    this.labels = { namespace: compiled.namespace, integration: compiled.name };
     this.log = deps.logger.child({ namespace: compiled.namespace, integration: compiled.name });
     this.slots = new Slots(compiled.config.delivery.concurrency);
     this.breaker = this.makeBreaker(compiled);

@@ -53,7 +53,6 @@ export interface SupervisorDeps {
   readonly metrics: RuntimeMetrics;
   readonly clock: Clock;
   readonly logger: Logger;
-  readonly identity: string;
 }
 
 /** Periodic re-check, in case a change notification was missed. */
@@ -121,28 +120,23 @@ export class RuntimeSupervisor {
    * (`<namespace>.<name>.<what>`): a watch per pipeline would be a JetStream consumer each.
    */
   private async watchShared(signal: AbortSignal): Promise<void> {
-    const aborted = (): boolean => signal.aborted;
-    while (!aborted()) {
-      try {
-        await this.deps.state.watch(
-          '>',
-          (key, value) => {
-            // Only the circuit and the throttle are adopted; counters are the leader's business.
-            const dot = key.lastIndexOf('.');
-            const what = key.slice(dot + 1);
-            if (what !== 'circuit' && what !== 'throttle') return;
-            const owner = this.byStatePrefix.get(key.slice(0, dot));
-            if (owner) this.pipelines.get(owner)?.onShared(key, value);
-          },
-          signal,
-        );
-      } catch (err) {
-        if (aborted()) return;
-        // The bucket may not exist yet (the leader creates it): retry.
+    await this.deps.state.watchUntilAborted(
+      '>',
+      (key, value) => {
+        // Only the circuit and the throttle are adopted; counters are the leader's business.
+        const dot = key.lastIndexOf('.');
+        const what = key.slice(dot + 1);
+        if (what !== 'circuit' && what !== 'throttle') return;
+        const owner = this.byStatePrefix.get(key.slice(0, dot));
+        if (owner) this.pipelines.get(owner)?.onShared(key, value);
+      },
+      signal,
+      (ms, s) => this.deps.clock.sleep(ms, s),
+      (err) => {
+        // The bucket may not exist yet (the leader creates it).
         this.log.debug({ err: err instanceof Error ? err.message : String(err) }, 'shared state watch failed; retrying');
-      }
-      await this.deps.clock.sleep(1_000, signal).catch(() => undefined);
-    }
+      },
+    );
   }
 
   /**
@@ -240,7 +234,6 @@ export class RuntimeSupervisor {
       clock: this.deps.clock,
       logger: this.deps.logger,
       members: () => this.deps.membership.count,
-      identity: this.deps.identity,
     });
     this.pipelines.set(key, pipeline);
     this.byStatePrefix.set(integrationStateKeyPrefix({ namespace, name }), key);
