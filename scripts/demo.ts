@@ -40,7 +40,10 @@ const say = (text: string): void => {
 
 say('starting etcd, kube-apiserver and nats-server (the first run builds them from Go modules: a few minutes)');
 const env = await startControlPlane();
-const sink = await startFaultTarget();
+// The sink checks the bearer token, as the real billing API would: the example's
+// `target.auth` (Secret billing-api, key token) must reach it.
+const DEMO_TOKEN = 'demo-token';
+const sink = await startFaultTarget({ auth: { kind: 'bearer', token: DEMO_TOKEN } });
 let stopping = false;
 const shutdown = async (): Promise<void> => {
   if (stopping) return;
@@ -57,7 +60,7 @@ try {
   await installCrds(env.kubeConfig);
   const core = env.kubeConfig.makeApiClient(CoreV1Api);
   await core.createNamespace({ body: { metadata: { name: NS } } });
-  await core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: 'billing-api' }, stringData: { token: 'demo-token' } } });
+  await core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: 'billing-api' }, stringData: { token: DEMO_TOKEN } } });
 
   const nc = await connect({ servers: env.natsUrl });
   const jsm = await jetstreamManager(nc);
@@ -88,6 +91,7 @@ try {
   ]);
   await eventually('4 invoices delivered', () => sink.stats().applied === 4 || undefined, 30_000);
   for (const a of sink.applied) console.log(`  sink received ${a.method} ${a.path}  Idempotency-Key: ${a.key ?? '-'}  ${a.body}`);
+  if (sink.stats().unauthorized > 0) throw new Error(`the sink refused ${sink.stats().unauthorized} requests without the bearer token`);
   const parked = await eventually('1 event parked', async () => (await fallbackMessages(r, example.metadata.name, NS)).at(0), 30_000);
   console.log(`  parked in FERRY_FALLBACK_${NS}_${example.metadata.name}: reason=${parked.header.get('Ferry-Reason')} error="${parked.header.get('Ferry-Error')}"`);
   console.log(`  payload kept byte for byte: ${Buffer.from(parked.data).toString()}`);

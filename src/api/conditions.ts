@@ -46,6 +46,8 @@ export const Reason = {
   // Degraded
   Healthy: 'Healthy',
   CircuitOpen: 'CircuitOpen',
+  TargetUnauthorized: 'TargetUnauthorized',
+  FallbackUnavailable: 'FallbackUnavailable',
   Throttled: 'Throttled',
   FallbackGrowing: 'FallbackGrowing',
   SlaMissed: 'SlaMissed',

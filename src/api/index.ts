@@ -4,7 +4,16 @@
  * configuration, CRD generation and status-condition helpers. Pure: no I/O, no other Ferry folder.
  */
 export { API_VERSION, CATEGORY, FINALIZER, GROUP, INTEGRATION, REDRIVE_ANNOTATION, SYNC_SCHEDULE, VERSION, type FerryKind } from './constants.ts';
-export { ConditionInvalidError, CrdSchemaError, DurationInvalidError, SpecInvalidError, type SpecIssue } from './errors.ts';
+export {
+  ConditionInvalidError,
+  CrdSchemaError,
+  DurationInvalidError,
+  SpecInvalidError,
+  TemplatePointerMissingError,
+  TemplateSyntaxError,
+  TemplateValueError,
+  type SpecIssue,
+} from './errors.ts';
 export { DURATION_MESSAGE, DURATION_PATTERN, durationSchema, parseDuration, positiveDurationSchema, tryParseDuration } from './duration.ts';
 export { formatKubeTime } from './time.ts';
 
@@ -78,3 +87,14 @@ export type { StructuralSchema } from './crd-schema.ts';
 export { compileJsonSchema, describeValidationErrors, pointerToField, type CompileResult, type ValidateFunction } from './compile-schema.ts';
 export { compileJsonata, compileMapping, parsePointer, type CompiledJsonata, type CompiledMapping, type CompiledTransform } from './compile-transform.ts';
 export { findSecretRefs, inputsKey, specReferences, type FoundSecretRef, type SpecReferences } from './references.ts';
+export { compileTemplate, renderTemplate, resolvePointer, type CompiledTemplate, type TemplateEscape } from './template.ts';
+export {
+  checkSyncScheduleSpec,
+  compileIntegrationSpec,
+  nextRun,
+  type AuthCredentials,
+  type CompiledIntegrationSpec,
+  type ReferenceLookup,
+  type SpecCheck,
+  type SpecProblem,
+} from './compile-spec.ts';

@@ -9,7 +9,7 @@
  * leadership was lost or a part failed (the Deployment restarts the pod, as controller-runtime's).
  */
 import { KubeConfig } from '@kubernetes/client-node';
-import { INTEGRATION, SYNC_SCHEDULE } from '../api/index.ts';
+import { INTEGRATION, SYNC_SCHEDULE, type ReferenceLookup } from '../api/index.ts';
 import {
   integrationReconciler,
   referencedObjects,
@@ -18,7 +18,6 @@ import {
   shouldEnqueue,
   syncScheduleReconciler,
   type FerryObject,
-  type ReferenceLookup,
 } from '../controller/index.ts';
 import { createAddressPolicy, HttpDeliverer, TokenCache } from '../delivery/index.ts';
 import {
@@ -36,6 +35,9 @@ import {
   type Runnable,
 } from '../kube/index.ts';
 import {
+  ATTEMPTS_BUCKET,
+  ATTEMPTS_TTL_MS,
+  AttemptLedger,
   connectNats,
   ConsumerControl,
   FallbackPublisher,
@@ -126,6 +128,7 @@ export async function runController(config: ControllerConfig, version: string): 
 
   const integrationQueue = new WorkQueue({ name: 'integration', clock, registry });
   const integrationState = new SharedKv(nc, INTEGRATION_STATE_BUCKET);
+  const ledger = new AttemptLedger(new SharedKv(nc, ATTEMPTS_BUCKET));
   const runtimeView = new RuntimeViewPoller({ integrations: integrations.store, queue: integrationQueue, state: integrationState, jetstream, events, clock, logger });
   const syncQueue = new WorkQueue({ name: 'syncschedule', clock, registry });
   integrations.addHandler((type, obj, old) => {
@@ -161,6 +164,8 @@ export async function runController(config: ControllerConfig, version: string): 
         references,
         client,
         jetstream,
+        state: integrationState,
+        ledger,
         events,
         clock,
         logger,
@@ -209,6 +214,7 @@ export async function runController(config: ControllerConfig, version: string): 
       start: async (signal) => {
         await jetstream.ensureKvBucket({ name: INTEGRATION_STATE_BUCKET, history: 1 });
         await jetstream.ensureKvBucket({ name: MEMBERS_BUCKET, history: 1, ttlMs: 15_000 });
+        await jetstream.ensureKvBucket({ name: ATTEMPTS_BUCKET, history: 1, ttlMs: ATTEMPTS_TTL_MS });
         await new Promise<void>((resolve) => {
           signal.addEventListener('abort', () => {
             resolve();
@@ -229,7 +235,16 @@ export async function runController(config: ControllerConfig, version: string): 
     userAgent: `ferry/${version}`,
   });
   if (config.runtime) {
-    const membership = new Membership({ kv: new SharedKv(nc, MEMBERS_BUCKET), identity: config.identity, clock, logger });
+    const runtimeMetrics = new RuntimeMetrics(registry);
+    const membership = new Membership({
+      kv: new SharedKv(nc, MEMBERS_BUCKET),
+      identity: config.identity,
+      clock,
+      logger,
+      onCount: (n) => {
+        runtimeMetrics.replicas.set(n);
+      },
+    });
     const supervisor = new RuntimeSupervisor({
       integrations: integrations.store,
       secrets: secrets.store,
@@ -240,8 +255,9 @@ export async function runController(config: ControllerConfig, version: string): 
       publisher: new FallbackPublisher(nc),
       control: new ConsumerControl(nc),
       state: integrationState,
-      membership,
-      metrics: new RuntimeMetrics(registry),
+      ledger,
+      members: () => membership.count,
+      metrics: runtimeMetrics,
       clock,
       logger,
     });

@@ -4,8 +4,7 @@
  * runtime status every few seconds, periodic resyncs — and compiling JSON Schemas on each of them
  * would dominate the controller's CPU.
  */
-import { inputsKey } from '../api/index.ts';
-import type { ReferenceLookup, SpecCheck } from './check-spec.ts';
+import { inputsKey, type ReferenceLookup, type SpecCheck } from '../api/index.ts';
 import type { FerryObject } from './ferry-object.ts';
 
 export class CheckCache<T> {

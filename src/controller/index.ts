@@ -1,4 +1,3 @@
-export { checkIntegrationSpec, checkSyncScheduleSpec, nextRun, type ReferenceLookup, type SpecCheck, type SpecProblem } from './check-spec.ts';
 export { refOf, resourceType, statusUnchanged, type FerryObject, type FerryObjectStatus } from './ferry-object.ts';
 export { conditionsFor, statusFor, type Outcome } from './status.ts';
 export { integrationReconciler, integrationType, INTEGRATION_RESYNC_MS, type IntegrationReconcilerDeps } from './reconcile-integration.ts';

@@ -12,18 +12,22 @@
  * the work queue retries with backoff; configuration problems never throw — they are terminal
  * until the spec or a referenced object changes, which requeues the key.
  */
-import { FINALIZER, INTEGRATION, Reason, type ResolvedIntegrationConfig } from '../api/index.ts';
+import { compileIntegrationSpec, FINALIZER, INTEGRATION, Reason, type ReferenceLookup, type ResolvedIntegrationConfig, type SpecCheck } from '../api/index.ts';
 import type { EventRecorder, ObjectClient, ReconcileResult, Reconciler, Store } from '../kube/index.ts';
 import {
   fallbackStreamName,
   fallbackSubject,
   integrationConsumerName,
+  integrationStateKeyPrefix,
+  lastGoodKey,
   StreamNotFoundError,
+  type AttemptLedger,
   type JetStreamResources,
+  type LastGoodGeneration,
+  type SharedKv,
 } from '../nats/index.ts';
 import type { Clock, Logger } from '../observability/index.ts';
 import { CheckCache } from './check-cache.ts';
-import { checkIntegrationSpec, type ReferenceLookup } from './check-spec.ts';
 import { refOf, resourceType, type FerryObject } from './ferry-object.ts';
 import { isReady, ReconcileSteps } from './reconcile-steps.ts';
 import { degradation, runtimeStatusFields, type RuntimeView } from './runtime-view.ts';
@@ -43,6 +47,9 @@ export interface IntegrationReconcilerDeps {
   readonly references: ReferenceLookup;
   readonly client: ObjectClient;
   readonly jetstream: JetStreamResources;
+  /** The shared runtime bucket: last good generations are written here, a deleted object's keys purged. */
+  readonly state: SharedKv;
+  readonly ledger: AttemptLedger;
   readonly events: EventRecorder;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -56,10 +63,53 @@ function rawSourceStream(obj: FerryObject): string | undefined {
   return typeof spec?.source?.stream === 'string' ? spec.source.stream : undefined;
 }
 
+/**
+ * The runtime's own compile function, reduced to what the controller keeps: the resolved config
+ * (compiled validators and credentials stay with the runtime, not in the check cache).
+ */
+function checkIntegration(namespace: string, spec: unknown, references: ReferenceLookup): SpecCheck<CheckedIntegration> {
+  const r = compileIntegrationSpec(namespace, spec, references);
+  return r.ok ? { ok: true, config: { config: r.config.config, configMapTexts: r.config.configMapTexts } } : r;
+}
+
+interface CheckedIntegration {
+  readonly config: ResolvedIntegrationConfig;
+  /** `name/key` → text of every ConfigMap key the generation read. */
+  readonly configMapTexts: Readonly<Record<string, string>>;
+}
+
+/** The last good generation as replicas need it: the spec and the ConfigMap values it read. */
+function lastGoodOf(obj: FerryObject, generation: number, configMapTexts: Readonly<Record<string, string>>): LastGoodGeneration {
+  const configMaps: Record<string, Record<string, string>> = {};
+  for (const [ref, text] of Object.entries(configMapTexts)) {
+    const slash = ref.indexOf('/');
+    (configMaps[ref.slice(0, slash)] ??= {})[ref.slice(slash + 1)] = text;
+  }
+  return { uid: obj.metadata?.uid ?? '', generation, spec: obj.spec, configMaps };
+}
+
 export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconciler {
   const log = deps.logger.child({ controller: 'integration' });
   const steps = new ReconcileSteps(integrationType, { client: deps.client, events: deps.events, log });
-  const checks = new CheckCache<ResolvedIntegrationConfig>();
+  const checks = new CheckCache<CheckedIntegration>();
+  /** What this leader last stored as each Integration's last good generation. */
+  const storedLastGood = new Map<string, string>();
+
+  /**
+   * Stores the generation as the one replicas fall back to while a later one is Stalled (also
+   * after a restart). Best effort: a failed write is retried on the next reconcile.
+   */
+  async function storeLastGood(key: string, obj: FerryObject, generation: number, checked: CheckedIntegration): Promise<void> {
+    const signature = `${obj.metadata?.uid ?? ''}|${generation}|${JSON.stringify(checked.configMapTexts)}`;
+    if (storedLastGood.get(key) === signature) return;
+    const ref = refOf(integrationType, obj);
+    try {
+      await deps.state.put(lastGoodKey(ref), lastGoodOf(obj, generation, checked.configMapTexts));
+      storedLastGood.set(key, signature);
+    } catch (err) {
+      log.warn({ namespace: ref.namespace, integration: ref.name, err }, 'could not store the last good generation; retrying on the next reconcile');
+    }
+  }
 
   async function finalize(obj: FerryObject, signal: AbortSignal): Promise<ReconcileResult> {
     const ref = refOf(integrationType, obj);
@@ -68,6 +118,11 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
       const removed = await deps.jetstream.deleteConsumer(stream, integrationConsumerName(ref));
       log.info({ namespace: ref.namespace, integration: ref.name, consumer: integrationConsumerName(ref), removed }, 'integration deleted: consumer removed, fallback stream kept');
     }
+    // Shared counters, circuit, throttle, last good generation and attempt records belong to
+    // this object: a re-created Integration with the same name must not inherit them.
+    await deps.state.purge(`${integrationStateKeyPrefix(ref)}.>`);
+    await deps.ledger.purge(ref);
+    log.debug({ namespace: ref.namespace, integration: ref.name }, 'removed the shared state and attempt records of a deleted Integration');
     await steps.releaseFinalizer(obj, signal);
     return {};
   }
@@ -89,13 +144,15 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
     const generation = meta.generation ?? 0;
     const now = deps.clock.now();
     const fields = { namespace: ref.namespace, integration: ref.name, generation };
-    const check = checks.get(key, obj, deps.references, () => checkIntegrationSpec(ref.namespace, obj.spec, deps.references));
+    const check = checks.get(key, obj, deps.references, () => checkIntegration(ref.namespace, obj.spec, deps.references));
+    const view = deps.runtimeView(key);
     if (!check.ok) {
-      await steps.reportStalled(obj, check, generation, now, fields, signal);
+      // The last good generation may still be delivering: its runtime state stays visible.
+      await steps.reportStalled(obj, check, generation, now, fields, signal, view ? runtimeStatusFields(view, now) : {}, view ? degradation(view, now, obj.spec) : undefined);
       // Terminal until the spec or a referenced object changes; both requeue the key themselves.
       return {};
     }
-    const config = check.config;
+    const config = check.config.config;
 
     let outcome: Outcome;
     try {
@@ -106,9 +163,10 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
         filterSubjects: config.source.subjects,
         // Long attempts call working(); ack_wait only has to outlast one attempt's timeout.
         ackWaitMs: config.target.timeoutMs + 30_000,
-        // A safety net only: the runtime parks an event in the fallback stream at maxAttempts,
-        // and needs headroom for redeliveries after crashes or failed fallback publishes.
-        maxDeliver: config.delivery.maxAttempts + 20,
+        // Unlimited: the runtime counts attempts itself (the attempts ledger) and parks at
+        // maxAttempts; a server-side limit would end redelivery silently, event neither
+        // delivered nor parked.
+        maxDeliver: -1,
         maxAckPending: Math.max(config.delivery.concurrency * 8, 64),
         metadata: { 'ferry.dev/integration': `${ref.namespace}/${ref.name}`, 'ferry.dev/generation': String(generation) },
       });
@@ -137,12 +195,12 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
       throw err;
     }
 
+    await storeLastGood(key, obj, generation, check.config);
     const wasReady = isReady(obj);
-    const view = deps.runtimeView(key);
     // Until the poller has read the runtime's state (a new leader), keep what status says; a
     // fresh object starts with an empty fallback stream.
     const extra = { ...(obj.status?.fallbackPending === undefined ? { fallbackPending: 0 } : {}), ...(view ? runtimeStatusFields(view, now) : {}) };
-    await steps.writeStatus(obj, statusFor(outcome, obj.status, generation, now, extra, view ? degradation(view, now) : undefined), signal);
+    await steps.writeStatus(obj, statusFor(outcome, obj.status, generation, now, extra, view ? degradation(view, now, obj.spec) : undefined), signal);
     steps.announceReady(obj, wasReady, outcome.reason, outcome.message, fields, 'integration');
     return { requeueAfter: INTEGRATION_RESYNC_MS };
   };

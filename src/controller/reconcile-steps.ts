@@ -7,7 +7,7 @@ import { FINALIZER, type Reason } from '../api/index.ts';
 import { isNotFound, type EventRecorder, type ObjectClient, type ResourceType } from '../kube/index.ts';
 import type { Logger } from '../observability/index.ts';
 import { refOf, statusUnchanged, type FerryObject, type FerryObjectStatus } from './ferry-object.ts';
-import { statusFor } from './status.ts';
+import { statusFor, type DegradedUpdate } from './status.ts';
 
 export interface StepDeps {
   readonly client: ObjectClient;
@@ -52,7 +52,8 @@ export class ReconcileSteps {
 
   /**
    * A terminal configuration problem: Stalled=True with the field in the message. Logged and
-   * sent as a Warning Event once per distinct message, not on every requeue.
+   * sent as a Warning Event once per distinct message, not on every requeue. `extra` and
+   * `degraded` carry what the runtime still reports (a last good generation keeps delivering).
    */
   async reportStalled(
     obj: FerryObject,
@@ -61,9 +62,11 @@ export class ReconcileSteps {
     now: number,
     fields: Readonly<Record<string, unknown>>,
     signal: AbortSignal,
+    extra: Readonly<Record<string, unknown>> = {},
+    degraded?: DegradedUpdate,
   ): Promise<void> {
     const already = obj.status?.conditions?.some((c) => c.type === 'Stalled' && c.status === 'True' && c.message === problem.message);
-    await this.writeStatus(obj, statusFor({ kind: 'stalled', reason: problem.reason, message: problem.message }, obj.status, generation, now), signal);
+    await this.writeStatus(obj, statusFor({ kind: 'stalled', reason: problem.reason, message: problem.message }, obj.status, generation, now, extra, degraded), signal);
     if (already) return;
     this.deps.log.warn({ ...fields, reason: problem.reason, field: problem.field }, problem.message);
     void this.deps.events.record(obj, { type: 'Warning', reason: problem.reason, note: problem.message, action: 'Reconcile' });

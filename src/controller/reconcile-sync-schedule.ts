@@ -9,11 +9,10 @@
  * the sync state bucket is kept (it is small, and a re-created SyncSchedule resumes from its
  * watermark); the finalizer is released.
  */
-import { FINALIZER, formatKubeTime, Reason, SYNC_SCHEDULE } from '../api/index.ts';
+import { checkSyncScheduleSpec, FINALIZER, formatKubeTime, Reason, SYNC_SCHEDULE, type ReferenceLookup } from '../api/index.ts';
 import type { EventRecorder, ObjectClient, Reconciler, Store } from '../kube/index.ts';
 import { syncStateBucketName, type JetStreamResources } from '../nats/index.ts';
 import type { Clock, Logger } from '../observability/index.ts';
-import { checkSyncScheduleSpec, type ReferenceLookup } from './check-spec.ts';
 import { refOf, resourceType, type FerryObject } from './ferry-object.ts';
 import { isReady, ReconcileSteps } from './reconcile-steps.ts';
 import { statusFor } from './status.ts';

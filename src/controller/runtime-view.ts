@@ -7,7 +7,7 @@
  * reconciler stays the single writer of each object's status (the work queue runs one reconcile
  * per key at a time) and no status write can undo another.
  */
-import { formatKubeTime, Reason } from '../api/index.ts';
+import { findSecretRefs, formatKubeTime, Reason } from '../api/index.ts';
 import type { EventRecorder, Store, WorkQueue } from '../kube/index.ts';
 import {
   fallbackStreamName,
@@ -37,12 +37,50 @@ export interface Degradation {
   readonly message: string;
 }
 
-/** Degraded, from the runtime view: an open circuit first, then recent contract drift. */
-export function degradation(view: RuntimeView | undefined, now: number): Degradation {
+/** The Secrets an Integration's target authenticates with, as `Secret "x" key "y" (field)`, for messages. */
+export function targetCredentials(spec: unknown): string {
+  const refs = findSecretRefs(spec).filter((r) => r.field.startsWith('spec.target.auth'));
+  if (refs.length === 0) return 'spec.target.auth is not set: the target may require credentials';
+  return refs.map((r) => `Secret ${JSON.stringify(r.name)} key ${JSON.stringify(r.key)} (${r.field})`).join(', ');
+}
+
+function unauthorizedMessage(u: NonNullable<SharedStats['lastUnauthorized']>, spec: unknown): string {
+  return `the target answered ${u.httpStatus} at ${formatKubeTime(u.time)}: it refuses the credentials from ${targetCredentials(spec)}; events wait in the source stream (nothing is parked) and delivery resumes as soon as the Secret is updated`;
+}
+
+function fallbackFailureMessage(f: NonNullable<SharedStats['lastFallbackFailure']>): string {
+  return `events that must be parked stay in the source stream: the fallback stream did not take one at ${formatKubeTime(f.time)}: ${f.message}`;
+}
+
+/** True while the target's latest answer to our credentials was 401/403 (no delivery since). */
+function unauthorizedNow(stats: SharedStats | undefined): boolean {
+  const u = stats?.lastUnauthorized;
+  return u !== undefined && (stats?.lastDeliveredTime === undefined || u.time > stats.lastDeliveredTime);
+}
+
+/** True while the latest fallback publish failed (nothing parked since). */
+function fallbackFailingNow(stats: SharedStats | undefined): boolean {
+  const f = stats?.lastFallbackFailure;
+  return f !== undefined && (stats?.lastParkedTime === undefined || f.time > stats.lastParkedTime);
+}
+
+/**
+ * Degraded, from the runtime view, most specific cause first: refused credentials (whatever the
+ * circuit says, that is why it is open), an open circuit, a fallback stream that does not take
+ * parked events, then recent contract drift. `spec` names the Secrets in the message.
+ */
+export function degradation(view: RuntimeView | undefined, now: number, spec?: unknown): Degradation {
+  const stats = view?.stats;
+  if (unauthorizedNow(stats) && stats?.lastUnauthorized) {
+    return { status: 'True', reason: Reason.TargetUnauthorized, message: unauthorizedMessage(stats.lastUnauthorized, spec) };
+  }
   const c = view?.circuit;
   if (c && c.state !== 'Closed') {
     const until = c.openUntil === undefined ? '' : `; next probe after ${formatKubeTime(c.openUntil)}`;
     return { status: 'True', reason: Reason.CircuitOpen, message: `circuit ${c.state} after ${c.consecutiveFailures} failures${until}: consumption paused` };
+  }
+  if (fallbackFailingNow(stats) && stats?.lastFallbackFailure) {
+    return { status: 'True', reason: Reason.FallbackUnavailable, message: fallbackFailureMessage(stats.lastFallbackFailure) };
   }
   const drift = view?.stats?.lastContractDrift;
   if (drift !== undefined && now - drift < CONTRACT_DRIFT_WINDOW_MS) {
@@ -110,6 +148,8 @@ export interface RuntimeViewPollerDeps {
 }
 
 interface Raw {
+  /** The object this view belongs to: a re-created Integration (new uid) starts afresh. */
+  uid: string | undefined;
   stats?: SharedStats | undefined;
   circuit?: SharedCircuit | undefined;
   throttle?: SharedThrottle | undefined;
@@ -146,12 +186,13 @@ export class RuntimeViewPoller {
   }
 
   private rawOf(key: string): Raw {
-    let r = this.raw.get(key);
-    if (!r) {
-      r = { fallbackCountedAt: 0, recount: true };
-      this.raw.set(key, r);
-    }
-    return r;
+    const uid = this.deps.integrations.get(key)?.metadata?.uid;
+    const r = this.raw.get(key);
+    if (r && r.uid === uid) return r;
+    this.views.delete(key);
+    const fresh: Raw = { uid, fallbackCountedAt: 0, recount: true };
+    this.raw.set(key, fresh);
+    return fresh;
   }
 
   private refreshPrefixes(): void {
@@ -251,6 +292,15 @@ export class RuntimeViewPoller {
         note: `${next.fallbackPending} events parked in the fallback stream (was ${before}); last error: ${next.stats?.lastError?.message ?? 'unknown'}`,
         action: 'Deliver',
       });
+    }
+    // Escalations for causes that need a person: on the change into the state, not on every repeat.
+    const unauthorized = next.stats?.lastUnauthorized;
+    if (unauthorized && unauthorizedNow(next.stats) && !unauthorizedNow(previous?.stats)) {
+      void this.deps.events.record(obj, { type: 'Warning', reason: Reason.TargetUnauthorized, note: unauthorizedMessage(unauthorized, obj.spec), action: 'Deliver' });
+    }
+    const fallbackFailure = next.stats?.lastFallbackFailure;
+    if (fallbackFailure && fallbackFailingNow(next.stats) && !fallbackFailingNow(previous?.stats)) {
+      void this.deps.events.record(obj, { type: 'Warning', reason: Reason.FallbackUnavailable, note: fallbackFailureMessage(fallbackFailure), action: 'Deliver' });
     }
     if (next.stats?.lastContractDrift !== undefined && next.stats.lastContractDrift !== previous?.stats?.lastContractDrift) {
       void this.deps.events.record(obj, { type: 'Warning', reason: Reason.ContractDrift, note: next.stats.lastError?.message ?? 'a 2xx response broke spec.target.responseSchema', action: 'Deliver' });

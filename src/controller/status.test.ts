@@ -47,6 +47,31 @@ describe('runtime view → status', () => {
     assert.equal(degradation(undefined, now).status, 'False');
   });
 
+  it('names refused credentials first, with the Secret, until a delivery succeeds again', () => {
+    const now = 1_000_000;
+    const spec = { target: { url: 'https://x', auth: { bearer: { secretKeyRef: { name: 'billing-api', key: 'token' } } } } };
+    const base = { delivered: 10, retried: 3, fallback: 0, invalid: 0, throttled: 0 };
+    const refused = { ...base, lastDeliveredTime: now - 5_000, lastUnauthorized: { time: now - 1_000, httpStatus: 401 } };
+    const open = { state: 'Open' as const, since: now, consecutiveFailures: 5, openUntil: now + 60_000 };
+    const d = degradation({ stats: refused, circuit: open }, now, spec);
+    assert.equal(d.reason, 'TargetUnauthorized', 'the cause, not the symptom (an open circuit)');
+    assert.match(d.message, /answered 401/);
+    assert.match(d.message, /Secret "billing-api" key "token" \(spec\.target\.auth\.bearer\.secretKeyRef\)/);
+    assert.match(d.message, /nothing is parked/);
+    // Delivered after the 401: the credentials work again.
+    assert.equal(degradation({ stats: { ...refused, lastDeliveredTime: now } }, now, spec).status, 'False');
+  });
+
+  it('reports a fallback stream that refuses parked events until one is parked again', () => {
+    const now = 1_000_000;
+    const base = { delivered: 0, retried: 0, fallback: 0, invalid: 0, throttled: 0 };
+    const failing = { ...base, lastFallbackFailure: { time: now - 1_000, message: 'no stream matches subject' } };
+    const d = degradation({ stats: failing }, now);
+    assert.equal(d.reason, 'FallbackUnavailable');
+    assert.match(d.message, /stay in the source stream/);
+    assert.equal(degradation({ stats: { ...failing, lastParkedTime: now } }, now).status, 'False');
+  });
+
   it('renders counters and times as status fields', () => {
     const f = runtimeStatusFields(
       { stats: { delivered: 3, retried: 1, fallback: 1, invalid: 1, throttled: 0, lastError: { time: Date.UTC(2026, 0, 1), reason: 'invalid', message: 'm' } }, fallbackPending: 1 },

@@ -1,6 +1,6 @@
 /**
- * Exponential backoff for delivery retries. Pure: the runtime passes the attempt number it reads
- * from JetStream (`deliveryCount`), so no attempt counter lives in memory.
+ * Exponential backoff for delivery retries. Pure: the runtime passes the attempt number it keeps
+ * per event (in JetStream KV), so no attempt counter lives in process memory.
  */
 import { DeliveryConfigError } from './errors.ts';
 

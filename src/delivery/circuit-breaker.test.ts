@@ -154,6 +154,23 @@ describe('CircuitBreaker', () => {
     assert.equal(breaker.snapshot().state, 'Closed');
   });
 
+  it('reset closes an open breaker at once, forgets its failures and admits everything', () => {
+    const { breaker, transitions, fail } = setup();
+    fail(3);
+    assert.equal(breaker.snapshot().state, 'Open');
+    breaker.reset();
+    assert.equal(breaker.snapshot().state, 'Closed');
+    assert.equal(breaker.snapshot().consecutiveFailures, 0);
+    assert.equal(transitions.at(-1)?.reason, 'reset');
+    assert.ok(breaker.tryAcquire() && breaker.tryAcquire());
+    // The old failures no longer count: two more do not reopen it.
+    fail(2);
+    assert.equal(breaker.snapshot().state, 'Closed');
+    const before = transitions.length;
+    breaker.reset();
+    assert.equal(transitions.length, before, 'no transition when already Closed');
+  });
+
   it('refuses a policy that cannot work', () => {
     assert.throws(() => setup({ failures: 0 }), DeliveryConfigError);
     assert.throws(() => setup({ windowMs: 0 }), DeliveryConfigError);

@@ -32,8 +32,11 @@ export interface CircuitSnapshot {
   readonly openUntil: number | undefined;
 }
 
-/** Why a transition happened. `adopted`: another replica's state was taken over. */
-export type TransitionReason = 'failures' | 'probe-failed' | 'probe-succeeded' | 'open-elapsed' | 'adopted';
+/**
+ * Why a transition happened. `adopted`: another replica's state was taken over; `reset`: the
+ * cause of the failures was fixed (new credentials), so the breaker closed without a probe.
+ */
+export type TransitionReason = 'failures' | 'probe-failed' | 'probe-succeeded' | 'open-elapsed' | 'adopted' | 'reset';
 
 /** One state change, reported to `onTransition`. */
 export interface CircuitTransition {
@@ -182,6 +185,19 @@ export class CircuitBreaker {
     ) {
       this.open('failures', now);
     }
+  }
+
+  /**
+   * Closes the breaker at once and forgets its failures: what made the target fail is known to be
+   * fixed (its credentials were replaced), so waiting for `openFor` and a probe would only delay
+   * delivery. A no-op when already Closed with no recent failures.
+   */
+  reset(): void {
+    this.consecutiveFailures = 0;
+    this.recentFailures = [];
+    this.probeSince = undefined;
+    this.openUntil = undefined;
+    if (this.state !== 'Closed') this.transition('Closed', 'reset', this.clock.now());
   }
 
   /**

@@ -24,7 +24,8 @@ describe('classify', () => {
       [status(301), 'reject', undefined, 'success'], // redirects are never followed
       [status(302), 'reject', undefined, 'success'],
       [status(400), 'reject', undefined, 'success'],
-      [status(401), 'reject', undefined, 'success'],
+      [status(401), 'unauthorized', undefined, 'failure'], // credentials refused: the target's problem, not the event's
+      [status(403), 'unauthorized', undefined, 'failure'],
       [status(404), 'reject', undefined, 'success'],
       [status(409), 'reject', undefined, 'success'],
       [status(422), 'reject', undefined, 'success'],

@@ -50,6 +50,11 @@ export type Classification =
       /** The target's Retry-After, for `retryDelay()`. */
       readonly retryAfterMs: number | undefined;
     }
+  /**
+   * 401 / 403: the target refused the credentials. A property of the target (wrong or rotated
+   * credentials), not of the event: a breaker failure, and the event stays in its source.
+   */
+  | { readonly action: 'unauthorized'; readonly status: number; readonly breaker: BreakerVerdict }
   | { readonly action: 'reject'; readonly fallbackReason: 'rejected'; readonly breaker: BreakerVerdict }
   | { readonly action: 'contract'; readonly fallbackReason: 'contract'; readonly breaker: BreakerVerdict };
 
@@ -65,6 +70,7 @@ export interface ClassifyPolicy {
  * Classifies one attempt. Rules, in order:
  * - a status in `successCodes` is success (even 3xx, if someone listed it);
  * - 3xx is a rejection: redirects are never followed (SSRF) and never retried;
+ * - 401 and 403 are `unauthorized`: the credentials were refused, a breaker failure;
  * - a status listed in `retryOn` (or any 5xx with `"5xx"`) is a retry; 429, and 503 with a
  *   Retry-After, are throttles and neutral for the breaker; other retried statuses are failures;
  * - any other status is a rejection (fallback reason `rejected`); the target answered, so it
@@ -95,6 +101,7 @@ function classifyStatus(status: number, retryAfterMs: number | undefined, policy
   if (policy.successCodes.includes(status)) return { action: 'success', breaker: 'success' };
   const serverError = status >= 500 && status <= 599;
   if (status >= 300 && status <= 399) return { action: 'reject', fallbackReason: 'rejected', breaker: 'success' };
+  if (status === 401 || status === 403) return { action: 'unauthorized', status, breaker: 'failure' };
   const listed = policy.retryOn.includes(status) || (serverError && policy.retryOn.includes('5xx'));
   if (!listed) return { action: 'reject', fallbackReason: 'rejected', breaker: serverError ? 'failure' : 'success' };
   const throttle = status === 429 || (status === 503 && retryAfterMs !== undefined);

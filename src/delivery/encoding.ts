@@ -6,7 +6,6 @@
  * contract: bracketed keys left unescaped, values percent-encoded (RFC 3986), arrays indexed.
  */
 import { BodyEncodingError } from './errors.ts';
-import { escapePointerToken } from './template.ts';
 
 export type BodyEncoding = 'json' | 'form';
 
@@ -71,4 +70,9 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
   const proto: unknown = Object.getPrototypeOf(v);
   return proto === Object.prototype || proto === null;
+}
+
+/** Escapes one reference token for a JSON pointer (`a/b` → `a~1b`), for error paths. */
+function escapePointerToken(token: string): string {
+  return token.replaceAll('~', '~0').replaceAll('/', '~1');
 }

@@ -212,54 +212,6 @@ export class BodyEncodingError extends FerryDeliveryError {
   }
 }
 
-/** A template (`/v1/accounts/{{/account}}`) that does not parse; raised when it is compiled. */
-export class TemplateSyntaxError extends FerryDeliveryError {
-  override readonly name = 'TemplateSyntaxError';
-  readonly code = 'FERRY_TEMPLATE_SYNTAX';
-  readonly retryable = false;
-  readonly template: string;
-  /** Index in `template` where the problem starts. */
-  readonly position: number;
-
-  constructor(template: string, position: number, problem: string) {
-    super(`template ${JSON.stringify(template)} at ${position}: ${problem}`);
-    this.template = template;
-    this.position = position;
-  }
-}
-
-/**
- * A template's JSON pointer names nothing in this event. The event, not the config, is at
- * fault, so the runtime parks it (it will never render).
- */
-export class TemplatePointerMissingError extends FerryDeliveryError {
-  override readonly name = 'TemplatePointerMissingError';
-  readonly code = 'FERRY_TEMPLATE_POINTER_MISSING';
-  readonly retryable = false;
-  readonly pointer: string;
-
-  constructor(pointer: string) {
-    super(`the event has no value at ${JSON.stringify(pointer)}`);
-    this.pointer = pointer;
-  }
-}
-
-/**
- * A template's pointer names a value that cannot be rendered: an object, array or null, or a
- * `.`/`..` path segment (which URL parsing would turn into path traversal).
- */
-export class TemplateValueError extends FerryDeliveryError {
-  override readonly name = 'TemplateValueError';
-  readonly code = 'FERRY_TEMPLATE_VALUE';
-  readonly retryable = false;
-  readonly pointer: string;
-
-  constructor(pointer: string, problem: string) {
-    super(`the value at ${JSON.stringify(pointer)} ${problem}`);
-    this.pointer = pointer;
-  }
-}
-
 /**
  * The OAuth2 token endpoint did not hand out a token. Retryable when the endpoint was unreachable
  * or answered 5xx/429; not when it refused the client (`invalid_client`, `invalid_scope`: 4xx) or

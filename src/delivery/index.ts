@@ -3,7 +3,7 @@
  * this folder imports its files directly.
  *
  * Pure policy: backoff, Retry-After, classification, circuit breaker, token bucket, throttle,
- * SSRF address policy, templates, idempotency keys, body encodings, token cache.
+ * SSRF address policy, body encodings, token cache.
  * I/O: `HttpDeliverer` (undici pools with the SSRF guard on the connect path) and the OAuth2
  * token fetch; `withAuth` wraps any `Deliverer`.
  */
@@ -19,9 +19,6 @@ export {
   InvalidTargetUrlError,
   TargetDeniedError,
   TargetResolutionError,
-  TemplatePointerMissingError,
-  TemplateSyntaxError,
-  TemplateValueError,
 } from './errors.ts';
 export type { DenyStage, InvalidUrlReason, TimeoutPhase } from './errors.ts';
 
@@ -61,10 +58,6 @@ export type { AddressPolicy, AddressPolicyOptions, AddressVerdict } from './ssrf
 export { createGuardedConnector, createGuardedLookup, systemResolver } from './guarded-connect.ts';
 export type { GuardedConnectorOptions, Resolver } from './guarded-connect.ts';
 
-export { compileTemplate, renderTemplate } from './template.ts';
-export type { CompiledTemplate, TemplateEscape } from './template.ts';
-export { FERRY_IDEMPOTENCY_KEY_HEADER, idempotencyKey } from './idempotency.ts';
-export type { IdempotencyKey, IdempotencyKeySource, KeyedEvent } from './idempotency.ts';
 export { encodeBody, encodeForm } from './encoding.ts';
 export type { BodyEncoding, EncodedBody } from './encoding.ts';
 

@@ -11,6 +11,8 @@ export {
   fallbackSubject,
   integrationConsumerName,
   integrationStateKeyPrefix,
+  ATTEMPTS_BUCKET,
+  ATTEMPTS_TTL_MS,
   INTEGRATION_STATE_BUCKET,
   MEMBERS_BUCKET,
   syncStateBucketName,
@@ -32,10 +34,13 @@ export {
   addStats,
   circuitKey,
   EMPTY_STATS,
+  lastGoodKey,
   statsKey,
   throttleKey,
+  type LastGoodGeneration,
   type SharedCircuit,
   type SharedLastError,
   type SharedStats,
   type SharedThrottle,
 } from './integration-state.ts';
+export { AttemptLedger, NO_ATTEMPTS, type AttemptRecord } from './attempt-ledger.ts';

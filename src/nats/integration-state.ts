@@ -8,6 +8,8 @@ import { integrationStateKeyPrefix, type ObjectRef } from './names.ts';
 /** Circuit breaker state, as the replica that last changed it saw it (times in ms since the epoch). */
 export interface SharedCircuit {
   readonly state: 'Closed' | 'Open' | 'HalfOpen';
+  /** Why it last changed: `reset` when new credentials closed it at once. */
+  readonly reason?: string | undefined;
   readonly since: number;
   readonly consecutiveFailures: number;
   readonly openUntil: number | undefined;
@@ -38,6 +40,12 @@ export interface SharedStats {
   readonly lastError?: SharedLastError | undefined;
   /** Last time a 2xx broke responseSchema. */
   readonly lastContractDrift?: number | undefined;
+  /** Last 401/403 from the target: its credentials were refused. */
+  readonly lastUnauthorized?: { readonly time: number; readonly httpStatus: number } | undefined;
+  /** Last time an event was stored in the fallback stream. */
+  readonly lastParkedTime?: number | undefined;
+  /** Last failed fallback publish: the event stayed in its source. */
+  readonly lastFallbackFailure?: { readonly time: number; readonly message: string } | undefined;
 }
 
 export const EMPTY_STATS: SharedStats = { delivered: 0, retried: 0, fallback: 0, invalid: 0, throttled: 0 };
@@ -48,6 +56,23 @@ export function circuitKey(ref: ObjectRef): string {
 
 export function throttleKey(ref: ObjectRef): string {
   return `${integrationStateKeyPrefix(ref)}.throttle`;
+}
+
+/**
+ * The last generation the leader found valid, with the ConfigMap values it read, so that any
+ * replica — a new one included — can run it while a later generation is Stalled. Secrets are
+ * never stored here: they are read from the cluster, as for any generation.
+ */
+export interface LastGoodGeneration {
+  readonly uid: string;
+  readonly generation: number;
+  readonly spec: unknown;
+  /** ConfigMap name → the keys the generation read. */
+  readonly configMaps: Readonly<Record<string, Readonly<Record<string, string>>>>;
+}
+
+export function lastGoodKey(ref: ObjectRef): string {
+  return `${integrationStateKeyPrefix(ref)}.lastgood`;
 }
 
 export function statsKey(ref: ObjectRef): string {
@@ -68,5 +93,8 @@ export function addStats(current: SharedStats | undefined, delta: SharedStats): 
     lastDeliveredTime: later(c.lastDeliveredTime, delta.lastDeliveredTime, (x) => x),
     lastError: later(c.lastError, delta.lastError, (x) => x.time),
     lastContractDrift: later(c.lastContractDrift, delta.lastContractDrift, (x) => x),
+    lastUnauthorized: later(c.lastUnauthorized, delta.lastUnauthorized, (x) => x.time),
+    lastParkedTime: later(c.lastParkedTime, delta.lastParkedTime, (x) => x),
+    lastFallbackFailure: later(c.lastFallbackFailure, delta.lastFallbackFailure, (x) => x.time),
   };
 }

@@ -34,6 +34,14 @@ export function fallbackSubject(ref: ObjectRef): string {
 
 /** Shared runtime state of all Integrations (circuit, rate budget, counters), keyed per object. */
 export const INTEGRATION_STATE_BUCKET = 'ferry_integrations';
+/**
+ * Per-event delivery records of events that needed more than one try (attempts made, first
+ * attempt, outcomes whose ack was not confirmed): JetStream's delivery count also counts
+ * redeliveries that were no attempt (shutdowns, swaps, lost acks), so attempts are kept here.
+ */
+export const ATTEMPTS_BUCKET = 'ferry_attempts';
+/** How long an attempt record outlives its last write; far above any sensible maxElapsed. */
+export const ATTEMPTS_TTL_MS = 30 * 24 * 60 * 60 * 1000;
 /** Replica heartbeats, each key expiring unless renewed. */
 export const MEMBERS_BUCKET = 'ferry_members';
 

@@ -23,6 +23,12 @@ export interface InboundMessage {
   /** When the message was stored in the stream (ms since the epoch). */
   readonly storedAtMs: number;
   ack(): void;
+  /**
+   * Acks and waits for the server to confirm it. Resolves false when the confirmation did not
+   * come (timeout, connection lost): the server may or may not have the ack, so the message may
+   * come back — the caller must recognise it then.
+   */
+  ackConfirmed(timeoutMs: number): Promise<boolean>;
   nak(delayMs: number): void;
   working(): void;
   term(reason: string): void;
@@ -51,6 +57,13 @@ function wrap(m: JsMsg): InboundMessage {
     storedAtMs: Math.floor(m.info.timestampNanos / 1e6),
     ack: () => {
       m.ack();
+    },
+    ackConfirmed: async (timeoutMs) => {
+      try {
+        return await m.ackAck({ timeout: timeoutMs });
+      } catch {
+        return false;
+      }
     },
     nak: (delayMs) => {
       // Always with a delay: a plain nak() ignores the consumer's backoff and redelivers at once.

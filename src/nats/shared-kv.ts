@@ -2,9 +2,10 @@
  * JSON values in a JetStream KV bucket, shared by every replica: compare-and-set updates (so
  * concurrent replicas never lose each other's writes) and a watch that delivers every change.
  */
+import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { translateNatsError } from './errors.ts';
+import { isStreamNotFound, translateNatsError } from './errors.ts';
 
 export interface Versioned<T> {
   readonly value: T;
@@ -71,6 +72,21 @@ export class SharedKv {
       await (await this.open()).delete(key);
     } catch (err) {
       throw translateNatsError(err, `deleting ${this.bucket}/${key}`);
+    }
+  }
+
+  /**
+   * Removes every key matching `filter` (`a.b.>`) at once, by purging their subjects from the
+   * bucket's stream (no per-key delete markers left behind). A bucket that does not exist has
+   * nothing to purge.
+   */
+  async purge(filter: string): Promise<void> {
+    try {
+      const jsm = await jetstreamManager(this.nc);
+      await jsm.streams.purge(`KV_${this.bucket}`, { filter: `$KV.${this.bucket}.${filter}` });
+    } catch (err) {
+      if (isStreamNotFound(err)) return;
+      throw translateNatsError(err, `purging ${this.bucket}/${filter}`);
     }
   }
 

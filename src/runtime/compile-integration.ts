@@ -1,157 +1,105 @@
 /**
- * One Integration generation compiled for the runtime: validators, transform, URL and key
- * templates, auth provider and classification policy, built once per generation from the
- * resolved spec plus the Secret and ConfigMap values it references.
+ * One Integration generation compiled for the runtime: the spec compiled by the same function the
+ * controller checks it with (`compileIntegrationSpec` in src/api — one function, so the two can
+ * never disagree), plus what only the runtime needs: the auth provider wrapped around the
+ * deliverer, the classification policy, and fingerprints that tell what changed between two
+ * generations.
  *
- * Fails with a `PipelineConfigError` naming the field when anything does not compile or
- * resolve; the supervisor then keeps the last good generation running (DESIGN: config changes
- * are hot and safe).
+ * Fails with a `PipelineConfigError` naming the field when anything does not compile or resolve;
+ * the supervisor then keeps the last good generation running (DESIGN: config changes are hot and
+ * safe).
  */
-import { parse as parseYaml } from 'yaml';
-import {
-  compileJsonata,
-  compileJsonSchema,
-  compileMapping,
-  parseIntegrationSpec,
-  resolveIntegrationConfig,
-  type CompiledTransform,
-  type ResolvedIntegrationConfig,
-  type SecretKeyRef,
-  type ValidateFunction,
-} from '../api/index.ts';
+import { createHash } from 'node:crypto';
+import { compileIntegrationSpec, type AuthCredentials, type CompiledIntegrationSpec, type ReferenceLookup } from '../api/index.ts';
 import {
   apiKeyAuth,
   basicAuth,
   bearerAuth,
-  compileTemplate,
   OAuth2ClientCredentials,
+  withAuth,
   type AuthProvider,
   type ClassifyPolicy,
-  type CompiledTemplate,
   type Deliverer,
   type RetryOnEntry,
   type TokenCache,
 } from '../delivery/index.ts';
 import type { Clock } from '../observability/index.ts';
-import { createHash } from 'node:crypto';
 import { PipelineConfigError } from './pipeline-errors.ts';
 
-export interface CompiledIntegration {
+export interface CompiledIntegration extends CompiledIntegrationSpec {
   readonly namespace: string;
   readonly name: string;
   readonly generation: number;
-  readonly config: ResolvedIntegrationConfig;
-  readonly validate: ValidateFunction | undefined;
-  readonly validateResponse: ValidateFunction | undefined;
-  readonly transform: CompiledTransform;
-  readonly url: CompiledTemplate;
-  readonly idempotencyKey: CompiledTemplate | undefined;
-  readonly auth: AuthProvider | undefined;
+  /** Sends one attempt: the process's deliverer, wrapped with this generation's credentials. */
+  readonly send: Deliverer;
   readonly classify: ClassifyPolicy;
-  /** Secret values this generation holds, so a Secret change can be detected. */
+  /** Scope of default idempotency keys: `<namespace>/<name>`. */
+  readonly keyScope: string;
+  /** Changes whenever anything this generation runs with changes; holds no secret. */
   readonly fingerprint: string;
+  /** Changes exactly when the credentials change; holds no secret. */
+  readonly credentialsFingerprint: string;
 }
 
-/** What compiling needs from the outside world: cached Secrets and ConfigMaps, and the token machinery. */
+/** What compiling needs from the outside world. */
 export interface CompileContext {
-  secretValue(namespace: string, ref: SecretKeyRef): string | undefined;
-  configMapValue(namespace: string, name: string, key: string): string | undefined;
+  /** The namespace's Secrets and ConfigMaps (the watch caches, or a stored last good generation's). */
+  readonly references: ReferenceLookup;
   readonly deliverer: Deliverer;
   readonly tokenCache: TokenCache;
   readonly clock: Clock;
 }
 
-function fail(field: string, message: string): never {
-  throw new PipelineConfigError(field, message);
-}
-
-function unwrap<T>(r: { ok: true; value: T } | { ok: false; field: string; message: string }): T {
-  if (!r.ok) fail(r.field, r.message);
-  return r.value;
-}
-
-export function compileIntegration(namespace: string, name: string, generation: number, rawSpec: unknown, ctx: CompileContext): CompiledIntegration {
-  const parsed = parseIntegrationSpec(rawSpec);
-  if (!parsed.ok) fail(parsed.error.field, parsed.error.detail);
-  const config = resolveIntegrationConfig(parsed.spec);
-  if (config.delivery.orderingKey !== undefined) fail('spec.delivery.orderingKey', 'ordered delivery is not supported by this operator version yet');
-  const secrets: string[] = [];
-  const secret = (field: string, ref: SecretKeyRef): string => {
-    const v = ctx.secretValue(namespace, ref);
-    if (v === undefined) fail(field, `Secret ${JSON.stringify(ref.name)} key ${JSON.stringify(ref.key)} not found`);
-    secrets.push(v);
-    return v;
-  };
-
-  let validate: ValidateFunction | undefined;
-  if (config.schema?.kind === 'inline') validate = unwrap(compileJsonSchema(config.schema.schema, 'spec.schema.inline'));
-  else if (config.schema?.kind === 'configMap') {
-    const text = ctx.configMapValue(namespace, config.schema.ref.name, config.schema.ref.key) ?? fail('spec.schema.configMapKeyRef', 'ConfigMap key not found');
-    secrets.push(text);
-    validate = unwrap(compileJsonSchema(parseYaml(text) as unknown, 'spec.schema.configMapKeyRef'));
-  }
-  const validateResponse = config.target.responseSchema === undefined ? undefined : unwrap(compileJsonSchema(config.target.responseSchema, 'spec.target.responseSchema'));
-  const transform: CompiledTransform =
-    config.transform.kind === 'mapping'
-      ? unwrap(compileMapping(config.transform.mapping, 'spec.transform.mapping'))
-      : unwrap(compileJsonata(config.transform.expression, 'spec.transform.jsonata'));
-
-  let auth: AuthProvider | undefined;
-  const a = config.target.auth;
-  switch (a?.kind) {
+function authProvider(credentials: AuthCredentials | undefined, ctx: CompileContext): AuthProvider | undefined {
+  switch (credentials?.kind) {
     case undefined:
-      break;
+      return undefined;
     case 'bearer':
-      auth = bearerAuth(secret('spec.target.auth.bearer.secretKeyRef', a.token));
-      break;
+      return bearerAuth(credentials.token);
     case 'basic':
-      auth = basicAuth(secret('spec.target.auth.basic.usernameSecretKeyRef', a.username), secret('spec.target.auth.basic.passwordSecretKeyRef', a.password));
-      break;
+      return basicAuth(credentials.username, credentials.password);
     case 'apiKey':
-      auth = apiKeyAuth(a.header, secret('spec.target.auth.apiKey.secretKeyRef', a.key));
-      break;
+      return apiKeyAuth(credentials.header, credentials.key);
     case 'oauth2ClientCredentials':
-      auth = new OAuth2ClientCredentials(
+      return new OAuth2ClientCredentials(
         {
-          tokenUrl: a.tokenUrl,
-          clientId: a.clientId,
-          clientSecret: secret('spec.target.auth.oauth2ClientCredentials.clientSecretRef', a.clientSecret),
-          scopes: a.scopes,
-          ...(a.audience === undefined ? {} : { audience: a.audience }),
+          tokenUrl: credentials.tokenUrl,
+          clientId: credentials.clientId,
+          clientSecret: credentials.clientSecret,
+          scopes: [...credentials.scopes],
+          ...(credentials.audience === undefined ? {} : { audience: credentials.audience }),
         },
         { deliverer: ctx.deliverer, cache: ctx.tokenCache, clock: ctx.clock },
       );
-      break;
   }
+}
 
-  let url: CompiledTemplate;
-  let key: CompiledTemplate | undefined;
-  try {
-    url = compileTemplate(config.target.url);
-  } catch (err) {
-    fail('spec.target.url', err instanceof Error ? err.message : 'invalid template');
-  }
-  try {
-    key = config.target.idempotency.keyTemplate === undefined ? undefined : compileTemplate(config.target.idempotency.keyTemplate);
-  } catch (err) {
-    fail('spec.target.idempotency.key', err instanceof Error ? err.message : 'invalid template');
-  }
+function hash(value: unknown): string {
+  return createHash('sha256').update(JSON.stringify(value)).digest('hex');
+}
 
-  const r = config.delivery.retryOn;
-  const retryOn: RetryOnEntry[] = [...r.statusCodes, ...(r.serverErrors ? (['5xx'] as const) : []), ...(r.network ? (['network'] as const) : []), ...(r.timeout ? (['timeout'] as const) : [])];
+export function compileIntegration(namespace: string, name: string, generation: number, rawSpec: unknown, ctx: CompileContext): CompiledIntegration {
+  const compiled = compileIntegrationSpec(namespace, rawSpec, ctx.references);
+  if (!compiled.ok) throw new PipelineConfigError(compiled.field, compiled.detail);
+  const spec = compiled.config;
+  const auth = authProvider(spec.credentials, ctx);
+  const r = spec.config.delivery.retryOn;
+  const retryOn: RetryOnEntry[] = [
+    ...r.statusCodes,
+    ...(r.serverErrors ? (['5xx'] as const) : []),
+    ...(r.network ? (['network'] as const) : []),
+    ...(r.timeout ? (['timeout'] as const) : []),
+  ];
   return {
+    ...spec,
     namespace,
     name,
     generation,
-    config,
-    validate,
-    validateResponse,
-    transform,
-    url,
-    idempotencyKey: key,
-    auth,
-    classify: { successCodes: config.target.successCodes, retryOn },
-    // Hashed: the fingerprint must change with a Secret, but must not hold its value.
-    fingerprint: createHash('sha256').update(JSON.stringify([rawSpec, secrets])).digest('hex'),
+    send: auth ? withAuth(ctx.deliverer, auth) : ctx.deliverer,
+    classify: { successCodes: spec.config.target.successCodes, retryOn },
+    keyScope: `${namespace}/${name}`,
+    // Hashed: a fingerprint must change with a Secret, but must never hold its value.
+    fingerprint: hash([rawSpec, spec.credentials ?? null, spec.configMapTexts]),
+    credentialsFingerprint: hash(spec.credentials ?? null),
   };
 }

@@ -34,6 +34,27 @@ describe('fallback message', () => {
     assert.equal(one('Ferry-Source-Sequence'), '42');
     assert.equal(one('Ferry-Source-Subject'), 'crm.deals.closed');
     assert.equal(one('Ferry-Idempotency-Key'), 'deal-1-invoice');
+    assert.equal(one('Ferry-Source-Msg-Id'), 'deal-1', 'the original dedup id, under a name the server ignores');
+  });
+
+  it('drops every header the server interprets on publish, so a parked event is never refused for them', () => {
+    const original = new Map<string, readonly string[]>([
+      ['Nats-Expected-Last-Subject-Sequence', ['7']],
+      ['nats-expected-stream', ['OTHER']],
+      ['Nats-TTL', ['1s']],
+      ['Nats-Rollup', ['sub']],
+      ['Nats-Marker-Reason', ['MaxAge']],
+      ['X-Keep', ['yes']],
+    ]);
+    const h = fallbackHeaders(original, facts);
+    assert.deepEqual([...h.keys()].filter((k) => !k.startsWith('Ferry-')), ['X-Keep']);
+  });
+
+  it('says no attempt was made for an event parked before delivery', () => {
+    const h = fallbackHeaders(undefined, { ...facts, reason: 'rejected', attempts: 0, firstAttemptMs: undefined, lastAttemptMs: undefined });
+    assert.equal(h.get('Ferry-Attempts')?.[0], '0');
+    assert.equal(h.has('Ferry-First-Attempt'), false);
+    assert.equal(h.has('Ferry-Last-Attempt'), false);
   });
 
   it('cuts long values and omits absent ones', () => {

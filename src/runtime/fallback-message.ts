@@ -12,9 +12,11 @@ export interface FallbackFacts {
   readonly httpStatus?: number | undefined;
   /** The target's response body (already truncated by the deliverer). */
   readonly responseBody?: string | undefined;
+  /** HTTP attempts made; 0 for an event that never got that far (invalid, transform). */
   readonly attempts: number;
-  readonly firstAttemptMs: number;
-  readonly lastAttemptMs: number;
+  /** Absent when no attempt was made. */
+  readonly firstAttemptMs?: number | undefined;
+  readonly lastAttemptMs?: number | undefined;
   readonly sourceStream: string;
   readonly sourceSequence: number;
   readonly sourceSubject: string;
@@ -29,14 +31,24 @@ function oneLine(text: string): string {
   return flat.length > MAX_HEADER_VALUE ? `${flat.slice(0, MAX_HEADER_VALUE - 1)}…` : flat;
 }
 
+/**
+ * The entry's headers. Original headers are kept, except:
+ * - `Ferry-*` (set below, from this parking);
+ * - every `Nats-*` header: the server interprets them on publish (`Nats-Msg-Id` dedups,
+ *   `Nats-Expected-*` make the publish conditional, `Nats-TTL`, `Nats-Rollup`, `Nats-Marker-*`,
+ *   batch and schedule headers…), and an event published with `expect` would otherwise be
+ *   refused by the fallback stream. The original `Nats-Msg-Id` is kept as `Ferry-Source-Msg-Id`.
+ */
 export function fallbackHeaders(
   original: ReadonlyMap<string, readonly string[]> | undefined,
   facts: FallbackFacts,
 ): Map<string, readonly string[]> {
   const out = new Map<string, readonly string[]>();
+  let sourceMsgId: string | undefined;
   for (const [k, v] of original ?? []) {
-    // Ferry's headers are set below; Nats-Msg-Id is replaced by the fallback's own dedup id.
-    if (k.toLowerCase().startsWith('ferry-') || k.toLowerCase() === 'nats-msg-id') continue;
+    const lower = k.toLowerCase();
+    if (lower === 'nats-msg-id') sourceMsgId = v[0];
+    if (lower.startsWith('ferry-') || lower.startsWith('nats-')) continue;
     out.set(k, v);
   }
   const set = (name: string, value: string | number | undefined): void => {
@@ -48,11 +60,12 @@ export function fallbackHeaders(
   set('Ferry-Http-Status', facts.httpStatus);
   set('Ferry-Response-Body', facts.responseBody);
   set('Ferry-Attempts', facts.attempts);
-  set('Ferry-First-Attempt', new Date(facts.firstAttemptMs).toISOString());
-  set('Ferry-Last-Attempt', new Date(facts.lastAttemptMs).toISOString());
+  set('Ferry-First-Attempt', facts.firstAttemptMs === undefined ? undefined : new Date(facts.firstAttemptMs).toISOString());
+  set('Ferry-Last-Attempt', facts.lastAttemptMs === undefined ? undefined : new Date(facts.lastAttemptMs).toISOString());
   set('Ferry-Source-Stream', facts.sourceStream);
   set('Ferry-Source-Sequence', facts.sourceSequence);
   set('Ferry-Source-Subject', facts.sourceSubject);
+  set('Ferry-Source-Msg-Id', sourceMsgId);
   set('Ferry-Idempotency-Key', facts.idempotencyKey);
   return out;
 }

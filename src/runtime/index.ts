@@ -2,11 +2,14 @@
  * src/runtime — Integration pipelines on every replica: consume → validate → transform →
  * deliver → ack / nak(delay) / park in the fallback stream and term.
  */
+export { Admission } from './admission.ts';
 export { compileIntegration, type CompiledIntegration, type CompileContext } from './compile-integration.ts';
 export { decide, type AttemptFacts, type Decision, type FallbackReason, type RetryPolicy } from './decide.ts';
 export { fallbackHeaders, fallbackMsgId, type FallbackFacts } from './fallback-message.ts';
+export { FERRY_IDEMPOTENCY_KEY_HEADER, idempotencyKey, type IdempotencyKey, type IdempotencyKeySource, type KeyedEvent } from './idempotency.ts';
+export { LeaseKeeper } from './lease-keeper.ts';
 export { Membership } from './membership.ts';
 export { RuntimeMetrics, type EventOutcome } from './metrics.ts';
 export { IntegrationPipeline, type PipelineDeps } from './pipeline.ts';
 export { PipelineConfigError } from './pipeline-errors.ts';
-export { RuntimeSupervisor, type DataObject, type IntegrationObject, type SupervisorDeps } from './supervisor.ts';
+export { RuntimeSupervisor, type DataObject, type IntegrationObject, type PipelineLike, type SupervisorDeps } from './supervisor.ts';

@@ -17,7 +17,11 @@ export class Membership {
   private readonly log: Logger;
   private members = 1;
 
-  constructor(options: { kv: SharedKv; identity: string; clock: Clock; logger: Logger }) {
+  private readonly onCount: ((count: number) => void) | undefined;
+
+  /** `onCount` hears every count read (the `ferry_replicas` gauge). */
+  constructor(options: { kv: SharedKv; identity: string; clock: Clock; logger: Logger; onCount?: (count: number) => void }) {
+    this.onCount = options.onCount;
     this.kv = options.kv;
     // KV keys allow [-/_=.a-zA-Z0-9]; pod names fit, anything else is mapped to '_'.
     this.key = options.identity.replace(/[^-/_=.a-zA-Z0-9]/g, '_');
@@ -36,6 +40,7 @@ export class Membership {
         await this.kv.put(this.key, { at: this.clock.now() });
         const keys = await this.kv.keys('>');
         this.members = Math.max(1, keys.length);
+        this.onCount?.(this.members);
       } catch (err) {
         // The bucket may not exist yet (the leader creates it); keep the last count meanwhile.
         this.log.debug({ err: err instanceof Error ? err.message : String(err) }, 'membership heartbeat failed');

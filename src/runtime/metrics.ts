@@ -6,6 +6,9 @@ import { Counter, Gauge, Histogram, type Registry } from '../observability/index
 
 export type EventOutcome = 'delivered' | 'retry' | 'invalid' | 'transform' | 'exhausted' | 'rejected' | 'contract';
 
+const OUTCOMES: readonly EventOutcome[] = ['delivered', 'retry', 'invalid', 'transform', 'exhausted', 'rejected', 'contract'];
+const CIRCUIT_STATES = ['Closed', 'Open', 'HalfOpen'] as const;
+
 export interface IntegrationMetrics {
   outcome(outcome: EventOutcome): void;
   readonly retries: { inc(): void };
@@ -26,6 +29,8 @@ export class RuntimeMetrics {
   readonly circuit: Gauge<'namespace' | 'integration' | 'state'>;
   readonly fallbackPublishFailures: Counter<'namespace' | 'integration'>;
   readonly inflight: Gauge<'namespace' | 'integration'>;
+  /** Live replicas as this one counts them (membership heartbeats); rate limits are divided by it. */
+  readonly replicas: Gauge;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -53,6 +58,8 @@ export class RuntimeMetrics {
       labelNames: ['namespace', 'integration'],
       registers,
     });
+    this.replicas = new Gauge({ name: 'ferry_replicas', help: 'Live operator replicas seen in the membership bucket (shared rate limits are divided by it).', registers });
+    this.replicas.set(1);
     this.inflight = new Gauge({ name: 'ferry_inflight_events', help: 'Events being processed now.', labelNames: ['namespace', 'integration'], registers });
   }
 
@@ -62,7 +69,7 @@ export class RuntimeMetrics {
    */
   forIntegration(namespace: string, integration: string): IntegrationMetrics {
     const outcome = new Map<EventOutcome, { inc(): void }>();
-    for (const o of ['delivered', 'retry', 'invalid', 'transform', 'exhausted', 'rejected', 'contract'] as const) {
+    for (const o of OUTCOMES) {
       outcome.set(o, this.events.labels(namespace, integration, o));
     }
     return {
@@ -81,7 +88,15 @@ export class RuntimeMetrics {
     };
   }
 
+  /** Removes every series of a deleted Integration, so a re-created one starts from zero. */
+  forget(namespace: string, integration: string): void {
+    const labels = { namespace, integration };
+    for (const outcome of OUTCOMES) this.events.remove({ ...labels, outcome });
+    for (const state of CIRCUIT_STATES) this.circuit.remove({ ...labels, state });
+    for (const m of [this.retries, this.throttled, this.deliveryDuration, this.endToEnd, this.fallbackPublishFailures, this.inflight]) m.remove(labels);
+  }
+
   setCircuit(namespace: string, integration: string, state: 'Closed' | 'Open' | 'HalfOpen'): void {
-    for (const s of ['Closed', 'Open', 'HalfOpen'] as const) this.circuit.set({ namespace, integration, state: s }, s === state ? 1 : 0);
+    for (const s of CIRCUIT_STATES) this.circuit.set({ namespace, integration, state: s }, s === state ? 1 : 0);
   }
 }

@@ -1,69 +1,82 @@
 /**
- * One Integration generation running on one replica: consume → decode → validate → transform →
- * deliver → ack, or nak(delay), or park in the fallback stream and term.
+ * One Integration running on one replica: consume → decode → validate → transform → deliver →
+ * ack, or nak(delay), or park in the fallback stream and term.
  *
- * Expected flow: the supervisor builds a pipeline from a compiled generation, `start`s it, and
- * `stop`s it (drain) when the generation is replaced, the Integration suspended or deleted, or the
- * process shuts down.
+ * Expected flow: the supervisor builds a pipeline from a compiled generation, `start`s it,
+ * `reconfigure`s it in place when a new generation keeps the same source, and `stop`s it (drain)
+ * when the Integration is suspended or deleted, its source changes, or the process shuts down.
  * Guarantees:
  * - An event is acked only when its outcome is final: a 2xx that passed `responseSchema`, or the
  *   event stored in the fallback stream (publish-then-term). A failed fallback publish naks with
- *   a delay: the event stays in its source.
- * - At most `delivery.concurrency` events are in flight; each is independent, so a slow event
- *   does not hold back the others (no head-of-line blocking).
- * - The attempt number is JetStream's delivery count: no attempt counter lives in memory, and
- *   retry schedules survive restarts. Events that wait (open circuit, throttle, rate limit) keep
- *   their lease with `working()` and burn no attempt.
- * - `stop()` stops pulling, hands buffered-but-unstarted events back at once, and waits for the
- *   events in flight to finish.
+ *   a growing delay: the event stays in its source, and `Degraded` says FallbackUnavailable.
+ * - Every message this replica holds — waiting for a slot, the circuit, a throttle hold or a
+ *   token, or in flight — keeps its lease (`working()`, see LeaseKeeper): JetStream never
+ *   redelivers a message while this replica still has it, so no two copies are ever sent at once.
+ * - At most `delivery.concurrency` events are being handled at once; each is independent, so a
+ *   slow event does not hold back the others (no head-of-line blocking).
+ * - Attempts are counted per event in the attempts ledger (JetStream KV), not taken from the
+ *   delivery count: `maxAttempts`, `Ferry-Attempts` and `maxElapsed` (from the first attempt) are
+ *   about HTTP attempts made, not about redeliveries caused by shutdowns, swaps or lost acks.
+ * - 401/403 answers are the target's problem (credentials wrong or rotated), not the event's: a
+ *   breaker failure, the event stays in its source, never parked for it; new credentials close the
+ *   breaker and resume the consumer at once.
+ * - `stats.delivered` counts events, not successful attempts: an ack is confirmed by the server;
+ *   when the confirmation is lost the success is written to the ledger, and a redelivered copy is
+ *   acked without being sent or counted again.
+ * - `stop()` stops pulling, hands unstarted events back at once, and waits for the events in
+ *   flight to finish.
  * Caveats: `delivery.orderingKey` is refused when compiling (Stalled) until ordered delivery exists.
  */
+import { describeValidationErrors, renderTemplate } from '../api/index.ts';
 import {
+  backoffDelay,
   CircuitBreaker,
-  idempotencyKey,
   outcomeOfError,
   parseRetryAfter,
   perReplicaShare,
-  renderTemplate,
   ThrottleController,
   TokenBucket,
   type CircuitTransition,
-  type Deliverer,
   type DeliveryOutcome,
   type DeliveryResponse,
 } from '../delivery/index.ts';
-import { describeValidationErrors } from '../api/index.ts';
 import {
   addStats,
   circuitKey,
   integrationConsumerName,
+  NO_ATTEMPTS,
   readConsumer,
   statsKey,
   throttleKey,
   fallbackSubject,
+  type AttemptLedger,
+  type AttemptRecord,
   type ConsumerControl,
   type FallbackPublisher,
   type InboundMessage,
   type SharedCircuit,
   type SharedKv,
-  type SharedLastError,
   type SharedStats,
   type SharedThrottle,
 } from '../nats/index.ts';
 import type { Clock, Logger } from '../observability/index.ts';
+import { Admission } from './admission.ts';
 import type { CompiledIntegration } from './compile-integration.ts';
 import { decodeEvent } from './decode.ts';
 import { decide, type Decision, type FallbackReason } from './decide.ts';
 import { fallbackHeaders, fallbackMsgId } from './fallback-message.ts';
+import { idempotencyKey } from './idempotency.ts';
+import type { LeaseKeeper } from './lease-keeper.ts';
 import type { EventOutcome, IntegrationMetrics, RuntimeMetrics } from './metrics.ts';
 import { applyMapping, transformEvent } from './transform.ts';
 
 export interface PipelineDeps {
   readonly nc: Parameters<typeof readConsumer>[0]['nc'];
-  readonly deliverer: Deliverer;
   readonly publisher: FallbackPublisher;
   readonly control: ConsumerControl;
   readonly state: SharedKv;
+  readonly ledger: AttemptLedger;
+  readonly leases: LeaseKeeper;
   readonly metrics: RuntimeMetrics;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -71,53 +84,28 @@ export interface PipelineDeps {
   members(): number;
 }
 
-/** How often waiting events renew their lease; far below any ack_wait the controller sets. */
-const WORKING_EVERY_MS = 5_000;
 /** How often counters go to the shared stats key. */
 const STATS_FLUSH_MS = 1_000;
 /** A JSONata expression's budget when the spec sets none is the api default; depth is ours. */
 const JSONATA_MAX_DEPTH = 200;
-/** Delay before a failed fallback publish is tried again. */
-const FALLBACK_RETRY_MS = 5_000;
+/** Backoff of a failed fallback publish: 1 s, 2 s, 4 s … up to a minute. */
+const FALLBACK_RETRY = { initialMs: 1_000, maxMs: 60_000, multiplier: 2, jitter: 'equal' as const };
+/** How long the server has to confirm an ack before the success is written to the ledger. */
+const ACK_CONFIRM_MS = 5_000;
+/** Ledger records kept in memory when KV could not be written (NATS down); oldest dropped first. */
+const LOCAL_RECORDS_MAX = 10_000;
 
-class Slots {
-  private free: number;
-  private waiters: (() => void)[] = [];
-  private idleWaiters: (() => void)[] = [];
-  private readonly size: number;
-
-  constructor(size: number) {
-    this.size = size;
-    this.free = size;
-  }
-
-  async acquire(): Promise<void> {
-    if (this.free > 0) {
-      this.free -= 1;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiters.push(resolve));
-  }
-
-  release(): void {
-    const next = this.waiters.shift();
-    if (next) next();
-    else this.free += 1;
-    if (this.free === this.size) for (const w of this.idleWaiters.splice(0)) w();
-  }
-
-  get inFlight(): number {
-    return this.size - this.free;
-  }
-
-  async idle(): Promise<void> {
-    if (this.free === this.size) return;
-    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
-  }
-}
+/** The counters' companions: last times and errors, written only when something happened. */
+type StatTimes = { -readonly [K in Exclude<keyof SharedStats, 'delivered' | 'retried' | 'fallback' | 'invalid' | 'throttled'>]?: SharedStats[K] };
 
 class Aborted extends Error {
   override readonly name = 'Aborted';
+}
+
+/** A message held by this replica, with the release of its lease. */
+interface Held {
+  readonly msg: InboundMessage;
+  readonly release: () => void;
 }
 
 export class IntegrationPipeline {
@@ -126,28 +114,34 @@ export class IntegrationPipeline {
   private readonly log: Logger;
   private readonly ref: { namespace: string; name: string };
   private readonly stopController = new AbortController();
-  private breaker: CircuitBreaker;
+  private readonly admission: Admission;
   private throttle: ThrottleController | undefined;
-  private bucket: TokenBucket | undefined;
-  private readonly slots: Slots;
-  private limitedUntil = 0;
+  /** Pulled and kept alive, waiting for a free slot. */
+  private readonly waiting: Held[] = [];
+  private active = 0;
+  private idleWaiters: (() => void)[] = [];
   private readonly metrics: IntegrationMetrics;
   /** Counters since the last flush; plain fields, bumped in place on every event. */
   private readonly unflushed = { delivered: 0, retried: 0, fallback: 0, invalid: 0, throttled: 0 };
-  private unflushedTimes: { lastDeliveredTime?: number; lastError?: SharedLastError; lastContractDrift?: number } = {};
+  private unflushedTimes: StatTimes = {};
   /** A delta whose flush failed, kept for the next one: counters are never dropped, only late. */
   private carried: SharedStats | undefined;
+  /** Ledger records whose KV write failed, by stream sequence: used until it is written. */
+  private readonly localRecords = new Map<number, AttemptRecord>();
+  /** When this replica last delivered an event (tells a per-event 403 from wrong credentials). */
+  private lastDeliveredAt = 0;
   private running: Promise<void> | undefined;
+  private discardStats = false;
 
   constructor(compiled: CompiledIntegration, deps: PipelineDeps) {
     this.current = compiled;
     this.deps = deps;
     this.ref = { namespace: compiled.namespace, name: compiled.name };
     this.log = deps.logger.child({ namespace: compiled.namespace, integration: compiled.name });
-    this.slots = new Slots(compiled.config.delivery.concurrency);
-    this.breaker = this.makeBreaker(compiled);
-    [this.throttle, this.bucket] = this.makeRate(compiled);
     this.metrics = deps.metrics.forIntegration(compiled.namespace, compiled.name);
+    const [throttle, bucket] = this.makeRate(compiled);
+    this.throttle = throttle;
+    this.admission = new Admission(deps.clock, this.makeBreaker(compiled), bucket);
     this.metrics.circuit('Closed');
   }
 
@@ -157,30 +151,40 @@ export class IntegrationPipeline {
   }
 
   /**
-   * True when `next` can replace the running generation in place: same stream, consumer and
-   * concurrency. Then the message source stays open, so nothing prefetched has to go back to
-   * the server (and wait for ack_wait) on a config change.
+   * True when `next` can replace the running generation in place: same source stream. Then the
+   * message source stays open, so nothing pulled has to go back to the server on a config change.
    */
   canReconfigure(next: CompiledIntegration): boolean {
-    const a = this.current.config;
-    const b = next.config;
-    return a.source.stream === b.source.stream && a.delivery.concurrency === b.delivery.concurrency;
+    return this.current.config.source.stream === next.config.source.stream;
   }
 
   /**
    * Switches to `next` for every event not yet started; events in flight finish with the
    * generation they started with. Breaker and rate limiter are rebuilt only when their settings
-   * changed (their state is kept otherwise).
+   * changed (their state is kept otherwise). New credentials close the breaker and resume the
+   * consumer at once: the failures were about the old ones.
    */
   reconfigure(next: CompiledIntegration): void {
     const prev = this.current;
     this.current = next;
     if (JSON.stringify(prev.config.delivery.circuitBreaker) !== JSON.stringify(next.config.delivery.circuitBreaker)) {
-      this.breaker = this.makeBreaker(next);
+      this.admission.breaker = this.makeBreaker(next);
     }
     if (JSON.stringify(prev.config.delivery.rateLimit) !== JSON.stringify(next.config.delivery.rateLimit)) {
-      [this.throttle, this.bucket] = this.makeRate(next);
+      [this.throttle, this.admission.bucket] = this.makeRate(next);
     }
+    if (prev.credentialsFingerprint !== next.credentialsFingerprint) this.onNewCredentials();
+    this.pump();
+  }
+
+  private onNewCredentials(): void {
+    this.log.info('credentials changed: closing the circuit and resuming the consumer');
+    this.admission.breaker.reset();
+    this.admission.wake();
+    const c = this.compiled;
+    void this.deps.control.resume(c.config.source.stream, integrationConsumerName(this.ref)).catch((err: unknown) => {
+      this.log.warn({ err: errorMessage(err) }, 'could not resume the consumer');
+    });
   }
 
   private makeBreaker(compiled: CompiledIntegration): CircuitBreaker {
@@ -212,14 +216,28 @@ export class IntegrationPipeline {
     this.running = Promise.all([this.consumeLoop(signal), this.statsLoop(signal), this.rateLoop(signal)]).then(() => undefined);
   }
 
-  /** Stops pulling, returns unstarted events, waits for in-flight ones, flushes counters. */
-  async stop(): Promise<void> {
+  /**
+   * Stops pulling, hands unstarted events back, waits for in-flight ones, flushes counters —
+   * unless the Integration was deleted (`deleted`): its shared counters are being removed, and a
+   * late flush would hand them to a re-created Integration of the same name.
+   */
+  async stop(deleted = false): Promise<void> {
+    if (deleted) this.discardStats = true;
     this.stopController.abort(new Aborted('pipeline stopping'));
     await this.running;
-    await this.slots.idle();
+    await this.idle();
     await this.flushStats();
   }
 
+  private async idle(): Promise<void> {
+    if (this.active === 0) return;
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * Takes every message as soon as it arrives and keeps its lease: what waits for a slot waits
+   * here, never unseen in the client's buffer. The server's `max_ack_pending` bounds how many.
+   */
   private async consumeLoop(signal: AbortSignal): Promise<void> {
     const c = this.compiled;
     const messages = readConsumer(
@@ -234,30 +252,113 @@ export class IntegrationPipeline {
       signal,
     );
     for await (const msg of messages) {
-      await this.slots.acquire();
-      if (signal.aborted) {
-        msg.nak(1);
-        this.slots.release();
-        continue;
-      }
+      this.waiting.push({ msg, release: this.deps.leases.hold(msg) });
+      this.pump();
+    }
+    // Stopping: whatever never started goes back to the server now, not after ack_wait.
+    const unstarted = this.waiting.splice(0);
+    for (const held of unstarted) this.handBack(held);
+    this.log.info({ handedBack: unstarted.length, inFlight: this.active }, 'stopped pulling; unstarted events handed back');
+  }
+
+  /** Starts waiting events while slots are free. */
+  private pump(): void {
+    const signal = this.stopController.signal;
+    while (this.active < this.compiled.config.delivery.concurrency && this.waiting.length > 0 && !signal.aborted) {
+      const held = this.waiting.shift();
+      if (!held) break;
+      this.active++;
       this.metrics.inflight.inc();
-      void this.handle(msg, signal)
+      void this.handle(held.msg, signal)
         .catch((err: unknown) => {
           // handle() decides every event's fate itself; reaching here is a bug. Leave the event
           // unacked: it is redelivered after ack_wait, never lost.
-          this.log.error({ err, seq: msg.streamSequence }, 'unexpected error while handling an event');
+          this.log.error({ err, seq: held.msg.streamSequence }, 'unexpected error while handling an event');
         })
         .finally(() => {
+          held.release();
+          this.active--;
           this.metrics.inflight.dec();
-          this.slots.release();
+          if (this.active === 0) for (const w of this.idleWaiters.splice(0)) w();
+          this.pump();
         });
     }
   }
 
+  private handBack(held: Held): void {
+    held.release();
+    held.msg.nak(1);
+  }
+
+  /** What the ledger knows of an event; a first delivery has no record and costs no lookup. */
+  private async recordOf(msg: InboundMessage): Promise<{ record: AttemptRecord; stored: boolean }> {
+    const local = this.localRecords.get(msg.streamSequence);
+    if (local?.stream === msg.stream) return { record: local, stored: true };
+    if (msg.deliveryCount === 1) return { record: NO_ATTEMPTS(msg.stream), stored: false };
+    try {
+      const found = await this.deps.ledger.get(this.ref, msg.stream, msg.streamSequence);
+      return found ? { record: found, stored: true } : { record: NO_ATTEMPTS(msg.stream), stored: false };
+    } catch (err) {
+      // Unknown: assume every earlier delivery was an attempt. Errs towards parking too early,
+      // never towards retrying for ever.
+      this.log.warn({ seq: msg.streamSequence, err: errorMessage(err) }, 'attempts ledger unreadable; counting every delivery as an attempt');
+      return { record: { ...NO_ATTEMPTS(msg.stream), attempts: msg.deliveryCount - 1, naks: msg.deliveryCount - 1 }, stored: false };
+    }
+  }
+
+  /** Writes a record; when KV is unreachable it is kept in memory (and retried with the next write). */
+  private async remember(msg: InboundMessage, record: AttemptRecord): Promise<void> {
+    try {
+      await this.deps.ledger.put(this.ref, msg.streamSequence, record);
+      this.localRecords.delete(msg.streamSequence);
+    } catch (err) {
+      this.localRecords.set(msg.streamSequence, record);
+      if (this.localRecords.size > LOCAL_RECORDS_MAX) {
+        const oldest = this.localRecords.keys().next();
+        if (!oldest.done) this.localRecords.delete(oldest.value);
+      }
+      this.log.warn({ seq: msg.streamSequence, err: errorMessage(err) }, 'could not write the attempts ledger; kept in memory');
+      this.retryRemember(msg.streamSequence);
+    }
+  }
+
+  /** Keeps trying to write a record that is only in memory, so another replica sees it too. */
+  private retryRemember(sequence: number): void {
+    const signal = this.stopController.signal;
+    void (async () => {
+      for (let n = 1; !signal.aborted; n++) {
+        await this.deps.clock.sleep(Math.min(30_000, 1_000 * 2 ** n), signal).catch(() => undefined);
+        const record = this.localRecords.get(sequence);
+        if (!record) return;
+        try {
+          await this.deps.ledger.put(this.ref, sequence, record);
+          if (this.localRecords.get(sequence) === record) this.localRecords.delete(sequence);
+          return;
+        } catch {
+          // still unreachable
+        }
+      }
+    })();
+  }
+
+  /** The event reached its end: its record, if it had one, is no longer needed. */
+  private forget(msg: InboundMessage, stored: boolean): void {
+    this.localRecords.delete(msg.streamSequence);
+    if (!stored) return;
+    void this.deps.ledger.delete(this.ref, msg.streamSequence).catch(() => undefined);
+  }
+
   private async handle(msg: InboundMessage, signal: AbortSignal): Promise<void> {
+    const { record, stored } = await this.recordOf(msg);
+    if (record.succeeded) {
+      // Applied and counted before; only the ack was lost. Sending it again would make the
+      // target replay it (or worse, apply it twice if it ignores keys).
+      if (await msg.ackConfirmed(ACK_CONFIRM_MS)) this.forget(msg, stored);
+      this.log.info({ seq: msg.streamSequence }, 'redelivered after a lost ack; acked without sending again');
+      return;
+    }
     const c = this.compiled;
-    const attempt = msg.deliveryCount;
-    const eventLog = { seq: msg.streamSequence, subject: msg.subject, attempt, generation: c.generation };
+    const eventLog = { seq: msg.streamSequence, subject: msg.subject, attempt: record.attempts + 1, generation: c.generation };
 
     // 1. Decode, validate, transform: failures here are the event's, never retried.
     let data: unknown;
@@ -267,22 +368,24 @@ export class IntegrationPipeline {
       data = decoded.data;
       if (decoded.cloudEvent) ceHeaders = { 'ce-source': decoded.cloudEvent.source, 'ce-id': decoded.cloudEvent.id };
     } catch (err) {
-      await this.park(msg, 'invalid', errorMessage(err), undefined, undefined, undefined);
+      await this.park(msg, record, stored, { reason: 'invalid', error: errorMessage(err) });
       return;
     }
     if (c.validate && !c.validate(data)) {
-      await this.park(msg, 'invalid', describeValidationErrors(c.validate.errors), undefined, undefined, undefined);
+      await this.park(msg, record, stored, { reason: 'invalid', error: describeValidationErrors(c.validate.errors) });
       return;
     }
     let body: unknown;
     try {
       // A mapping runs synchronously: no promise hop on the common path.
       body =
-        c.transform.kind === 'mapping'
-          ? applyMapping(c.transform, data)
-          : await transformEvent(c.transform, data, { timeoutMs: c.config.transform.kind === 'jsonata' ? c.config.transform.timeoutMs : 1_000, maxDepth: JSONATA_MAX_DEPTH });
+        c.transform === undefined
+          ? data
+          : c.transform.kind === 'mapping'
+            ? applyMapping(c.transform, data)
+            : await transformEvent(c.transform, data, { timeoutMs: c.config.transform.kind === 'jsonata' ? c.config.transform.timeoutMs : 1_000, maxDepth: JSONATA_MAX_DEPTH });
     } catch (err) {
-      await this.park(msg, 'transform', errorMessage(err), undefined, undefined, undefined);
+      await this.park(msg, record, stored, { reason: 'transform', error: errorMessage(err) });
       return;
     }
     let url: string;
@@ -292,16 +395,17 @@ export class IntegrationPipeline {
       key = idempotencyKey(
         { stream: msg.stream, sequence: msg.streamSequence, headers: { ...flatHeaders(msg.headers), ...ceHeaders }, payload: data },
         c.idempotencyKey,
+        c.keyScope,
       ).key;
     } catch (err) {
-      await this.park(msg, 'invalid', errorMessage(err), undefined, undefined, undefined);
+      await this.park(msg, record, stored, { reason: 'invalid', error: errorMessage(err) });
       return;
     }
 
-    // 2. Wait for the circuit, the throttle hold and the rate limit, keeping the lease; most
-    // events need not wait, and then take no promise hop here.
+    // 2. Wait for the circuit, the throttle hold and the rate limit; the lease is kept meanwhile.
+    // Most events need not wait, and then take no promise hop here.
     try {
-      if (!this.admitNow()) await this.admit(msg, signal);
+      if (!this.admission.tryNow()) await this.admission.wait(signal);
     } catch {
       // Shutting down before the attempt: hand the event back at once; no attempt was made.
       msg.nak(1);
@@ -314,7 +418,7 @@ export class IntegrationPipeline {
     let response: DeliveryResponse | undefined;
     let detail: string;
     try {
-      response = await this.deps.deliverer.deliver({
+      response = await c.send.deliver({
         url,
         method: c.config.target.method,
         headers: c.config.target.headers,
@@ -331,11 +435,30 @@ export class IntegrationPipeline {
     }
     const now = this.deps.clock.now();
     this.metrics.deliveryDuration.observe((now - started) / 1000);
+    const unauthorized = outcome.kind === 'status' && (outcome.status === 401 || outcome.status === 403) && !c.classify.successCodes.includes(outcome.status);
+    const after: AttemptRecord = {
+      ...record,
+      attempts: record.attempts + 1,
+      firstAttemptMs: record.firstAttemptMs ?? started,
+      authFailures: record.authFailures + (unauthorized ? 1 : 0),
+      firstAuthFailureMs: record.firstAuthFailureMs ?? (unauthorized ? now : undefined),
+    };
 
     // 4. The contract decides.
-    const decision = decide({ outcome, attempt, storedAtMs: msg.storedAtMs, now }, c.classify, c.config.delivery);
-    this.breaker.record(decision.breaker);
-    await this.apply(msg, decision, outcome, detail, response, key, eventLog);
+    const decision = decide(
+      {
+        outcome,
+        attempt: after.attempts - after.authFailures,
+        firstAttemptMs: after.firstAttemptMs ?? started,
+        now,
+        authFailures: after.authFailures,
+        othersDeliveredSinceAuthFailure: after.firstAuthFailureMs !== undefined && this.lastDeliveredAt > after.firstAuthFailureMs,
+      },
+      c.classify,
+      c.config.delivery,
+    );
+    this.admission.breaker.record(decision.breaker);
+    await this.apply(msg, after, stored, decision, { outcome, detail, response, key, eventLog });
   }
 
   private outcomeOf(c: CompiledIntegration, response: DeliveryResponse): { outcome: DeliveryOutcome; detail: string } {
@@ -360,80 +483,108 @@ export class IntegrationPipeline {
 
   private async apply(
     msg: InboundMessage,
+    record: AttemptRecord,
+    stored: boolean,
     decision: Decision,
-    outcome: DeliveryOutcome,
-    detail: string,
-    response: DeliveryResponse | undefined,
-    key: string,
-    eventLog: Record<string, unknown>,
+    attempt: { outcome: DeliveryOutcome; detail: string; response: DeliveryResponse | undefined; key: string; eventLog: Record<string, unknown> },
   ): Promise<void> {
     const now = this.deps.clock.now();
+    const { outcome, detail, response, key, eventLog } = attempt;
     const status = outcome.kind === 'status' || outcome.kind === 'contract' ? outcome.status : undefined;
     switch (decision.kind) {
-      case 'ack':
-        msg.ack();
+      case 'ack': {
+        this.lastDeliveredAt = now;
         this.count('delivered');
         this.unflushedTimes.lastDeliveredTime = now;
         this.metrics.endToEnd.observe(Math.max(0, now - msg.storedAtMs) / 1000);
+        if (await msg.ackConfirmed(ACK_CONFIRM_MS)) {
+          this.forget(msg, stored);
+        } else {
+          // The server may not have the ack: if the event comes back, it must be recognised as
+          // delivered (and counted) already.
+          await this.remember(msg, { ...record, succeeded: true });
+          this.log.warn({ ...eventLog, key }, 'ack not confirmed; the success is recorded so a redelivery is not sent again');
+        }
         // Checked first: building the log object for a disabled level costs on every event.
         if (this.log.isLevelEnabled('debug')) this.log.debug({ ...eventLog, key, status }, 'delivered');
         return;
+      }
       case 'retry': {
+        await this.remember(msg, { ...record, naks: record.naks + 1 });
         msg.nak(decision.delayMs);
-        const error = { time: now, reason: decision.throttle ? 'throttled' : 'retrying', httpStatus: status, message: detail };
+        const reason = decision.unauthorized ? 'unauthorized' : decision.throttle ? 'throttled' : 'retrying';
         this.count('retry');
-        this.unflushedTimes.lastError = error;
+        this.unflushedTimes.lastError = { time: now, reason, httpStatus: status, message: detail };
+        if (decision.unauthorized && status !== undefined) this.unflushedTimes.lastUnauthorized = { time: now, httpStatus: status };
         this.metrics.retries.inc();
         if (decision.throttle) this.onThrottled(decision.retryAfterMs);
-        this.log.info({ ...eventLog, key, status, delayMs: decision.delayMs, outcome: 'retry' }, 'attempt failed; retrying later');
+        this.log.info({ ...eventLog, key, status, delayMs: decision.delayMs, outcome: reason }, 'attempt failed; retrying later');
         return;
       }
       case 'fallback':
-        await this.park(msg, decision.reason, decision.reason === 'exhausted' ? `gave up after ${msg.deliveryCount} attempts; last: ${detail}` : detail, status, response?.body, key);
+        await this.park(msg, record, stored, {
+          reason: decision.reason,
+          error: decision.reason === 'exhausted' ? `gave up after ${record.attempts} attempts; last: ${detail}` : detail,
+          httpStatus: status,
+          responseBody: response?.body,
+          key,
+        });
         return;
     }
   }
 
-  /** Publish-then-term; on a failed publish the event stays in the source (nak with delay). */
+  /** Publish-then-term; on a failed publish the event stays in the source (nak with a growing delay). */
   private async park(
     msg: InboundMessage,
-    reason: FallbackReason,
-    error: string,
-    httpStatus: number | undefined,
-    responseBody: string | undefined,
-    key: string | undefined,
+    record: AttemptRecord,
+    stored: boolean,
+    why: { reason: FallbackReason; error: string; httpStatus?: number | undefined; responseBody?: string | undefined; key?: string | undefined },
   ): Promise<void> {
     const now = this.deps.clock.now();
     const headers = fallbackHeaders(msg.headers, {
       integration: `${this.ref.namespace}/${this.ref.name}`,
-      reason,
-      error,
-      httpStatus,
-      responseBody,
-      attempts: msg.deliveryCount,
-      // No per-event memory: the first attempt is taken as when the event was stored, once retried.
-      firstAttemptMs: msg.deliveryCount > 1 ? msg.storedAtMs : now,
-      lastAttemptMs: now,
+      reason: why.reason,
+      error: why.error,
+      httpStatus: why.httpStatus,
+      responseBody: why.responseBody,
+      attempts: record.attempts,
+      firstAttemptMs: record.firstAttemptMs,
+      lastAttemptMs: record.attempts > 0 ? now : undefined,
       sourceStream: msg.stream,
       sourceSequence: msg.streamSequence,
       sourceSubject: msg.subject,
-      idempotencyKey: key,
+      idempotencyKey: why.key,
     });
+    let duplicate: boolean;
     try {
-      await this.deps.publisher.publish({ subject: fallbackSubject(this.ref), msgId: fallbackMsgId(msg.stream, msg.streamSequence), payload: msg.data, headers });
+      ({ duplicate } = await this.deps.publisher.publish({ subject: fallbackSubject(this.ref), msgId: fallbackMsgId(msg.stream, msg.streamSequence), payload: msg.data, headers }));
     } catch (err) {
-      msg.nak(FALLBACK_RETRY_MS);
+      const failures = record.parkFailures + 1;
+      const delayMs = backoffDelay(failures, FALLBACK_RETRY);
+      await this.remember(msg, { ...record, parkFailures: failures, naks: record.naks + 1 });
+      msg.nak(delayMs);
+      const message = errorMessage(err);
       this.metrics.fallbackPublishFailures.inc();
-      this.log.error({ seq: msg.streamSequence, reason, err: errorMessage(err) }, 'fallback publish failed; the event stays in its source stream');
+      this.unflushedTimes.lastFallbackFailure = { time: now, message };
+      this.log.error({ seq: msg.streamSequence, reason: why.reason, err: message, failures, delayMs }, 'fallback publish failed; the event stays in its source stream');
       return;
     }
-    msg.term(`ferry: ${reason}`);
-    const lastError = { time: now, reason, httpStatus, message: error };
-    this.count(reason);
-    this.unflushedTimes.lastError = lastError;
-    if (reason === 'contract') this.unflushedTimes.lastContractDrift = now;
+    msg.term(`ferry: ${why.reason}`);
+    this.forget(msg, stored);
+    this.unflushedTimes.lastParkedTime = now;
+    if (duplicate) {
+      // Parked before (the term was lost): one event, one entry, counted once.
+      this.log.info({ seq: msg.streamSequence, reason: why.reason }, 'event was already in the fallback stream; terminated');
+      return;
+    }
+    this.count(why.reason);
+    this.unflushedTimes.lastError = { time: now, reason: why.reason, httpStatus: why.httpStatus, message: why.error };
+    if (why.reason === 'contract') this.unflushedTimes.lastContractDrift = now;
     this.metrics.endToEnd.observe(Math.max(0, now - msg.storedAtMs) / 1000);
-    this.log.warn({ seq: msg.streamSequence, subject: msg.subject, attempt: msg.deliveryCount, key, reason, httpStatus, error }, 'event parked in the fallback stream');
+    this.log.warn(
+      { seq: msg.streamSequence, subject: msg.subject, attempts: record.attempts, key: why.key, reason: why.reason, httpStatus: why.httpStatus, error: why.error },
+      'event parked in the fallback stream',
+    );
   }
 
   private count(outcome: EventOutcome): void {
@@ -447,53 +598,13 @@ export class IntegrationPipeline {
     }
   }
 
-  /** Admits at once when nothing has to wait (the common case); false means call `admit`. */
-  private admitNow(): boolean {
-    // Only a closed circuit admits without reserving a probe, so anything else takes the slow path.
-    if (!this.breaker.closed || this.deps.clock.now() < this.limitedUntil) return false;
-    return !this.bucket || this.bucket.tryTake();
-  }
-
-  /** Waits until the circuit admits an attempt, any throttle hold has passed and a token is free. */
-  private async admit(msg: InboundMessage, signal: AbortSignal): Promise<void> {
-    let lastWorking = this.deps.clock.now();
-    const keepLease = (): void => {
-      const now = this.deps.clock.now();
-      if (now - lastWorking >= WORKING_EVERY_MS) {
-        msg.working();
-        lastWorking = now;
-      }
-    };
-    for (;;) {
-      if (signal.aborted) throw new Aborted('stopping');
-      const now = this.deps.clock.now();
-      if (now < this.limitedUntil) {
-        keepLease();
-        await this.deps.clock.sleep(Math.min(this.limitedUntil - now, 1_000), signal);
-        continue;
-      }
-      if (this.bucket && !this.bucket.tryTake()) {
-        keepLease();
-        await this.deps.clock.sleep(Math.max(1, Math.min(this.bucket.waitTime(), 1_000)), signal);
-        continue;
-      }
-      if (!this.breaker.tryAcquire()) {
-        keepLease();
-        const until = this.breaker.snapshot().openUntil;
-        await this.deps.clock.sleep(Math.max(10, Math.min(until === undefined ? 250 : until - now, 1_000)), signal);
-        continue;
-      }
-      return;
-    }
-  }
-
   private onThrottled(retryAfterMs: number | undefined): void {
     this.metrics.throttled.inc();
     const now = this.deps.clock.now();
-    this.limitedUntil = Math.max(this.limitedUntil, now + (retryAfterMs ?? 1_000));
+    this.admission.holdUntil(now + (retryAfterMs ?? 1_000));
     this.unflushed.throttled += 1;
     if (!this.throttle) {
-      void this.deps.state.put(throttleKey(this.ref), { perSecond: 0, limitedUntil: this.limitedUntil, decreasedAt: now } satisfies SharedThrottle).catch(() => undefined);
+      void this.deps.state.put(throttleKey(this.ref), { perSecond: 0, limitedUntil: this.admission.heldUntil, decreasedAt: now } satisfies SharedThrottle).catch(() => undefined);
       return;
     }
     const update = this.throttle.onThrottle(retryAfterMs);
@@ -506,8 +617,8 @@ export class IntegrationPipeline {
   }
 
   private applyRate(): void {
-    if (!this.throttle || !this.bucket) return;
-    this.bucket.setRate(perReplicaShare(this.throttle.currentRate(), this.deps.members()));
+    if (!this.throttle || !this.admission.bucket) return;
+    this.admission.bucket.setRate(perReplicaShare(this.throttle.currentRate(), this.deps.members()));
   }
 
   private onCircuitTransition(t: CircuitTransition): void {
@@ -515,7 +626,13 @@ export class IntegrationPipeline {
     this.metrics.circuit(t.to);
     if (t.reason === 'adopted') return;
     this.log.warn({ from: t.from, to: t.to, reason: t.reason, openUntil: t.snapshot.openUntil }, `circuit ${t.to}`);
-    const shared: SharedCircuit = { state: t.snapshot.state, since: t.snapshot.since, consecutiveFailures: t.snapshot.consecutiveFailures, openUntil: t.snapshot.openUntil };
+    const shared: SharedCircuit = {
+      state: t.snapshot.state,
+      reason: t.reason,
+      since: t.snapshot.since,
+      consecutiveFailures: t.snapshot.consecutiveFailures,
+      openUntil: t.snapshot.openUntil,
+    };
     void this.deps.state.put(circuitKey(this.ref), shared).catch((err: unknown) => {
       this.log.warn({ err: errorMessage(err) }, 'could not share the circuit state');
     });
@@ -536,11 +653,15 @@ export class IntegrationPipeline {
     if (value === undefined) return;
     if (key === circuitKey(this.ref)) {
       const s = value as SharedCircuit;
-      const mine = this.breaker.snapshot();
-      if (s.state !== mine.state && s.since > mine.since) this.breaker.adopt({ ...s });
+      const mine = this.admission.breaker.snapshot();
+      if (s.state !== mine.state && s.since > mine.since) {
+        this.admission.breaker.adopt({ ...s });
+        // Another replica closed it on new credentials: waiters need not wait for their next look.
+        if (s.state === 'Closed') this.admission.wake();
+      }
     } else if (key === throttleKey(this.ref)) {
       const t = value as SharedThrottle;
-      this.limitedUntil = Math.max(this.limitedUntil, t.limitedUntil);
+      this.admission.holdUntil(t.limitedUntil);
       if (this.throttle && t.perSecond > 0) {
         this.throttle.adopt(t);
         this.applyRate();
@@ -550,7 +671,6 @@ export class IntegrationPipeline {
 
   /** The rate recovers with time alone (no events), and the member count changes: re-apply both. */
   private async rateLoop(signal: AbortSignal): Promise<void> {
-    if (!this.bucket) return;
     while (!signal.aborted) {
       this.applyRate();
       await this.deps.clock.sleep(1_000, signal).catch(() => undefined);
@@ -580,7 +700,7 @@ export class IntegrationPipeline {
 
   private async flushStats(): Promise<void> {
     const delta = this.takeDelta();
-    if (!delta) return;
+    if (!delta || this.discardStats) return;
     try {
       await this.deps.state.update<SharedStats>(statsKey(this.ref), (current) => addStats(current, delta));
     } catch (err) {
@@ -599,3 +719,4 @@ function flatHeaders(headers: ReadonlyMap<string, readonly string[]> | undefined
   if (headers) for (const [k, v] of headers) out[k] = v[0];
   return out;
 }
+

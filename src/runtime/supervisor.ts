@@ -3,19 +3,25 @@
  * with the watch caches: a new or changed generation is compiled and swapped in, a suspended or
  * deleted Integration's pipeline is drained and stopped, a Secret change re-compiles.
  *
- * Guarantees: a generation that does not compile never replaces a running one (the last good
- * generation keeps running; the controller reports the bad one as Stalled); a swap drains the old
- * pipeline before the new one starts pulling, so no event is processed by both; on stop every
- * pipeline is drained.
+ * Guarantees:
+ * - A generation that does not compile never replaces a running one (the last good generation
+ *   keeps running; the controller reports the bad one as Stalled). A replica that has no pipeline
+ *   for it yet (a restart, a rollout, a scale-up) runs the last good generation the leader stored
+ *   in KV, so "last good keeps running" survives restarts.
+ * - One object's failure stays with that object: whatever goes wrong compiling or starting one
+ *   Integration is logged against it and retried later; the others are never held up, and the
+ *   supervisor itself never fails because of one object.
+ * - A swap that changes the source drains the old pipeline before the new one starts pulling, so
+ *   no event is processed by both; on stop every pipeline is drained.
+ * - A deleted Integration's metric series are removed, so a re-created one starts from zero.
  */
-import { inputsKey, type SecretKeyRef } from '../api/index.ts';
+import { inputsKey, type ReferenceLookup } from '../api/index.ts';
 import type { Deliverer, TokenCache } from '../delivery/index.ts';
 import type { KubeObject, Store } from '../kube/index.ts';
-import { integrationStateKeyPrefix, type ConsumerControl, type FallbackPublisher, type SharedKv } from '../nats/index.ts';
-import type { Clock, Logger } from '../observability/index.ts';
-import { compileIntegration } from './compile-integration.ts';
-import type { Membership } from './membership.ts';
-import type { RuntimeMetrics } from './metrics.ts';
+import { integrationStateKeyPrefix, type LastGoodGeneration } from '../nats/index.ts';
+import type { Logger } from '../observability/index.ts';
+import { compileIntegration, type CompiledIntegration } from './compile-integration.ts';
+import { LeaseKeeper } from './lease-keeper.ts';
 import { PipelineConfigError } from './pipeline-errors.ts';
 import { IntegrationPipeline, type PipelineDeps } from './pipeline.ts';
 
@@ -27,9 +33,10 @@ export interface IntegrationObject extends KubeObject {
 
 /**
  * The leader says Ready=True once it has provisioned the consumer; before that a pipeline would
- * only spin on "consumer not found". Later generations swap in whatever their Ready says (a
- * stalled one is refused by compiling anyway; a transient provisioning failure must not stop
- * delivery on the consumer that exists).
+ * only spin on "consumer not found". A stored last good generation also means the consumer was
+ * provisioned. Later generations swap in whatever their Ready says (a stalled one is refused by
+ * compiling anyway; a transient provisioning failure must not stop delivery on the consumer that
+ * exists).
  */
 function provisioned(obj: IntegrationObject): boolean {
   return obj.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
@@ -39,44 +46,56 @@ export interface DataObject extends KubeObject {
   readonly data?: Readonly<Record<string, string>>;
 }
 
-export interface SupervisorDeps {
+/** What every pipeline shares (the lease keeper is the supervisor's own), plus the caches. */
+export interface SupervisorDeps extends Omit<PipelineDeps, 'leases'> {
   readonly integrations: Store<IntegrationObject>;
   readonly secrets: Store<DataObject>;
   readonly configMaps: Store<DataObject>;
-  readonly nc: PipelineDeps['nc'];
   readonly deliverer: Deliverer;
   readonly tokenCache: TokenCache;
-  readonly publisher: FallbackPublisher;
-  readonly control: ConsumerControl;
-  readonly state: SharedKv;
-  readonly membership: Membership;
-  readonly metrics: RuntimeMetrics;
-  readonly clock: Clock;
-  readonly logger: Logger;
+  /** Builds a pipeline; tests replace it. */
+  readonly createPipeline?: (compiled: CompiledIntegration, deps: PipelineDeps) => PipelineLike;
+}
+
+/** What the supervisor does with a pipeline. */
+export interface PipelineLike {
+  readonly compiled: CompiledIntegration;
+  canReconfigure(next: CompiledIntegration): boolean;
+  reconfigure(next: CompiledIntegration): void;
+  start(): void;
+  /** `deleted`: the Integration is gone; its counters are not flushed. */
+  stop(deleted?: boolean): Promise<void>;
+  onShared(key: string, value: unknown): void;
 }
 
 /** Periodic re-check, in case a change notification was missed. */
 const RESYNC_MS = 5_000;
+/** Lease renewals for held messages; far below any ack_wait the controller sets (≥ 30 s). */
+const WORKING_EVERY_MS = 5_000;
 
 export class RuntimeSupervisor {
   readonly name = 'runtime';
   private readonly deps: SupervisorDeps;
   private readonly log: Logger;
-  private readonly pipelines = new Map<string, IntegrationPipeline>();
+  private readonly leases: LeaseKeeper;
+  private readonly pipelines = new Map<string, PipelineLike>();
   /**
-   * The inputs (generation and referenced objects' versions) last compiled per Integration,
-   * whether that succeeded or not: compiling schemas is the expensive part, and a watch event on
-   * anything must not recompile everything (with N Integrations that is N² compilations).
+   * The inputs (generation, referenced objects' versions, last good generation) last handled per
+   * Integration, whether that succeeded or not: compiling schemas is the expensive part, and a
+   * watch event on anything must not recompile everything (N Integrations: N² compilations).
    */
   private readonly compiledInputs = new Map<string, string>();
   /** Shared-state key prefix (`<namespace>.<name>`) → Integration key, to route KV changes. */
   private readonly byStatePrefix = new Map<string, string>();
+  /** The leader's last good generation per shared-state key prefix (from the shared bucket). */
+  private readonly lastGood = new Map<string, LastGoodGeneration>();
   private wake: (() => void) | undefined;
   private dirty = true;
 
   constructor(deps: SupervisorDeps) {
     this.deps = deps;
     this.log = deps.logger.child({ component: 'runtime' });
+    this.leases = new LeaseKeeper(deps.clock, WORKING_EVERY_MS);
   }
 
   /** Something changed (an Integration, Secret or ConfigMap): look again soon. */
@@ -90,8 +109,14 @@ export class RuntimeSupervisor {
     return this.pipelines.size;
   }
 
+  /** The generation running for an Integration (`namespace/name`), if any. */
+  runningGeneration(key: string): number | undefined {
+    return this.pipelines.get(key)?.compiled.generation;
+  }
+
   async start(signal: AbortSignal): Promise<void> {
     const shared = this.watchShared(signal);
+    const leases = this.leases.start(signal);
     while (!signal.aborted) {
       if (this.dirty) {
         this.dirty = false;
@@ -112,22 +137,28 @@ export class RuntimeSupervisor {
     }
     await Promise.all([...this.pipelines.values()].map((p) => this.stopBounded(p)));
     this.pipelines.clear();
-    await shared;
+    await Promise.all([shared, leases]);
   }
 
   /**
-   * One watch on the shared-state bucket for the whole process, routed to pipelines by key
+   * One watch on the shared-state bucket for the whole process, routed by key
    * (`<namespace>.<name>.<what>`): a watch per pipeline would be a JetStream consumer each.
    */
   private async watchShared(signal: AbortSignal): Promise<void> {
     await this.deps.state.watchUntilAborted(
       '>',
       (key, value) => {
-        // Only the circuit and the throttle are adopted; counters are the leader's business.
+        // The circuit and the throttle go to the pipeline; the last good generation is kept here.
+        // Counters are the leader's business.
         const dot = key.lastIndexOf('.');
         const what = key.slice(dot + 1);
+        const prefix = key.slice(0, dot);
+        if (what === 'lastgood') {
+          this.onLastGood(prefix, value as LastGoodGeneration | undefined);
+          return;
+        }
         if (what !== 'circuit' && what !== 'throttle') return;
-        const owner = this.byStatePrefix.get(key.slice(0, dot));
+        const owner = this.byStatePrefix.get(prefix);
         if (owner) this.pipelines.get(owner)?.onShared(key, value);
       },
       signal,
@@ -139,12 +170,18 @@ export class RuntimeSupervisor {
     );
   }
 
+  private onLastGood(prefix: string, value: LastGoodGeneration | undefined): void {
+    if (value) this.lastGood.set(prefix, value);
+    else this.lastGood.delete(prefix);
+    this.notify();
+  }
+
   /**
    * Stops a pipeline, but never waits longer than its attempts can take plus a margin: one
    * pipeline that cannot stop must not freeze every other Integration on this replica. Loud,
    * since its events may then be redelivered after ack_wait rather than handed back at once.
    */
-  private async stopBounded(pipeline: IntegrationPipeline): Promise<void> {
+  private async stopBounded(pipeline: PipelineLike, deleted = false): Promise<void> {
     const limitMs = pipeline.compiled.config.target.timeoutMs + 15_000;
     let cancel = (): void => {};
     const timedOut = new Promise<boolean>((resolve) => {
@@ -152,7 +189,16 @@ export class RuntimeSupervisor {
         resolve(true);
       }, limitMs);
     });
-    const late = await Promise.race([pipeline.stop().then(() => false), timedOut]);
+    const late = await Promise.race([
+      pipeline.stop(deleted).then(
+        () => false,
+        (err: unknown) => {
+          this.log.error({ integration: `${pipeline.compiled.namespace}/${pipeline.compiled.name}`, err }, 'pipeline failed while stopping');
+          return false;
+        },
+      ),
+      timedOut,
+    ]);
     cancel();
     if (late) {
       const c = pipeline.compiled;
@@ -160,27 +206,40 @@ export class RuntimeSupervisor {
     }
   }
 
+  private lastGoodFor(obj: IntegrationObject): LastGoodGeneration | undefined {
+    const meta = obj.metadata;
+    if (!meta?.namespace || !meta.name) return undefined;
+    const lg = this.lastGood.get(integrationStateKeyPrefix({ namespace: meta.namespace, name: meta.name }));
+    // A re-created Integration (same name, new uid) never inherits the old one's generation.
+    return lg && lg.uid === meta.uid ? lg : undefined;
+  }
+
   private async sync(): Promise<void> {
     const desired = new Set<string>();
+    const present = new Set<string>();
     for (const obj of this.deps.integrations.list()) {
       const meta = obj.metadata;
       if (!meta?.name || !meta.namespace || meta.deletionTimestamp) continue;
+      const key = `${meta.namespace}/${meta.name}`;
+      present.add(key);
       const spec = obj.spec as { suspend?: unknown } | undefined;
       if (spec?.suspend === true) continue;
-      const key = `${meta.namespace}/${meta.name}`;
-      if (!this.pipelines.has(key) && !provisioned(obj)) continue;
+      const lastGood = this.lastGoodFor(obj);
+      if (!this.pipelines.has(key) && !provisioned(obj) && !lastGood) continue;
       desired.add(key);
       const ns = meta.namespace;
-      const inputs = inputsKey(meta.uid, meta.generation ?? 0, obj.spec, (kind, name) =>
+      const inputs = `${inputsKey(meta.uid, meta.generation ?? 0, obj.spec, (kind, name) =>
         (kind === 'Secret' ? this.deps.secrets : this.deps.configMaps).get(`${ns}/${name}`)?.metadata?.resourceVersion,
-      );
+      )}|lg:${lastGood?.generation ?? '-'}`;
       if (this.compiledInputs.get(key) === inputs) continue;
       this.compiledInputs.set(key, inputs);
       try {
-        await this.ensure(key, ns, meta.name, meta.generation ?? 0, obj.spec);
+        await this.ensure(key, obj, lastGood);
       } catch (err) {
+        // Not a spec problem (those are handled in ensure): a bug or an unexpected failure of
+        // this one object. Logged against it, retried on the next resync; others go on.
         this.compiledInputs.delete(key);
-        throw err;
+        this.log.error({ integration: key, err }, 'could not run this Integration; retrying later');
       }
     }
     for (const key of this.compiledInputs.keys()) if (!desired.has(key)) this.compiledInputs.delete(key);
@@ -188,56 +247,84 @@ export class RuntimeSupervisor {
       if (desired.has(key)) continue;
       this.pipelines.delete(key);
       this.byStatePrefix.delete(integrationStateKeyPrefix(pipeline.compiled));
-      this.log.info({ integration: key }, 'stopping pipeline (deleted or suspended)');
-      await this.stopBounded(pipeline);
+      const deleted = !present.has(key);
+      this.log.info({ integration: key }, deleted ? 'stopping pipeline (deleted)' : 'stopping pipeline (suspended)');
+      await this.stopBounded(pipeline, deleted);
+      if (deleted) {
+        this.deps.metrics.forget(pipeline.compiled.namespace, pipeline.compiled.name);
+        this.log.debug({ integration: key }, 'removed the metric series of a deleted Integration');
+      }
     }
   }
 
-  private async ensure(key: string, namespace: string, name: string, generation: number, spec: unknown): Promise<void> {
-    let compiled;
+  private references(namespace: string, stored?: LastGoodGeneration): ReferenceLookup {
+    return {
+      secretData: (ns, name) => this.deps.secrets.get(`${ns}/${name}`)?.data,
+      configMapData: (ns, name) => (ns === namespace ? stored?.configMaps[name] : undefined) ?? this.deps.configMaps.get(`${ns}/${name}`)?.data,
+    };
+  }
+
+  private compile(namespace: string, name: string, generation: number, spec: unknown, stored?: LastGoodGeneration): CompiledIntegration {
+    return compileIntegration(namespace, name, generation, spec, {
+      references: this.references(namespace, stored),
+      deliverer: this.deps.deliverer,
+      tokenCache: this.deps.tokenCache,
+      clock: this.deps.clock,
+    });
+  }
+
+  private async ensure(key: string, obj: IntegrationObject, lastGood: LastGoodGeneration | undefined): Promise<void> {
+    const namespace = obj.metadata?.namespace ?? '';
+    const name = obj.metadata?.name ?? '';
+    const generation = obj.metadata?.generation ?? 0;
+    let compiled: CompiledIntegration;
     try {
-      compiled = compileIntegration(namespace, name, generation, spec, {
-        secretValue: (ns: string, ref: SecretKeyRef) => {
-          const b64 = this.deps.secrets.get(`${ns}/${ref.name}`)?.data?.[ref.key];
-          return b64 === undefined ? undefined : Buffer.from(b64, 'base64').toString('utf8');
-        },
-        configMapValue: (ns, cm, k) => this.deps.configMaps.get(`${ns}/${cm}`)?.data?.[k],
-        deliverer: this.deps.deliverer,
-        tokenCache: this.deps.tokenCache,
-        clock: this.deps.clock,
-      });
+      compiled = this.compile(namespace, name, generation, obj.spec);
     } catch (err) {
       if (!(err instanceof PipelineConfigError)) throw err;
+      const running = this.pipelines.get(key);
       // Logged once per inputs: sync() skips unchanged inputs.
-      const keeping = this.pipelines.get(key)?.compiled.generation;
-      this.log.warn({ integration: key, generation, field: err.field, keepingGeneration: keeping }, `generation not runnable: ${err.message}`);
-      return;
+      this.log.warn({ integration: key, generation, field: err.field, keepingGeneration: running?.compiled.generation }, `generation not runnable: ${err.message}`);
+      if (running || !lastGood || lastGood.generation === generation) return;
+      // No pipeline here yet (this replica restarted, or is new): run what the leader last found good.
+      try {
+        compiled = this.compile(namespace, name, lastGood.generation, lastGood.spec, lastGood);
+      } catch (lgErr) {
+        if (!(lgErr instanceof PipelineConfigError)) throw lgErr;
+        this.log.warn({ integration: key, generation: lastGood.generation, field: lgErr.field }, `last good generation not runnable either: ${lgErr.message}`);
+        return;
+      }
+      this.log.info({ integration: key, generation: lastGood.generation, stalledGeneration: generation }, 'running the last good generation while the current one is stalled');
     }
     const current = this.pipelines.get(key);
     if (current?.compiled.fingerprint === compiled.fingerprint) return;
     if (current?.canReconfigure(compiled)) {
-      this.log.info({ integration: key, from: current.compiled.generation, to: generation }, 'swapping pipeline configuration in place');
+      this.log.info({ integration: key, from: current.compiled.generation, to: compiled.generation }, 'swapping pipeline configuration in place');
       current.reconfigure(compiled);
       return;
     }
     if (current) {
-      this.log.info({ integration: key, from: current.compiled.generation, to: generation }, 'swapping pipeline');
+      this.log.info({ integration: key, from: current.compiled.generation, to: compiled.generation }, 'swapping pipeline');
+      this.pipelines.delete(key);
       await this.stopBounded(current);
     }
-    const pipeline = new IntegrationPipeline(compiled, {
-      nc: this.deps.nc,
-      deliverer: this.deps.deliverer,
-      publisher: this.deps.publisher,
-      control: this.deps.control,
-      state: this.deps.state,
-      metrics: this.deps.metrics,
-      clock: this.deps.clock,
-      logger: this.deps.logger,
-      members: () => this.deps.membership.count,
-    });
+    const d = this.deps;
+    const deps: PipelineDeps = {
+      nc: d.nc,
+      publisher: d.publisher,
+      control: d.control,
+      state: d.state,
+      ledger: d.ledger,
+      leases: this.leases,
+      metrics: d.metrics,
+      clock: d.clock,
+      logger: d.logger,
+      members: () => d.members(),
+    };
+    const pipeline = this.deps.createPipeline ? this.deps.createPipeline(compiled, deps) : new IntegrationPipeline(compiled, deps);
     this.pipelines.set(key, pipeline);
     this.byStatePrefix.set(integrationStateKeyPrefix({ namespace, name }), key);
     pipeline.start();
-    if (!current) this.log.info({ integration: key, generation }, 'pipeline started');
+    if (!current) this.log.info({ integration: key, generation: compiled.generation }, 'pipeline started');
   }
 }

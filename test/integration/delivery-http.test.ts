@@ -371,7 +371,7 @@ describe('OAuth2 client credentials end to end', () => {
     assert.equal(response.status, 401);
     assert.equal(tokenRequests(), 3);
     assert.equal(target.requests.filter((r) => r.key === 'o-5').length, 2);
-    assert.equal(classify({ kind: 'status', status: 401 }, policy).action, 'reject');
+    assert.equal(classify({ kind: 'status', status: 401 }, policy).action, 'unauthorized');
   });
 });
 
@@ -390,17 +390,18 @@ describe('fault target idempotency (Stripe semantics)', () => {
     deliverer.deliver({ url: `${target.url}/v1/charges`, method: 'POST', body: { encoding: 'json', value }, idempotencyKey: key, timeoutMs: 2000 });
 
   it('replays the first response for a retry with the same key and body', async () => {
-    const first = await send('ch-1', { amount: 1 });
-    const second = await send('ch-1', { amount: 1 });
+    const first = await send('ch-1', { id: 'charge-1', amount: 1 });
+    const second = await send('ch-1', { id: 'charge-1', amount: 1 });
     assert.equal(second.status, first.status);
     assert.equal(second.body, first.body);
     assert.equal(second.headers['idempotent-replayed'], 'true');
     assert.equal(first.headers['idempotent-replayed'], undefined);
-    assert.deepEqual(target.stats(), { requests: 2, applied: 1, replays: 1, distinctKeys: 1, duplicates: 0 });
+    assert.deepEqual(target.stats(), { requests: 2, applied: 1, replays: 1, distinctKeys: 1, duplicates: 0, identities: 1, unauthorized: 0, conflicts: 0 });
+    assert.equal(target.appliedCount('charge-1'), 1);
   });
 
   it('answers 422 for the same key with a different body, applying nothing', async () => {
-    const response = await send('ch-1', { amount: 2 });
+    const response = await send('ch-1', { id: 'charge-1', amount: 2 });
     assert.equal(response.status, 422);
     assert.equal((JSON.parse(response.body) as { error: { type: string } }).error.type, 'idempotency_error');
     assert.equal(target.stats().applied, 1);
@@ -417,16 +418,37 @@ describe('fault target idempotency (Stripe semantics)', () => {
     });
   });
 
-  it('counts duplicates when a target does not honour keys', async () => {
+  it('counts duplicates by business identity when a target does not honour keys', async () => {
     const naive = await startFaultTarget({ honourIdempotency: false });
     try {
       const url = `${naive.url}/v1/charges`;
       for (let i = 0; i < 3; i++) {
-        await deliverer.deliver({ url, method: 'POST', body: { encoding: 'json', value: {} }, idempotencyKey: 'same', timeoutMs: 2000 });
+        await deliverer.deliver({ url, method: 'POST', body: { encoding: 'json', value: { externalId: 'inv-1' } }, idempotencyKey: `k-${i}`, timeoutMs: 2000 });
       }
-      assert.deepEqual(naive.stats(), { requests: 3, applied: 3, replays: 0, distinctKeys: 1, duplicates: 2 });
+      // Three keys, one invoice: only the body's identity shows that it was applied three times.
+      assert.deepEqual(naive.stats(), { requests: 3, applied: 3, replays: 0, distinctKeys: 3, duplicates: 2, identities: 1, unauthorized: 0, conflicts: 0 });
+      assert.equal(naive.appliedCount('inv-1'), 3);
     } finally {
       await naive.close();
+    }
+  });
+
+  it('requires credentials like a real API: 401 and nothing applied without them, rotation at any time', async () => {
+    const guarded = await startFaultTarget({ auth: { kind: 'bearer', token: 'old' } });
+    try {
+      const url = `${guarded.url}/v1/charges`;
+      const post = (key: string, headers: Record<string, string>) =>
+        deliverer.deliver({ url, method: 'POST', headers, body: { encoding: 'json', value: { externalId: key } }, idempotencyKey: key, timeoutMs: 2000 });
+      assert.equal((await post('a-1', {})).status, 401);
+      assert.equal((await post('a-1', { authorization: 'Bearer wrong' })).status, 401);
+      assert.equal((await post('a-1', { authorization: 'Bearer old' })).status, 200);
+      guarded.setAuth({ kind: 'bearer', token: 'new' });
+      assert.equal((await post('a-2', { authorization: 'Bearer old' })).status, 401, 'rotated: the old token is refused');
+      assert.equal((await post('a-2', { authorization: 'Bearer new' })).status, 200);
+      assert.equal(guarded.stats().unauthorized, 3);
+      assert.equal(guarded.stats().applied, 2);
+    } finally {
+      await guarded.close();
     }
   });
 });

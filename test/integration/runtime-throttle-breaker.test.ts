@@ -40,6 +40,7 @@ describe('runtime: throttling and the circuit breaker', () => {
       return undefined;
     });
     await createIntegration(r, {
+      credentials: t.auth,
       name: 'throttled',
       subject: 'events.throttled',
       url: `${t.url}/v1/invoices`,
@@ -70,6 +71,7 @@ describe('runtime: throttling and the circuit breaker', () => {
     let down = true;
     t.script(() => (down ? faults.status(503) : undefined));
     await createIntegration(r, {
+      credentials: t.auth,
       name: 'breaker',
       subject: 'events.breaker',
       url: `${t.url}/v1/invoices`,

@@ -12,8 +12,14 @@
  *   the application, like a load balancer or rate limiter: nothing is applied or saved, so a retry
  *   with the same key is executed normally. `respond`, `slowBody` and `lostResponse` are executed.
  *
- * A duplicate is an applied request whose identity (by default its idempotency key; see
- * `identify`) was already applied: the thing an at-most-once promise must keep at zero.
+ * Authentication (`auth`, replaceable with `setAuth` to rotate credentials mid-test): like a real
+ * API, a request without valid credentials is answered 401 by the application (after any
+ * scripted front-end fault) and never applied.
+ *
+ * A duplicate is an applied request whose BUSINESS identity (by default the JSON body's
+ * `externalId`, else its `id`; see `identify`) was already applied — never the idempotency key,
+ * which is the mechanism under test: a target that deduplicates by key cannot see two keys for
+ * one invoice. That is the thing an at-most-once promise must keep at zero.
  *
  * Usage:
  *   const target = await startFaultTarget();
@@ -24,6 +30,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import type { OAuth2TokenServer } from './oauth2-server.ts';
 
 /** What the target does with one request. */
 export type Fault =
@@ -43,7 +50,44 @@ export type Fault =
   | { readonly kind: 'lostResponse' };
 
 /** How the target handled a request. `pending` until it is answered or dropped. */
-export type RequestOutcome = 'pending' | 'applied' | 'replayed' | 'mismatch' | 'conflict' | 'fault';
+export type RequestOutcome = 'pending' | 'applied' | 'replayed' | 'mismatch' | 'conflict' | 'fault' | 'unauthorized';
+
+/** Credentials the target requires, as a real API does. */
+export type TargetAuth =
+  | { readonly kind: 'bearer'; readonly token: string }
+  | { readonly kind: 'basic'; readonly username: string; readonly password: string }
+  | { readonly kind: 'apiKey'; readonly header: string; readonly key: string }
+  | { readonly kind: 'oauth2'; readonly server: OAuth2TokenServer };
+
+function authorized(auth: TargetAuth | undefined, headers: Readonly<Record<string, string>>): boolean {
+  switch (auth?.kind) {
+    case undefined:
+      return true;
+    case 'bearer':
+      return headers.authorization === `Bearer ${auth.token}`;
+    case 'basic':
+      return headers.authorization === `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
+    case 'apiKey':
+      return headers[auth.header.toLowerCase()] === auth.key;
+    case 'oauth2': {
+      const m = /^Bearer (.+)$/.exec(headers.authorization ?? '');
+      return m?.[1] !== undefined && auth.server.valid(m[1]);
+    }
+  }
+}
+
+/** The business identity of a request: the JSON body's `externalId`, else its `id`. */
+export function bodyIdentity(request: RecordedRequest): string | undefined {
+  try {
+    const body = JSON.parse(request.body) as unknown;
+    if (typeof body !== 'object' || body === null) return undefined;
+    const { externalId, id } = body as { externalId?: unknown; id?: unknown };
+    const value = externalId ?? id;
+    return typeof value === 'string' || typeof value === 'number' ? String(value) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export interface RecordedRequest {
   /** 0-based arrival order. */
@@ -83,8 +127,10 @@ export interface FaultTargetOptions {
   readonly idempotencyHeader?: string;
   /** Set false to apply every request, keyed or not (a target that ignores keys). Default true. */
   readonly honourIdempotency?: boolean;
-  /** The business identity used to count duplicates (e.g. the body's `id`). Default: the key. */
+  /** The business identity used to count duplicates. Default: {@link bodyIdentity}. */
   readonly identify?: (request: RecordedRequest) => string | undefined;
+  /** Credentials every request must carry; none by default. */
+  readonly auth?: TargetAuth;
   readonly script?: Script;
 }
 
@@ -94,8 +140,14 @@ export interface FaultTargetStats {
   readonly replays: number;
   /** Distinct idempotency keys received. */
   readonly distinctKeys: number;
-  /** Applied requests whose identity had already been applied. */
+  /** Applied requests whose business identity had already been applied. */
   readonly duplicates: number;
+  /** Distinct business identities applied. */
+  readonly identities: number;
+  /** Requests answered 401 for missing or wrong credentials. */
+  readonly unauthorized: number;
+  /** Requests answered 409 because another request with the same key was still in flight. */
+  readonly conflicts: number;
 }
 
 export interface FaultTarget {
@@ -108,6 +160,14 @@ export interface FaultTarget {
   readonly applied: readonly AppliedRequest[];
   /** Replaces the script for requests that arrive from now on. */
   script(fn: Script | undefined): void;
+  /** The credentials required now. */
+  readonly auth: TargetAuth | undefined;
+  /** Replaces the credentials required from now on (a rotation at the API). */
+  setAuth(auth: TargetAuth | undefined): void;
+  /** How often each business identity was applied. */
+  appliedCount(identity: string): number;
+  /** Every request (attempt) that carried this business identity, in arrival order. */
+  requestsOf(identity: string): RecordedRequest[];
   stats(): FaultTargetStats;
   /** Closes the server, dropping hanging and slow requests. */
   close(): Promise<void>;
@@ -180,7 +240,12 @@ export async function startFaultTarget(options: FaultTargetOptions = {}): Promis
   const timers = new Set<NodeJS.Timeout>();
   let duplicates = 0;
   let replays = 0;
+  let unauthorizedCount = 0;
+  let conflicts = 0;
   let script = options.script;
+  let auth = options.auth;
+  const identify = options.identify ?? bodyIdentity;
+  const appliedBy = new Map<string, number>();
 
   const later = (delayMs: number, fn: () => void): void => {
     const timer = setTimeout(() => {
@@ -191,10 +256,11 @@ export async function startFaultTarget(options: FaultTargetOptions = {}): Promis
   };
 
   const apply = (record: RecordedRequest): void => {
-    const identity = options.identify ? options.identify(record) : record.key;
+    const identity = identify(record);
     if (identity !== undefined) {
       if (identities.has(identity)) duplicates++;
       identities.add(identity);
+      appliedBy.set(identity, (appliedBy.get(identity) ?? 0) + 1);
     }
     applied.push({ index: record.index, key: record.key, identity, method: record.method, path: record.path, body: record.body });
     record.outcome = 'applied';
@@ -212,6 +278,12 @@ export async function startFaultTarget(options: FaultTargetOptions = {}): Promis
   };
 
   const execute = (record: RecordedRequest, res: ServerResponse, fault: Fault | undefined): void => {
+    if (!authorized(auth, record.headers)) {
+      record.outcome = 'unauthorized';
+      unauthorizedCount++;
+      send(res, 401, { ...json, 'www-authenticate': 'Bearer error="invalid_token"' }, JSON.stringify({ error: { type: 'authentication_error' } }));
+      return;
+    }
     const fingerprint = `${record.method} ${record.path}\n${record.body}`;
     const key = honour ? record.key : undefined;
     if (key !== undefined) {
@@ -234,6 +306,7 @@ export async function startFaultTarget(options: FaultTargetOptions = {}): Promis
       }
       if (inFlight.has(key)) {
         record.outcome = 'conflict';
+        conflicts++;
         sendJson(res, 409, { error: { type: 'idempotency_error', code: 'idempotency_key_in_use' } });
         return;
       }
@@ -334,8 +407,20 @@ export async function startFaultTarget(options: FaultTargetOptions = {}): Promis
     script(fn) {
       script = fn;
     },
+    get auth() {
+      return auth;
+    },
+    setAuth(next) {
+      auth = next;
+    },
+    appliedCount(identity) {
+      return appliedBy.get(identity) ?? 0;
+    },
+    requestsOf(identity) {
+      return requests.filter((q) => identify(q) === identity);
+    },
     stats() {
-      return { requests: requests.length, applied: applied.length, replays, distinctKeys: keyCounts.size, duplicates };
+      return { requests: requests.length, applied: applied.length, replays, distinctKeys: keyCounts.size, duplicates, identities: identities.size, unauthorized: unauthorizedCount, conflicts };
     },
     async close() {
       for (const timer of timers) clearTimeout(timer);

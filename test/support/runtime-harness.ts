@@ -10,7 +10,9 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { startControlPlane, type ControlPlane } from '../env/control-plane.ts';
 import { installCrds } from './crds.ts';
-import { startFaultTarget, type FaultTarget } from './fault-target.ts';
+import { randomBytes } from 'node:crypto';
+import { credentialsFor } from './credentials.ts';
+import { startFaultTarget, type FaultTarget, type FaultTargetOptions, type TargetAuth } from './fault-target.ts';
 import { FerryClient, isTrueNow, type FerryObj } from './ferry-client.ts';
 import { startOperator, type OperatorProcess } from './operator-process.ts';
 
@@ -70,14 +72,35 @@ export interface IntegrationOptions {
   readonly name: string;
   readonly subject: string;
   readonly url: string;
+  /**
+   * The credentials the target requires (a suite target's `auth`): a Secret `<name>-credentials`
+   * is created and `spec.target.auth` references it, as a user would write it.
+   */
+  readonly credentials?: TargetAuth | undefined;
   readonly schema?: Record<string, unknown>;
   readonly transform?: Record<string, unknown>;
   readonly target?: Record<string, unknown>;
   readonly delivery?: Record<string, unknown>;
 }
 
+/** Creates (or replaces the data of) a Secret in the test namespace. */
+export async function putSecret(r: Pick<RuntimeEnv, 'env'>, name: string, stringData: Readonly<Record<string, string>>): Promise<void> {
+  const core = r.env.kubeConfig.makeApiClient(CoreV1Api);
+  try {
+    await core.createNamespacedSecret({ namespace: NS, body: { metadata: { name }, stringData: { ...stringData } } });
+  } catch {
+    await core.replaceNamespacedSecret({ name, namespace: NS, body: { metadata: { name }, stringData: { ...stringData } } });
+  }
+}
+
 /** Creates an Integration and waits until it is Ready. */
 export async function createIntegration(r: RuntimeEnv, o: IntegrationOptions): Promise<FerryObj> {
+  let auth: Record<string, unknown> = {};
+  if (o.credentials) {
+    const c = credentialsFor(o.credentials, `${o.name}-credentials`);
+    await putSecret(r, `${o.name}-credentials`, c.secret);
+    auth = { auth: c.auth };
+  }
   await r.ferry.create('integrations', NS, {
     kind: 'Integration',
     metadata: { name: o.name },
@@ -85,7 +108,7 @@ export async function createIntegration(r: RuntimeEnv, o: IntegrationOptions): P
       source: { stream: SOURCE, subjects: [o.subject] },
       schema: o.schema ?? { inline: { type: 'object', required: ['id'], properties: { id: { type: 'string' }, amount: { type: 'number' } } } },
       transform: o.transform ?? { mapping: { externalId: '/id', total: '/amount' } },
-      target: { url: o.url, timeout: '2s', ...o.target },
+      target: { url: o.url, timeout: '2s', ...auth, ...o.target },
       delivery: { concurrency: 16, maxAttempts: 5, backoff: { initial: '200ms', max: '2s', multiplier: 2, jitter: 'full' }, ...o.delivery },
     },
   });
@@ -157,8 +180,12 @@ export async function drained(r: RuntimeEnv, name: string, timeoutMs = 60_000): 
 export interface RuntimeSuite {
   /** The suite's environment; valid inside tests (set up by the suite's `before`). */
   env(): RuntimeEnv;
-  /** A fresh fault target, closed when the suite ends. */
-  target(): Promise<FaultTarget>;
+  /**
+   * A fresh fault target, closed when the suite ends. Like a real API it requires credentials —
+   * a bearer token of its own unless `options.auth` says otherwise (`null`: none) — so pass its
+   * `auth` to `createIntegration` as `credentials`.
+   */
+  target(options?: Omit<FaultTargetOptions, 'auth'> & { readonly auth?: TargetAuth | null }): Promise<FaultTarget>;
 }
 
 /**
@@ -181,8 +208,9 @@ export function runtimeSuite(operator?: string): RuntimeSuite {
       if (!r) throw new Error('runtimeSuite: the environment is set up in before()');
       return r;
     },
-    async target() {
-      const t = await startFaultTarget();
+    async target(options = {}) {
+      const { auth, ...rest } = options;
+      const t = await startFaultTarget({ ...rest, ...(auth === null ? {} : { auth: auth ?? { kind: 'bearer', token: randomBytes(12).toString('hex') } }) });
       targets.push(t);
       return t;
     },

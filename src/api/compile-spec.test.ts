@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { findSecretRefs } from '../api/index.ts';
-import { checkIntegrationSpec, checkSyncScheduleSpec, type ReferenceLookup } from './check-spec.ts';
+import { checkSyncScheduleSpec, compileIntegrationSpec as checkIntegrationSpec, type ReferenceLookup } from './compile-spec.ts';
+import { findSecretRefs } from './references.ts';
 
 const spec = (overrides: Record<string, unknown> = {}): Record<string, unknown> => ({
   source: { stream: 'CRM', subjects: ['crm.x'] },
@@ -18,7 +18,7 @@ describe('checkIntegrationSpec', () => {
   it('accepts a valid spec and resolves it', () => {
     const r = checkIntegrationSpec('ns', spec(), lookup());
     assert.equal(r.ok, true);
-    assert.equal(r.ok && r.config.target.timeoutMs, 10_000);
+    assert.equal(r.ok && r.config.config.target.timeoutMs, 10_000);
   });
 
   it('names the field of a spec that does not parse', () => {
@@ -55,6 +55,32 @@ describe('checkIntegrationSpec', () => {
     assert.equal(!noKey.ok && noKey.field, 'spec.target.auth.basic.passwordSecretKeyRef');
     assert.equal(!noKey.ok && noKey.message, 'spec.target.auth.basic.passwordSecretKeyRef: Secret "b" has no key "p"');
     assert.equal(checkIntegrationSpec('ns', s, lookup({ b: { u: 'x', p: 'y' } })).ok, true);
+  });
+
+  it('reports a ConfigMap edited to invalid YAML as a problem of that object, never by throwing', () => {
+    const s = spec({ schema: { configMapKeyRef: { name: 'schemas', key: 'deal.yaml' } } });
+    const r = checkIntegrationSpec('ns', s, lookup({}, { schemas: { 'deal.yaml': 'type: object\n  required: [id\n' } }));
+    assert.equal(r.ok, false);
+    assert.equal(!r.ok && r.reason, 'SchemaInvalid');
+    assert.equal(!r.ok && r.field, 'spec.schema.configMapKeyRef');
+    assert.equal(!r.ok && r.dependency, true, 'fixing the ConfigMap heals it');
+    assert.match(!r.ok ? r.message : '', /ConfigMap "schemas" key "deal.yaml" is not JSON or YAML/);
+  });
+
+  it('compiles what the runtime runs with: validators, templates and decoded credentials', () => {
+    const s = spec({
+      schema: { configMapKeyRef: { name: 'schemas', key: 'deal.json' } },
+      target: { url: 'https://example.com/a/{{/acct}}', idempotency: { key: '{{/id}}-x' }, auth: { bearer: { secretKeyRef: { name: 'api', key: 'token' } } } },
+    });
+    const r = checkIntegrationSpec('ns', s, lookup({ api: { token: Buffer.from('s3cret').toString('base64') } }, { schemas: { 'deal.json': '{"type":"object","required":["id"]}' } }));
+    assert.equal(r.ok, true);
+    if (!r.ok) return;
+    assert.deepEqual(r.config.credentials, { kind: 'bearer', token: 's3cret' });
+    assert.equal(r.config.url.source, 'https://example.com/a/{{/acct}}');
+    assert.equal(r.config.idempotencyKey?.source, '{{/id}}-x');
+    assert.equal(r.config.validate?.({}), false);
+    assert.equal(r.config.validate?.({ id: 1 }), true);
+    assert.deepEqual(r.config.configMapTexts, { 'schemas/deal.json': '{"type":"object","required":["id"]}' });
   });
 
   it('refuses orderingKey until ordered delivery exists', () => {

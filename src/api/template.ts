@@ -102,11 +102,6 @@ export function resolvePointer(document: unknown, tokens: readonly string[]): { 
   return current === undefined ? { found: false } : { found: true, value: current };
 }
 
-/** Escapes one reference token for a JSON pointer (`a/b` → `a~1b`). */
-export function escapePointerToken(token: string): string {
-  return token.replaceAll('~', '~0').replaceAll('/', '~1');
-}
-
 function unescapeToken(token: string): string {
   return token.replaceAll('~1', '/').replaceAll('~0', '~');
 }

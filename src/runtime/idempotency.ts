@@ -1,11 +1,11 @@
 /**
  * The idempotency key of an event: the value of the `Idempotency-Key` header (or the header the
- * spec names) on every attempt of every delivery of that event. A pure function of the event, so
- * retries, redeliveries after a crash, and redrives from the fallback stream all send the same key
- * and a target that honours keys applies the event once.
+ * spec names) on every attempt of every delivery of that event. A pure function of the event and
+ * the Integration, so retries, redeliveries after a crash, and redrives from the fallback stream
+ * all send the same key and a target that honours keys applies the event once.
  */
-import { TemplateValueError } from './errors.ts';
-import { renderTemplate, type CompiledTemplate } from './template.ts';
+import { createHash } from 'node:crypto';
+import { renderTemplate, TemplateValueError, type CompiledTemplate } from '../api/index.ts';
 
 /** What the key is derived from: the message as it sits in its stream. */
 export interface KeyedEvent {
@@ -31,8 +31,15 @@ export interface IdempotencyKey {
 export const FERRY_IDEMPOTENCY_KEY_HEADER = 'Ferry-Idempotency-Key';
 
 /**
+ * Longest key sent. Stripe and most APIs that honour keys accept 255 characters; a longer
+ * default key is replaced by a hash of itself (still one key per event and Integration).
+ */
+export const MAX_KEY_LENGTH = 255;
+
+/**
  * Derives the key, first match wins:
- * 1. the spec's key template (`spec.target.idempotency.key`), rendered against the payload;
+ * 1. the spec's key template (`spec.target.idempotency.key`), rendered against the payload — used
+ *    as written: the user chose it, possibly to match keys another system already sends;
  * 2. `Ferry-Idempotency-Key` — set on fallback messages, so a redrive (a new stream sequence)
  *    keeps the key of the original attempts;
  * 3. `Nats-Msg-Id` (the publisher's dedup id);
@@ -40,10 +47,13 @@ export const FERRY_IDEMPOTENCY_KEY_HEADER = 'Ferry-Idempotency-Key';
  *    payload with `specversion`), as `<source>:<id>` with both parts percent-encoded so the pair
  *    is unambiguous;
  * 5. `<stream>:<sequence>`.
+ * Defaults 3–5 are scoped by the Integration (`scope`, `<namespace>/<name>`): two Integrations
+ * that consume the same stream and call the same API never share a key, so neither is answered
+ * with the other's replay (or a 422) and silently not applied.
  * @throws TemplatePointerMissingError / TemplateValueError when the template does not render for
  *   this event (or renders an empty key): the event is parked, never sent without its key.
  */
-export function idempotencyKey(event: KeyedEvent, template?: CompiledTemplate): IdempotencyKey {
+export function idempotencyKey(event: KeyedEvent, template: CompiledTemplate | undefined, scope: string): IdempotencyKey {
   if (template) {
     const key = renderTemplate(template, event.payload, 'none');
     if (key === '') throw new TemplateValueError(template.source, 'renders an empty idempotency key');
@@ -53,10 +63,16 @@ export function idempotencyKey(event: KeyedEvent, template?: CompiledTemplate): 
   const redrive = header(FERRY_IDEMPOTENCY_KEY_HEADER);
   if (redrive) return { key: redrive, source: 'redrive' };
   const msgId = header('Nats-Msg-Id');
-  if (msgId) return { key: msgId, source: 'nats-msg-id' };
+  if (msgId) return { key: scoped(scope, msgId), source: 'nats-msg-id' };
   const ce = cloudEventIdentity(header, event.payload);
-  if (ce) return { key: `${encodeURIComponent(ce.source)}:${encodeURIComponent(ce.id)}`, source: 'cloudevents' };
-  return { key: `${event.stream}:${event.sequence}`, source: 'sequence' };
+  if (ce) return { key: scoped(scope, `${encodeURIComponent(ce.source)}:${encodeURIComponent(ce.id)}`), source: 'cloudevents' };
+  return { key: scoped(scope, `${event.stream}:${event.sequence}`), source: 'sequence' };
+}
+
+function scoped(scope: string, base: string): string {
+  const key = `${scope}/${base}`;
+  if (key.length <= MAX_KEY_LENGTH) return key;
+  return `${scope.length <= 160 ? scope : 'ferry'}/sha256:${createHash('sha256').update(key).digest('hex')}`;
 }
 
 function cloudEventIdentity(
