@@ -130,6 +130,11 @@ export class IntegrationPipeline {
   private readonly localRecords = new Map<number, AttemptRecord>();
   /** When this replica last delivered an event (tells a per-event 403 from wrong credentials). */
   private lastDeliveredAt = 0;
+  /**
+   * Bumped when new credentials reset the breaker: attempts still in flight with the old ones
+   * must not count against the new ones (their 401s would open the breaker again at once).
+   */
+  private credentialsEpoch = 0;
   private running: Promise<void> | undefined;
   private discardStats = false;
 
@@ -178,6 +183,7 @@ export class IntegrationPipeline {
   }
 
   private onNewCredentials(): void {
+    this.credentialsEpoch++;
     this.log.info('credentials changed: closing the circuit and resuming the consumer');
     this.admission.breaker.reset();
     this.admission.wake();
@@ -413,12 +419,15 @@ export class IntegrationPipeline {
     }
 
     // 3. One attempt.
+    const epoch = this.credentialsEpoch;
     const started = this.deps.clock.now();
     let outcome: DeliveryOutcome;
     let response: DeliveryResponse | undefined;
     let detail: string;
     try {
-      response = await c.send.deliver({
+      // Always the current credentials: an event that waited (an open circuit) while the Secret
+      // was updated must not go out with the refused ones.
+      response = await this.compiled.send.deliver({
         url,
         method: c.config.target.method,
         headers: c.config.target.headers,
@@ -457,7 +466,7 @@ export class IntegrationPipeline {
       c.classify,
       c.config.delivery,
     );
-    this.admission.breaker.record(decision.breaker);
+    if (epoch === this.credentialsEpoch) this.admission.breaker.record(decision.breaker);
     await this.apply(msg, after, stored, decision, { outcome, detail, response, key, eventLog });
   }
 
