@@ -6,7 +6,8 @@ export { compileIntegration, type CompiledIntegration, type CompileContext } fro
 export { decide, type AttemptFacts, type Decision, type FallbackReason, type RetryPolicy } from './decide.ts';
 export { fallbackHeaders, fallbackMsgId, type FallbackFacts } from './fallback-message.ts';
 export { Membership } from './membership.ts';
-export { RuntimeMetrics, type EventOutcome } from './metrics.ts';
+export { RuntimeMetrics, transformPoolMetrics, type EventOutcome } from './metrics.ts';
 export { IntegrationPipeline, type PipelineDeps } from './pipeline.ts';
 export { PipelineConfigError } from './pipeline-errors.ts';
+export { TransformPool, type JsonataEvaluator, type JsonataTask, type TransformPoolOptions } from './transform-pool.ts';
 export { RuntimeSupervisor, type DataObject, type IntegrationObject, type SupervisorDeps } from './supervisor.ts';

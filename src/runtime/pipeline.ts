@@ -56,7 +56,8 @@ import { decodeEvent } from './decode.ts';
 import { decide, type Decision, type FallbackReason } from './decide.ts';
 import { fallbackHeaders, fallbackMsgId } from './fallback-message.ts';
 import type { EventOutcome, IntegrationMetrics, RuntimeMetrics } from './metrics.ts';
-import { applyMapping, transformEvent } from './transform.ts';
+import { applyMapping } from './transform.ts';
+import type { JsonataEvaluator } from './transform-pool.ts';
 
 export interface PipelineDeps {
   readonly nc: Parameters<typeof readConsumer>[0]['nc'];
@@ -67,6 +68,8 @@ export interface PipelineDeps {
   readonly metrics: RuntimeMetrics;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** Where JSONata transforms run: the process's worker pool, never this thread. */
+  readonly transforms: JsonataEvaluator;
   /** Live replicas sharing the rate limit (from the membership bucket); at least 1. */
   members(): number;
 }
@@ -276,11 +279,18 @@ export class IntegrationPipeline {
     }
     let body: unknown;
     try {
-      // A mapping runs synchronously: no promise hop on the common path.
+      // A mapping runs synchronously: no promise hop on the common path. JSONata is user code
+      // that a step check cannot always stop (one backtracking regex): it runs in a worker that
+      // is terminated at its deadline, so it can never block this thread.
       body =
         c.transform.kind === 'mapping'
           ? applyMapping(c.transform, data)
-          : await transformEvent(c.transform, data, { timeoutMs: c.config.transform.kind === 'jsonata' ? c.config.transform.timeoutMs : 1_000, maxDepth: JSONATA_MAX_DEPTH });
+          : await this.deps.transforms.evaluate({
+              key: `${c.namespace}/${c.name}`,
+              source: c.transform.source,
+              data,
+              limits: { timeoutMs: c.config.transform.kind === 'jsonata' ? c.config.transform.timeoutMs : 1_000, maxDepth: JSONATA_MAX_DEPTH },
+            });
     } catch (err) {
       await this.park(msg, 'transform', errorMessage(err), undefined, undefined, undefined);
       return;

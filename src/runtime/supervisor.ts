@@ -53,6 +53,8 @@ export interface SupervisorDeps {
   readonly metrics: RuntimeMetrics;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** The process's JSONata worker pool, shared by every pipeline. */
+  readonly transforms: PipelineDeps['transforms'];
 }
 
 /** Periodic re-check, in case a change notification was missed. */
@@ -233,6 +235,7 @@ export class RuntimeSupervisor {
       metrics: this.deps.metrics,
       clock: this.deps.clock,
       logger: this.deps.logger,
+      transforms: this.deps.transforms,
       members: () => this.deps.membership.count,
     });
     this.pipelines.set(key, pipeline);
