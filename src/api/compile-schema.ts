@@ -5,10 +5,14 @@
  *
  * A schema that does not compile is reported with the exact field in the CR
  * (`spec.schema.inline.properties.amount.type: must be equal to one of the allowed values`).
+ *
+ * Regexes (`pattern`, `patternProperties`) run on RE2 (schema-regex.ts): linear time whatever
+ * the event, at the price of RE2 syntax; a pattern RE2 refuses is reported at its field.
  */
 import Ajv2020 from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import type { ErrorObject, ValidateFunction } from 'ajv';
+import { findUnsupportedPattern, re2Engine } from './schema-regex.ts';
 
 export type { ValidateFunction };
 
@@ -19,7 +23,7 @@ export type CompileResult<T> =
 /** A fresh ajv instance; each compiled spec gets its own, so a bad `$id` cannot leak across specs. */
 function newAjv(): Ajv2020.default {
   // strict: false because users paste schemas from elsewhere that use unknown keywords (`example`).
-  const ajv = new Ajv2020.default({ allErrors: true, strict: false, validateFormats: true });
+  const ajv = new Ajv2020.default({ allErrors: true, strict: false, validateFormats: true, code: { regExp: re2Engine } });
   addFormats.default(ajv);
   return ajv;
 }
@@ -54,6 +58,8 @@ export function compileJsonSchema(schema: unknown, field: string): CompileResult
       err?.keyword === 'enum' ? ` (${((err.params as { allowedValues?: unknown[] }).allowedValues ?? []).join(', ')})` : '';
     return { ok: false, field: at, message: `${err?.message ?? 'is not a valid JSON Schema'}${allowed}` };
   }
+  const badPattern = findUnsupportedPattern(schema);
+  if (badPattern) return { ok: false, field: pointerToField(field, badPattern.pointer), message: badPattern.error.message };
   try {
     return { ok: true, value: ajv.compile(schema) };
   } catch (err) {

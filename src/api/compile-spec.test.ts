@@ -34,6 +34,22 @@ describe('checkIntegrationSpec', () => {
     assert.equal(!r.ok && r.field, 'spec.schema.inline.properties.a.minimum');
   });
 
+  it('names a schema pattern that RE2 cannot run (lookahead, backreference), in the schema and in responseSchema', () => {
+    const r = checkIntegrationSpec('ns', spec({ schema: { inline: { properties: { s: { type: 'string', pattern: '^(?=a)b' } } } } }), lookup());
+    assert.equal(!r.ok && r.reason, 'SchemaInvalid');
+    assert.equal(!r.ok && r.field, 'spec.schema.inline.properties.s.pattern');
+    assert.match(!r.ok ? r.message : '', /^spec\.schema\.inline\.properties\.s\.pattern: "\^\(\?=a\)b" is not supported: patterns use RE2 syntax, .*no lookahead, lookbehind or backreferences \(invalid or unsupported Perl syntax: `\(\?=`\)$/);
+    const response = checkIntegrationSpec(
+      'ns',
+      spec({ target: { url: 'https://example.com/x', responseSchema: { type: 'object', patternProperties: { '^(a)\\1$': { type: 'string' } } } } }),
+      lookup(),
+    );
+    assert.equal(!response.ok && response.field, 'spec.target.responseSchema.patternProperties["^(a)\\\\1$"]', 'the key as JSON, backslash escaped');
+    assert.match(!response.ok ? response.message : '', /invalid escape sequence: `\\1`/);
+    // The catastrophic pattern of the report is fine: RE2 runs it in linear time.
+    assert.equal(checkIntegrationSpec('ns', spec({ schema: { inline: { properties: { s: { pattern: '(a+)+$' } } } } }), lookup()).ok, true);
+  });
+
   it('reads a schema from a ConfigMap, and reports a missing one as healable', () => {
     const s = spec({ schema: { configMapKeyRef: { name: 'schemas', key: 'deal.json' } } });
     const missing = checkIntegrationSpec('ns', s, lookup());

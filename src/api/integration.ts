@@ -99,7 +99,7 @@ const targetSchema = z.strictObject({
   successCodes: successCodesSchema.default(DEFAULT_SUCCESS_CODES),
   responseSchema: describe(
     freeFormObjectSchema,
-    'JSON Schema a 2xx response body must satisfy; a response that breaks it is a failure (contract drift).',
+    'JSON Schema a 2xx response body must satisfy; a response that breaks it is a failure (contract drift). Regexes use RE2 syntax.',
   ).optional(),
 });
 

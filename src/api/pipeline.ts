@@ -20,7 +20,7 @@ export const schemaSourceSchema = describe(
     }),
     [exactlyOne('schema', ['inline', 'configMapKeyRef'])],
   ),
-  'JSON Schema (2020-12) that every record must satisfy: exactly one of inline or configMapKeyRef.',
+  'JSON Schema (2020-12) that every record must satisfy: exactly one of inline or configMapKeyRef. Regexes (pattern, patternProperties) use RE2 syntax, matched in linear time: no lookaround or backreferences.',
 );
 
 /**
@@ -34,7 +34,7 @@ export const transformSchema = describe(
     z.strictObject({
       mapping: stringMapSchema(z.string().min(1, 'must not be empty').max(512), jsonPointerSchema, 256).optional(),
       jsonata: z.string().min(1, 'must not be empty').max(16_384).optional(),
-      timeout: describe(positiveDurationSchema, 'Time limit for one jsonata evaluation (default 1s).').optional(),
+      timeout: describe(positiveDurationSchema, 'Time limit for one jsonata evaluation (default 1s); past it the evaluation is stopped and the record parked with reason transform.').optional(),
     }),
     [exactlyOne('transform', ['mapping', 'jsonata'])],
   ),

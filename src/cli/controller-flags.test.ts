@@ -17,6 +17,11 @@ describe('ferry controller flags', () => {
     assert.equal(c.leaseNamespace, 'ferry-system');
     assert.equal(c.leaderElect, true);
     assert.equal(c.leaseDurationMs, 15_000);
+    assert.equal(c.transformWorkers, 2);
+  });
+
+  it('sizes the JSONata worker pool', () => {
+    assert.equal(parseControllerFlags(['--transform-workers=6'], {}).transformWorkers, 6);
   });
 
   for (const [args, pattern] of [
@@ -25,6 +30,8 @@ describe('ferry controller flags', () => {
     [['--http-address=nope'], /--http-address must be HOST:PORT/],
     [['--leader-elect=yes'], /--leader-elect must be true or false/],
     [['--concurrency=0'], /--concurrency must be an integer ≥ 1/],
+    [['--transform-workers=0'], /--transform-workers must be an integer ≥ 1, got "0"/],
+    [['--transform-workers=two'], /--transform-workers must be an integer ≥ 1, got "two"/],
     [['--lease-duration=5', '--renew-deadline=10'], /--lease-duration > --renew-deadline/],
     [['--log-level=loud'], /unknown level/],
     [['--nats-url=http://x y'], /is not a NATS URL/],

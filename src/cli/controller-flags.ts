@@ -30,6 +30,8 @@ Flags:
   --deny-cidrs LIST        extra denied target ranges, e.g. the pod and service CIDRs
                            (default: $FERRY_DENY_CIDRS)
   --runtime BOOL           run Integration pipelines on this replica (default true)
+  --transform-workers N    worker threads that evaluate JSONata transforms, shared by all
+                           Integrations; one that outlives its time box is terminated (default 2)
 `;
 
 export interface ControllerConfig {
@@ -50,6 +52,7 @@ export interface ControllerConfig {
   readonly allowCidrs: readonly string[];
   readonly denyCidrs: readonly string[];
   readonly runtime: boolean;
+  readonly transformWorkers: number;
 }
 
 const CIDR = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]+)\/\d{1,3}$/;
@@ -95,6 +98,7 @@ export function parseControllerFlags(argv: readonly string[], env: NodeJS.Proces
         'allow-cidrs': { type: 'string' },
         'deny-cidrs': { type: 'string' },
         runtime: { type: 'string' },
+        'transform-workers': { type: 'string' },
       },
     }));
   } catch (err) {
@@ -134,5 +138,6 @@ export function parseControllerFlags(argv: readonly string[], env: NodeJS.Proces
     allowCidrs: cidrs('allow-cidrs', values['allow-cidrs'] ?? env.FERRY_ALLOW_CIDRS),
     denyCidrs: cidrs('deny-cidrs', values['deny-cidrs'] ?? env.FERRY_DENY_CIDRS),
     runtime: bool('runtime', values.runtime ?? 'true'),
+    transformWorkers: positiveInt('transform-workers', values['transform-workers'] ?? '2'),
   };
 }

@@ -54,7 +54,7 @@ import {
   systemClock,
   type Logger,
 } from '../observability/index.ts';
-import { Membership, RuntimeMetrics, RuntimeSupervisor } from '../runtime/index.ts';
+import { Membership, RuntimeMetrics, RuntimeSupervisor, TransformPool, transformPoolMetrics } from '../runtime/index.ts';
 import type { ControllerConfig } from './controller-flags.ts';
 
 interface DataObject extends KubeObject {
@@ -234,7 +234,10 @@ export async function runController(config: ControllerConfig, version: string): 
     logger,
     userAgent: `ferry/${version}`,
   });
-  if (config.runtime) {
+  // JSONata transforms run in worker threads that can be terminated: user code never blocks the
+  // thread that renews the Lease and moves every other Integration's events.
+  const transforms = config.runtime ? new TransformPool({ size: config.transformWorkers, clock, logger, metrics: transformPoolMetrics(registry) }) : undefined;
+  if (transforms) {
     const runtimeMetrics = new RuntimeMetrics(registry);
     const membership = new Membership({
       kv: new SharedKv(nc, MEMBERS_BUCKET),
@@ -260,6 +263,7 @@ export async function runController(config: ControllerConfig, version: string): 
       metrics: runtimeMetrics,
       clock,
       logger,
+      transforms,
     });
     for (const w of [integrations, secrets, configMaps]) {
       w.addHandler(() => {
@@ -274,6 +278,8 @@ export async function runController(config: ControllerConfig, version: string): 
   const exit = await manager.start(stop.signal);
   logger.info({ exit: exit.reason }, 'manager exited');
   await deliverer.close();
+  // After the manager: every pipeline has stopped, so no transform is waiting or running.
+  await transforms?.close();
   await nc.drain().catch((err: unknown) => {
     logger.warn({ err }, 'draining NATS failed');
   });

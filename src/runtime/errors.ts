@@ -143,3 +143,40 @@ export class MappingError extends Error {
     this.path = path;
   }
 }
+
+/**
+ * A JSONata transform that never started: no transform worker became free within the pool's
+ * queue bound (`maxQueueWaitMs`). The pool is shared by every Integration on this replica, so
+ * this means it is saturated: more `--transform-workers`, or shorter transform time boxes.
+ */
+export class TransformQueueTimeoutError extends Error {
+  override readonly name = 'TransformQueueTimeoutError';
+  readonly code = 'FERRY_TRANSFORM_QUEUE_TIMEOUT';
+  readonly retryable = false;
+  readonly waitedMs: number;
+  /** Tasks still waiting when this one gave up. */
+  readonly queued: number;
+
+  constructor(waitedMs: number, queued: number, options?: ErrorOptions) {
+    super(`no transform worker became free within ${Math.round(waitedMs)} ms (${queued} more transforms waiting); the event was not transformed`, options);
+    this.waitedMs = waitedMs;
+    this.queued = queued;
+  }
+}
+
+/**
+ * A JSONata transform whose worker thread died under it (out of memory: `resourceLimits`, or a
+ * crash), or could not be started (`reason: 'start'`). The worker is replaced; the event is not
+ * retried, since the same event would most likely do the same again.
+ */
+export class TransformWorkerError extends Error {
+  override readonly name = 'TransformWorkerError';
+  readonly code = 'FERRY_TRANSFORM_WORKER';
+  readonly retryable = false;
+  readonly reason: 'exited' | 'start';
+
+  constructor(reason: TransformWorkerError['reason'], message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.reason = reason;
+  }
+}

@@ -9,7 +9,8 @@ export { fallbackHeaders, fallbackMsgId, type FallbackFacts } from './fallback-m
 export { FERRY_IDEMPOTENCY_KEY_HEADER, idempotencyKey, type IdempotencyKey, type IdempotencyKeySource, type KeyedEvent } from './idempotency.ts';
 export { LeaseKeeper } from './lease-keeper.ts';
 export { Membership } from './membership.ts';
-export { RuntimeMetrics, type EventOutcome } from './metrics.ts';
+export { RuntimeMetrics, transformPoolMetrics, type EventOutcome } from './metrics.ts';
 export { IntegrationPipeline, type PipelineDeps } from './pipeline.ts';
 export { PipelineConfigError } from './pipeline-errors.ts';
+export { TransformPool, type JsonataEvaluator, type JsonataTask, type TransformPoolOptions } from './transform-pool.ts';
 export { RuntimeSupervisor, type DataObject, type IntegrationObject, type PipelineLike, type SupervisorDeps } from './supervisor.ts';

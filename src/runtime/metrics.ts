@@ -3,6 +3,7 @@
  * registered on the process registry; label values are namespace and Integration name.
  */
 import { Counter, Gauge, Histogram, type Registry } from '../observability/index.ts';
+import type { TransformPoolMetrics } from './transform-pool.ts';
 
 export type EventOutcome = 'delivered' | 'retry' | 'invalid' | 'transform' | 'exhausted' | 'rejected' | 'contract';
 
@@ -99,4 +100,28 @@ export class RuntimeMetrics {
   setCircuit(namespace: string, integration: string, state: 'Closed' | 'Open' | 'HalfOpen'): void {
     for (const s of CIRCUIT_STATES) this.circuit.set({ namespace, integration, state: s }, s === state ? 1 : 0);
   }
+}
+
+/**
+ * The transform pool's metrics: workers replaced (a rising `timeout` count means an Integration's
+ * expressions keep outliving their time box) and tasks waiting for a worker (a persistently
+ * non-zero depth means the pool is too small: `--transform-workers`).
+ */
+export function transformPoolMetrics(registry: Registry): TransformPoolMetrics {
+  const registers = [registry];
+  const replaced = new Counter({
+    name: 'ferry_transform_workers_replaced_total',
+    help: 'JSONata transform workers terminated or lost, by reason (timeout, exited, start).',
+    labelNames: ['reason'],
+    registers,
+  });
+  const depth = new Gauge({ name: 'ferry_transform_queue_depth', help: 'JSONata transforms waiting for a free worker.', registers });
+  return {
+    workerReplaced: (reason) => {
+      replaced.inc({ reason });
+    },
+    queueDepth: (n) => {
+      depth.set(n);
+    },
+  };
 }

@@ -68,7 +68,8 @@ import { fallbackHeaders, fallbackMsgId } from './fallback-message.ts';
 import { idempotencyKey } from './idempotency.ts';
 import type { LeaseKeeper } from './lease-keeper.ts';
 import type { EventOutcome, IntegrationMetrics, RuntimeMetrics } from './metrics.ts';
-import { applyMapping, transformEvent } from './transform.ts';
+import { applyMapping } from './transform.ts';
+import type { JsonataEvaluator } from './transform-pool.ts';
 
 export interface PipelineDeps {
   readonly nc: Parameters<typeof readConsumer>[0]['nc'];
@@ -80,6 +81,8 @@ export interface PipelineDeps {
   readonly metrics: RuntimeMetrics;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** Where JSONata transforms run: the process's worker pool, never this thread. */
+  readonly transforms: JsonataEvaluator;
   /** Live replicas sharing the rate limit (from the membership bucket); at least 1. */
   members(): number;
 }
@@ -383,13 +386,20 @@ export class IntegrationPipeline {
     }
     let body: unknown;
     try {
-      // A mapping runs synchronously: no promise hop on the common path.
+      // A mapping runs synchronously: no promise hop on the common path. JSONata is user code
+      // that a step check cannot always stop (one backtracking regex): it runs in a worker that
+      // is terminated at its deadline, so it can never block this thread.
       body =
         c.transform === undefined
           ? data
           : c.transform.kind === 'mapping'
             ? applyMapping(c.transform, data)
-            : await transformEvent(c.transform, data, { timeoutMs: c.config.transform.kind === 'jsonata' ? c.config.transform.timeoutMs : 1_000, maxDepth: JSONATA_MAX_DEPTH });
+            : await this.deps.transforms.evaluate({
+                key: `${c.namespace}/${c.name}`,
+                source: c.transform.source,
+                data,
+                limits: { timeoutMs: c.config.transform.kind === 'jsonata' ? c.config.transform.timeoutMs : 1_000, maxDepth: JSONATA_MAX_DEPTH },
+              });
     } catch (err) {
       await this.park(msg, record, stored, { reason: 'transform', error: errorMessage(err) });
       return;

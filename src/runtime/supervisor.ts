@@ -316,6 +316,7 @@ export class RuntimeSupervisor {
       state: d.state,
       ledger: d.ledger,
       leases: this.leases,
+      transforms: d.transforms,
       metrics: d.metrics,
       clock: d.clock,
       logger: d.logger,

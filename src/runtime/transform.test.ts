@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { compileJsonata, compileMapping, type CompiledJsonata, type CompiledMapping } from '../api/index.ts';
 import { MappingError, TransformDepthError, TransformError, TransformTimeoutError } from './errors.ts';
-import { applyMapping, runJsonata, transformEvent, type TransformClock, type TransformLimits } from './transform.ts';
+import { applyMapping, runJsonata, type TransformClock, type TransformLimits } from './transform.ts';
 
 function mapping(spec: Record<string, string>): CompiledMapping {
   const compiled = compileMapping(spec, 'spec.transform.mapping');
@@ -277,21 +277,5 @@ describe('runJsonata', () => {
 
   it('measures real time by default', async () => {
     assert.equal(await runJsonata(expression('1 + 1'), {}, limits), 2);
-  });
-});
-
-describe('transformEvent', () => {
-  it('dispatches to the mapping', async () => {
-    assert.deepEqual(await transformEvent(mapping({ ref: '/id' }), { id: 'x' }, limits), { ref: 'x' });
-  });
-
-  it('rejects with mapping errors rather than throwing synchronously', async () => {
-    const result = transformEvent(mapping({ '/__proto__/x': '/id' }), { id: 'x' }, limits);
-    await assert.rejects(result, MappingError);
-  });
-
-  it('dispatches to jsonata with the limits and clock', async () => {
-    assert.deepEqual(plain(await transformEvent(expression('{ "ref": id }'), { id: 'x' }, limits)), { ref: 'x' });
-    await assert.rejects(transformEvent(expression('($f := function($x) { $f($x) }; $f(1))'), {}, { timeoutMs: 50, maxDepth: 500 }, ticking(1)), TransformTimeoutError);
   });
 });

@@ -5,12 +5,15 @@
  *   full rate, so it is a plain loop: no regex, no JSON round trip, no allocation beyond the
  *   output objects (plus one short list when output paths are nested).
  * - `jsonata`: an expression evaluated under a time box and a depth limit, so that a hostile or
- *   buggy expression costs one event (parked with reason `transform`), never the process.
+ *   buggy expression costs one event (parked with reason `transform`), never the process. The
+ *   runtime never calls `runJsonata` on its main thread: it runs inside the workers of
+ *   `TransformPool` (transform-pool.ts), which terminates a worker whose evaluation outlives the
+ *   time box — the one thing the step checks here cannot do.
  *
  * Pure: no I/O, and no state outside one call.
  */
 import type jsonata from 'jsonata';
-import type { CompiledJsonata, CompiledMapping, CompiledTransform } from '../api/index.ts';
+import type { CompiledJsonata, CompiledMapping } from '../api/index.ts';
 import type { Clock } from '../observability/index.ts';
 import { MappingError, TransformDepthError, TransformError, TransformTimeoutError } from './errors.ts';
 
@@ -27,21 +30,6 @@ export interface TransformLimits {
  * `performance.now()`; tests pass a function that advances per call, so no test sleeps.
  */
 export type TransformClock = Pick<Clock, 'now'>;
-
-/**
- * Runs a compiled transform on one event.
- *
- * Called by the pipeline once per event, after schema validation, with the event's data.
- *
- * @returns the request body for delivery.
- * @throws MappingError, TransformError, TransformTimeoutError or TransformDepthError, all with
- *   `retryable = false`: the runtime parks the event in the fallback stream, reason `transform`.
- *   See `applyMapping` and `runJsonata`.
- */
-export async function transformEvent(compiled: CompiledTransform, event: unknown, limits: TransformLimits, clock?: TransformClock): Promise<unknown> {
-  if (compiled.kind === 'mapping') return applyMapping(compiled, event);
-  return await runJsonata(compiled, event, limits, clock);
-}
 
 // ---------------------------------------------------------------------------------------------
 // mapping
@@ -235,17 +223,18 @@ const performanceClock: TransformClock = { now: () => performance.now() };
  * are bounded only by their input: `$string` of a 1e7-item array (≈ 6 s), `$pad` to a huge
  * width (1e8 ≈ 4 s) and, above all, a catastrophically backtracking regex (`/(a+)+$/` on 27
  * characters ≈ 10 s, doubling per character). Also, evaluation never yields to the event loop
- * (only microtasks), so the whole time box is time during which this process does no I/O: keep
- * timeouts short. Closing these needs compile options owned by src/api (`RegexEngine` with a
+ * (only microtasks), so the whole time box is time during which this thread does no I/O. Closing these needs compile options owned by src/api (`RegexEngine` with a
  * linear-time engine, `sequence` to cap sequence length) or evaluation in a worker thread that
- * can be terminated.
+ * can be terminated: the runtime does the latter (`TransformPool`), and these checks stay as the
+ * worker's first line of defence, which stops loops and recursion without losing the worker.
  *
  * Time comes from `clock.now()` (`performance.now()` by default) and is read once per step.
  *
  * @returns the expression's value, as jsonata builds it: objects may have a null prototype and
  *   arrays may carry jsonata's non-index `sequence` flag (JSON.stringify and index iteration
  *   ignore both), and subtrees may be shared with the event. Only a function at the top level is
- *   refused; one nested inside an object reaches the body encoder.
+ *   refused here; one nested inside an object is refused by the transform worker, which cannot
+ *   pass it back (structured clone).
  * @throws TransformTimeoutError past `limits.timeoutMs`; TransformDepthError past
  *   `limits.maxDepth`; TransformError `expression` when the expression raises an error (with
  *   jsonata's code, such as `T2002` or `D3001`, and position), `no-value` when it produces
