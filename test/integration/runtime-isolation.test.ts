@@ -116,7 +116,7 @@ describe('runtime: user-supplied code cannot block the operator', () => {
     op = await r.startOperator(IDENTITY, leaseArgs);
     await op.waitForLog((l) => l.msg === 'acquired leadership');
     neighbour = await suite.target();
-    await createIntegration(r, { name: 'steady', subject: 'events.steady', url: `${neighbour.url}/v1/steady` });
+    await createIntegration(r, { credentials: neighbour.auth, name: 'steady', subject: 'events.steady', url: `${neighbour.url}/v1/steady` });
   });
 
   /**
@@ -151,6 +151,7 @@ describe('runtime: user-supplied code cannot block the operator', () => {
   it('a JSONata transform with a catastrophic regex is stopped at its time box; the neighbour keeps delivering and the Lease is kept', async (t) => {
     const evilTarget = await suite.target();
     await createIntegration(r, {
+      credentials: evilTarget.auth,
       name: 'evil-jsonata',
       subject: 'events.evil-jsonata',
       url: `${evilTarget.url}/v1/evil`,
@@ -194,6 +195,7 @@ describe('runtime: user-supplied code cannot block the operator', () => {
   it('a JSON Schema pattern with a catastrophic regex answers at once (RE2): the event is parked as invalid; the neighbour is unaffected', async (t) => {
     const evilTarget = await suite.target();
     await createIntegration(r, {
+      credentials: evilTarget.auth,
       name: 'evil-pattern',
       subject: 'events.evil-pattern',
       url: `${evilTarget.url}/v1/evil`,
