@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { describe, withRules, type Rule } from './crd-meta.ts';
 
 /** Body encoding: JSON, or `application/x-www-form-urlencoded` (Stripe-style APIs). */
-export const encodingSchema = z.enum(['json', 'form']);
+export const encodingSchema = z.enum(['JSON', 'Form']);
 
 /** Methods that write. */
 export const writeMethodSchema = z.enum(['POST', 'PUT', 'PATCH', 'DELETE']);

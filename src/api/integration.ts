@@ -35,26 +35,26 @@ const literalSubjectSchema = matching(
 );
 
 /**
- * Signature verification for webhook requests. `standardWebhooks` follows the Standard Webhooks
- * spec (`webhook-id`, `webhook-timestamp`, `webhook-signature`); `hmacSha256` is a plain HMAC of
+ * Signature verification for webhook requests. `StandardWebhooks` follows the Standard Webhooks
+ * spec (`webhook-id`, `webhook-timestamp`, `webhook-signature`); `HMACSHA256` is a plain HMAC of
  * the body in `header`, optionally after `prefix` (GitHub: `X-Hub-Signature-256`, `sha256=`).
  * Two secrets allow rotation: a signature by either is accepted.
  */
 const webhookSignatureSchema = withRules(
   z.strictObject({
-    scheme: z.enum(['standardWebhooks', 'hmacSha256']).default('standardWebhooks'),
+    scheme: z.enum(['StandardWebhooks', 'HMACSHA256']).default('StandardWebhooks'),
     secretKeyRefs: z.array(secretKeyRefSchema).min(1).max(2),
     header: headerNameSchema.optional(),
     prefix: z.string().max(32).optional(),
-    encoding: z.enum(['hex', 'base64']).optional(),
+    encoding: z.enum(['Hex', 'Base64']).optional(),
   }),
   [
     {
-      rule: "!has(self.scheme) || self.scheme != 'hmacSha256' || has(self.header)",
-      message: 'hmacSha256 signatures need header (the request header that carries the signature)',
+      rule: "!has(self.scheme) || self.scheme != 'HMACSHA256' || has(self.header)",
+      message: 'HMACSHA256 signatures need header (the request header that carries the signature)',
       fieldPath: '.header',
       reason: 'FieldValueRequired',
-      holds: (s) => s.scheme !== 'hmacSha256' || s.header !== undefined,
+      holds: (s) => s.scheme !== 'HMACSHA256' || s.header !== undefined,
     },
   ],
 );
@@ -74,7 +74,7 @@ const webhookSchema = describe(
 const sourceSchema = z.strictObject({
   stream: describe(streamNameSchema, 'JetStream stream to consume (created when create is true).'),
   subjects: z.array(subjectSchema).min(1).max(16),
-  format: describe(z.enum(['json', 'cloudevents']), 'json, or CloudEvents (binary or structured mode).').default('json'),
+  format: describe(z.enum(['JSON', 'CloudEvents']), 'JSON, or CloudEvents (binary or structured mode).').default('JSON'),
   create: describe(z.boolean(), 'Create the stream with these subjects when it does not exist.').default(false),
   webhook: webhookSchema.optional(),
 });
@@ -82,7 +82,7 @@ const sourceSchema = z.strictObject({
 const targetSchema = z.strictObject({
   url: urlTemplateSchema,
   method: writeMethodSchema.default('POST'),
-  encoding: encodingSchema.default('json'),
+  encoding: encodingSchema.default('JSON'),
   headers: headersSchema.optional(),
   auth: authSchema.optional(),
   timeout: describe(positiveDurationSchema, 'Time limit for one request.').default('10s'),
@@ -103,8 +103,8 @@ const targetSchema = z.strictObject({
   ).optional(),
 });
 
-const RETRY_ON_WORDS = ['5xx', 'network', 'timeout'] as const;
-const RETRY_ON_MESSAGE = 'must be an HTTP status code from 400 to 599, "5xx", "network" or "timeout"';
+const RETRY_ON_WORDS = ['5xx', 'Network', 'Timeout'] as const;
+const RETRY_ON_MESSAGE = 'must be an HTTP status code from 400 to 599, "5xx", "Network" or "Timeout"';
 
 // zod checks each item itself; the CRD needs CEL because an int-or-string field takes no other
 // constraints in a structural schema.
@@ -129,7 +129,7 @@ const backoffSchema = describe(
       initial: positiveDurationSchema.default('1s'),
       max: positiveDurationSchema.default('5m'),
       multiplier: z.number().min(1).max(10).default(2),
-      jitter: z.enum(['full', 'equal', 'none']).default('full'),
+      jitter: z.enum(['Full', 'Equal', 'None']).default('Full'),
     }),
     [
       {
@@ -161,8 +161,8 @@ const deliverySchema = z.strictObject({
   retryAfterMax: describe(positiveDurationSchema, 'Cap on a target\'s Retry-After (429 and 503).').default('10m'),
   retryOn: describe(
     z.array(retryOnItemSchema).max(32),
-    'Failures that are retried: status codes, "5xx", "network", "timeout". Any other non-2xx goes to the fallback stream at once.',
-  ).default([408, 425, 429, '5xx', 'network', 'timeout']),
+    'Failures that are retried: status codes, "5xx", Network, Timeout. Any other non-2xx goes to the fallback stream at once.',
+  ).default([408, 425, 429, '5xx', 'Network', 'Timeout']),
   circuitBreaker: circuitBreakerSchema.prefault({}),
   orderingKey: describe(
     fieldPointerSchema,

@@ -20,15 +20,15 @@ import { timeSchema } from './time.ts';
 
 /**
  * How to walk a paged response.
- * - `cursor`: the next cursor is at `cursorPath` in the response and sent as `param`.
- * - `page`: page numbers from `start` (default 1) in `param`.
- * - `offset`: the number of records read so far in `param`.
- * - `linkHeader`: follow the `Link: <…>; rel="next"` response header.
+ * - `Cursor`: the next cursor is at `cursorPath` in the response and sent as `param`.
+ * - `Page`: page numbers from `start` (default 1) in `param`.
+ * - `Offset`: the number of records read so far in `param`.
+ * - `LinkHeader`: follow the `Link: <…>; rel="next"` response header.
  */
 const paginationSchema = describe(
   withRules(
     z.strictObject({
-      type: z.enum(['cursor', 'page', 'offset', 'linkHeader']),
+      type: z.enum(['Cursor', 'Page', 'Offset', 'LinkHeader']),
       cursorPath: jsonPointerSchema.optional(),
       param: queryParamSchema.optional(),
       sizeParam: describe(queryParamSchema, 'Query parameter that carries size.').optional(),
@@ -38,20 +38,20 @@ const paginationSchema = describe(
     }),
     [
       {
-        rule: "self.type != 'cursor' || (has(self.cursorPath) && has(self.param))",
-        message: 'cursor pagination needs cursorPath and param',
-        holds: (p) => p.type !== 'cursor' || (p.cursorPath !== undefined && p.param !== undefined),
+        rule: "self.type != 'Cursor' || (has(self.cursorPath) && has(self.param))",
+        message: 'Cursor pagination needs cursorPath and param',
+        holds: (p) => p.type !== 'Cursor' || (p.cursorPath !== undefined && p.param !== undefined),
       },
       {
-        rule: "!(self.type in ['page', 'offset']) || has(self.param)",
-        message: 'page and offset pagination need param',
+        rule: "!(self.type in ['Page', 'Offset']) || has(self.param)",
+        message: 'Page and Offset pagination need param',
         fieldPath: '.param',
         reason: 'FieldValueRequired',
-        holds: (p) => (p.type !== 'page' && p.type !== 'offset') || p.param !== undefined,
+        holds: (p) => (p.type !== 'Page' && p.type !== 'Offset') || p.param !== undefined,
       },
     ],
   ),
-  'Pagination: cursor (cursorPath + param), page (param), offset (param) or linkHeader.',
+  'Pagination: Cursor (cursorPath + param), Page (param), Offset (param) or LinkHeader (the Link rel="next" header).',
 );
 
 /**
@@ -62,7 +62,7 @@ const incrementalSchema = describe(
   z.strictObject({
     param: describe(queryParamSchema, 'Query parameter that carries the lower bound.'),
     field: describe(fieldPointerSchema, 'JSON Pointer to the change cursor in each record (e.g. /updatedAt).'),
-    format: describe(z.enum(['rfc3339', 'unixSeconds', 'unixMillis']), 'How the cursor value is written.').default('rfc3339'),
+    format: describe(z.enum(['RFC3339', 'UnixSeconds', 'UnixMillis']), 'How the cursor value is written.').default('RFC3339'),
     lookback: describe(durationSchema, 'Overlap re-read on every run, for late commits and clock skew.').default('1m'),
     safetyLag: describe(durationSchema, 'Records newer than run start minus this wait for the next run.').default('30s'),
   }),
@@ -92,7 +92,7 @@ const lookupSchema = describe(
 const targetSchema = z.strictObject({
   url: urlTemplateSchema,
   method: describe(z.enum(['POST', 'PUT', 'PATCH']), 'PUT to upsert by key, or POST to a batch endpoint with batch.size.').default('PUT'),
-  encoding: encodingSchema.default('json'),
+  encoding: encodingSchema.default('JSON'),
   headers: headersSchema.optional(),
   auth: authSchema.optional(),
   timeout: positiveDurationSchema.default('30s'),
@@ -100,14 +100,14 @@ const targetSchema = z.strictObject({
   lookup: lookupSchema.optional(),
 });
 
-/** Delete propagation for mode mirror; exported so that its defaults have one source. */
+/** Delete propagation for mode Mirror; exported so that its defaults have one source. */
 export const deletesSchema = describe(
   z.strictObject({
     softDeleteField: describe(fieldPointerSchema, 'Records whose value here is true are deleted in the target.').optional(),
     maxCount: z.int().min(0).max(1_000_000).default(100),
     maxPercent: z.number().min(0).max(100).default(10),
   }),
-  'Deletes (mode mirror): stop and report Degraded above maxCount deletes or maxPercent of the target in one run.',
+  'Deletes (mode Mirror): stop and report Degraded above maxCount deletes or maxPercent of the target in one run.',
 );
 
 /** The desired state of a SyncSchedule. */
@@ -126,24 +126,24 @@ export const syncScheduleSpecSchema = withRules(
     transform: transformSchema.optional(),
     target: targetSchema,
     mode: describe(
-      z.enum(['upsert', 'update', 'insert', 'mirror']),
-      'upsert writes every changed record; update only existing ones; insert only new ones; mirror also propagates deletes.',
-    ).default('upsert'),
+      z.enum(['Upsert', 'Update', 'Insert', 'Mirror']),
+      'Upsert writes every changed record; Update only existing ones; Insert only new ones; Mirror also propagates deletes.',
+    ).default('Upsert'),
     deletes: deletesSchema.optional(),
     batch: describe(z.strictObject({ size: z.int().min(1).max(1_000).default(1) }), 'Records per target request.').prefault({}),
     rateLimit: rateLimitSchema.optional(),
     reconcile: describe(
       withRules(
         z.strictObject({
-          mode: z.enum(['off', 'report', 'repair']).default('off'),
+          mode: z.enum(['None', 'Report', 'Repair']).default('None'),
           dryRun: z.boolean().default(false),
         }),
         [
           {
-            rule: "!has(self.dryRun) || !self.dryRun || (has(self.mode) && self.mode == 'repair')",
-            message: 'dryRun applies only to mode repair',
+            rule: "!has(self.dryRun) || !self.dryRun || (has(self.mode) && self.mode == 'Repair')",
+            message: 'dryRun applies only to mode Repair',
             fieldPath: '.dryRun',
-            holds: (r) => !r.dryRun || r.mode === 'repair',
+            holds: (r) => !r.dryRun || r.mode === 'Repair',
           },
         ],
       ),
@@ -163,18 +163,18 @@ export const syncScheduleSpecSchema = withRules(
       holds: (s) => s.batch.size <= 1 || !s.target.url.includes('{{'),
     },
     {
-      rule: "!has(self.deletes) || self.mode == 'mirror'",
-      message: 'deletes applies only to mode mirror',
+      rule: "!has(self.deletes) || self.mode == 'Mirror'",
+      message: 'deletes applies only to mode Mirror',
       fieldPath: '.deletes',
       reason: 'FieldValueForbidden',
-      holds: (s) => s.deletes === undefined || s.mode === 'mirror',
+      holds: (s) => s.deletes === undefined || s.mode === 'Mirror',
     },
     {
-      rule: "!has(self.reconcile) || !has(self.reconcile.mode) || self.reconcile.mode == 'off' || has(self.target.lookup)",
+      rule: "!has(self.reconcile) || !has(self.reconcile.mode) || self.reconcile.mode == 'None' || has(self.target.lookup)",
       message: 'reconcile needs target.lookup to read the target',
       fieldPath: '.target.lookup',
       reason: 'FieldValueRequired',
-      holds: (s) => s.reconcile.mode === 'off' || s.target.lookup !== undefined,
+      holds: (s) => s.reconcile.mode === 'None' || s.target.lookup !== undefined,
     },
   ],
 );

@@ -116,7 +116,7 @@ const rejections: Rejection[] = [
     s.delivery = { backoff: { initial: '6m' } };
   }),
   integration('unknown encoding', 'spec.target.encoding', 'Unsupported value: "xml"', (s) => {
-    s.target.encoding = 'xml' as 'json';
+    s.target.encoding = 'xml' as 'JSON';
   }),
   integration('oversize URL', 'spec.target.url', 'Too long', (s) => {
     s.target.url = `https://example.com/${'a'.repeat(2_100)}`;
@@ -161,10 +161,10 @@ const rejections: Rejection[] = [
     s.delivery = { retryOn: [429, 200] };
   }),
   integration('retryOn an unknown word', 'spec.delivery.retryOn[0]', 'must be an HTTP status code from 400 to 599', (s) => {
-    s.delivery = { retryOn: ['sometimes' as 'network'] };
+    s.delivery = { retryOn: ['sometimes' as 'Network'] };
   }),
-  integration('HMAC webhook without signature header', 'spec.source.webhook.signature.header', 'hmacSha256 signatures need header', (s) => {
-    s.source.webhook = { subject: 'orders.created', signature: { scheme: 'hmacSha256', secretKeyRefs: [{ name: 'hook', key: 'secret' }] } };
+  integration('HMAC webhook without signature header', 'spec.source.webhook.signature.header', 'HMACSHA256 signatures need header', (s) => {
+    s.source.webhook = { subject: 'orders.created', signature: { scheme: 'HMACSHA256', secretKeyRefs: [{ name: 'hook', key: 'secret' }] } };
   }),
   syncSchedule('unknown concurrencyPolicy', 'spec.concurrencyPolicy', 'Unsupported value: "Allow"', (s) => {
     s.concurrencyPolicy = 'Allow' as 'Forbid';
@@ -175,18 +175,18 @@ const rejections: Rejection[] = [
   syncSchedule('batches against a per-record URL', 'spec.batch.size', 'batch.size above 1 needs a batch endpoint', (s) => {
     s.batch = { size: 50 };
   }),
-  syncSchedule('deletes outside mirror mode', 'spec.deletes', 'deletes applies only to mode mirror', (s) => {
+  syncSchedule('deletes outside mirror mode', 'spec.deletes', 'deletes applies only to mode Mirror', (s) => {
     s.deletes = { softDeleteField: '/deleted' };
   }),
   syncSchedule('reconcile without a lookup', 'spec.target.lookup', 'reconcile needs target.lookup', (s) => {
-    s.reconcile = { mode: 'repair' };
+    s.reconcile = { mode: 'Repair' };
   }),
-  syncSchedule('dry run outside repair mode', 'spec.reconcile.dryRun', 'dryRun applies only to mode repair', (s) => {
+  syncSchedule('dry run outside repair mode', 'spec.reconcile.dryRun', 'dryRun applies only to mode Repair', (s) => {
     s.target.lookup = { url: 'https://erp.example.com/customers', key: '/id' };
-    s.reconcile = { mode: 'report', dryRun: true };
+    s.reconcile = { mode: 'Report', dryRun: true };
   }),
-  syncSchedule('cursor pagination without cursorPath', 'spec.source.pagination', 'cursor pagination needs cursorPath and param', (s) => {
-    s.source.pagination = { type: 'cursor', param: 'cursor' };
+  syncSchedule('cursor pagination without cursorPath', 'spec.source.pagination', 'Cursor pagination needs cursorPath and param', (s) => {
+    s.source.pagination = { type: 'Cursor', param: 'cursor' };
   }),
   syncSchedule('schedule that is not cron', 'spec.schedule', 'must be a cron expression with 5 fields', (s) => {
     s.schedule = 'every five minutes';
@@ -300,10 +300,10 @@ describe('generated CRDs on a real API server', () => {
       suspend: boolean;
     };
     assert.equal(spec.target.method, 'POST');
-    assert.equal(spec.target.encoding, 'json');
+    assert.equal(spec.target.encoding, 'JSON');
     assert.equal(spec.target.idempotency.header, 'Idempotency-Key');
     assert.equal(spec.delivery.maxAttempts, 5);
-    assert.deepEqual([spec.delivery.backoff.initial, spec.delivery.backoff.max, spec.delivery.backoff.jitter], ['1s', '5m', 'full']);
+    assert.deepEqual([spec.delivery.backoff.initial, spec.delivery.backoff.max, spec.delivery.backoff.jitter], ['1s', '5m', 'Full']);
     assert.equal(spec.delivery.circuitBreaker.failures, 5);
     assert.equal(spec.fallback.retention, '14d');
     assert.equal(spec.suspend, false);
@@ -319,16 +319,16 @@ describe('generated CRDs on a real API server', () => {
     assert.deepEqual(created.spec, JSON.parse(JSON.stringify(parsed.spec)));
     const spec = created.spec as { concurrencyPolicy: string; mode: string; batch: { size: number }; reconcile: { mode: string } };
     assert.equal(spec.concurrencyPolicy, 'Forbid');
-    assert.equal(spec.mode, 'upsert');
+    assert.equal(spec.mode, 'Upsert');
     assert.equal(spec.batch.size, 1);
-    assert.equal(spec.reconcile.mode, 'off');
+    assert.equal(spec.reconcile.mode, 'None');
   });
 
   it('accepts durations in days that CEL compares correctly', async () => {
     const spec = minimalIntegration();
     spec.delivery = { backoff: { initial: '1d', max: '1d1h' }, maxElapsed: '2d' };
     const created = await create(INTEGRATION, spec);
-    assert.deepEqual((created.spec as { delivery: { backoff: unknown } }).delivery.backoff, { initial: '1d', max: '1d1h', multiplier: 2, jitter: 'full' });
+    assert.deepEqual((created.spec as { delivery: { backoff: unknown } }).delivery.backoff, { initial: '1d', max: '1d1h', multiplier: 2, jitter: 'Full' });
   });
 
   describe('rejects invalid specs with 422 and the field in the message', () => {

@@ -86,7 +86,7 @@ export async function createIntegration(r: RuntimeEnv, o: IntegrationOptions): P
       schema: o.schema ?? { inline: { type: 'object', required: ['id'], properties: { id: { type: 'string' }, amount: { type: 'number' } } } },
       transform: o.transform ?? { mapping: { externalId: '/id', total: '/amount' } },
       target: { url: o.url, timeout: '2s', ...o.target },
-      delivery: { concurrency: 16, maxAttempts: 5, backoff: { initial: '200ms', max: '2s', multiplier: 2, jitter: 'full' }, ...o.delivery },
+      delivery: { concurrency: 16, maxAttempts: 5, backoff: { initial: '200ms', max: '2s', multiplier: 2, jitter: 'Full' }, ...o.delivery },
     },
   });
   return await r.ferry.waitFor('integrations', NS, o.name, (obj) => isTrueNow(obj, 'Ready'));
