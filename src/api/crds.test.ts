@@ -28,6 +28,16 @@ function* walk(schema: StructuralSchema, path: string): Generator<[string, Struc
   if (schema.additionalProperties) yield* walk(schema.additionalProperties, `${path}{}`);
 }
 
+/** Every property (a field `kubectl explain` lists), at any depth, including those of list items; and the root. */
+function* walkProperties(schema: StructuralSchema, path: string): Generator<[string, StructuralSchema]> {
+  yield [path, schema];
+  for (const [name, child] of Object.entries(schema.properties ?? {})) yield* walkProperties(child, `${path}.${name}`);
+  // A list's items and a map's values are described by the field that holds them.
+  for (const inner of [schema.items, schema.additionalProperties]) {
+    for (const [name, child] of Object.entries(inner?.properties ?? {})) yield* walkProperties(child, `${path}[].${name}`);
+  }
+}
+
 /** Follows `a.b.c` through properties. */
 function at(schema: StructuralSchema, path: string): StructuralSchema {
   let node = schema;
@@ -180,6 +190,19 @@ describe('buildCrds', () => {
         }
       }
     }
+  });
+
+  it('describes every field and object of spec and status, so kubectl explain never shows <empty>', () => {
+    const missing: string[] = [];
+    for (const crd of [integration, syncSchedule]) {
+      const root = openAPI(crd);
+      for (const [path, node] of walkProperties(root, crd.spec.names.kind)) {
+        // The API server refuses any schema on metadata beyond its type and serves ObjectMeta's own.
+        if (path === `${crd.spec.names.kind}.metadata`) continue;
+        if ((node.description ?? '').trim().length < 8) missing.push(path);
+      }
+    }
+    assert.deepEqual(missing, [], `fields without a description:\n${missing.join('\n')}`);
   });
 
   it('keeps free-form JSON Schema documents as written', () => {

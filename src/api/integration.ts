@@ -40,13 +40,16 @@ const literalSubjectSchema = matching(
  * the body in `header`, optionally after `prefix` (GitHub: `X-Hub-Signature-256`, `sha256=`).
  * Two secrets allow rotation: a signature by either is accepted.
  */
-const webhookSignatureSchema = withRules(
+const webhookSignatureSchema = describe(withRules(
   z.strictObject({
-    scheme: z.enum(['StandardWebhooks', 'HMACSHA256']).default('StandardWebhooks'),
-    secretKeyRefs: z.array(secretKeyRefSchema).min(1).max(2),
-    header: headerNameSchema.optional(),
-    prefix: z.string().max(32).optional(),
-    encoding: z.enum(['Hex', 'Base64']).optional(),
+    scheme: describe(
+      z.enum(['StandardWebhooks', 'HMACSHA256']),
+      'StandardWebhooks (webhook-id, webhook-timestamp and webhook-signature headers) or HMACSHA256 (an HMAC of the body in header).',
+    ).default('StandardWebhooks'),
+    secretKeyRefs: describe(z.array(secretKeyRefSchema).min(1).max(2), 'Signing secrets; with two, a signature by either is accepted (rotation).'),
+    header: describe(headerNameSchema, 'Request header that carries the signature, such as X-Hub-Signature-256 (required for HMACSHA256).').optional(),
+    prefix: describe(z.string().max(32), 'Text before the signature in header, such as sha256=.').optional(),
+    encoding: describe(z.enum(['Hex', 'Base64']), 'How the signature is written (default: Base64 for StandardWebhooks, Hex for HMACSHA256).').optional(),
   }),
   [
     {
@@ -57,29 +60,29 @@ const webhookSignatureSchema = withRules(
       holds: (s) => s.scheme !== 'HMACSHA256' || s.header !== undefined,
     },
   ],
-);
+), 'How requests are verified; unsigned or stale requests are refused.');
 
 /** Webhook ingress: `POST /hooks/<namespace>/<name>` publishes verified requests to `subject`. */
 const webhookSchema = describe(
   z.strictObject({
-    subject: literalSubjectSchema,
+    subject: describe(literalSubjectSchema, 'Subject verified requests are published to (no wildcards); the stream must capture it.'),
     signature: webhookSignatureSchema,
     idHeader: describe(headerNameSchema, 'Header whose value deduplicates redeliveries (default webhook-id).').optional(),
     tolerance: describe(positiveDurationSchema, 'Oldest signed timestamp accepted.').default('5m'),
-    maxBodyBytes: z.int().min(1_024).max(10_485_760).default(1_048_576),
+    maxBodyBytes: describe(z.int().min(1_024).max(10_485_760), 'Largest request body accepted, in bytes.').default(1_048_576),
   }),
   'Receive events over HTTP: verified requests are published to subject (answered 202 after the stream stored them).',
 );
 
-const sourceSchema = z.strictObject({
+const sourceSchema = describe(z.strictObject({
   stream: describe(streamNameSchema, 'JetStream stream to consume (created when create is true).'),
-  subjects: z.array(subjectSchema).min(1).max(16),
+  subjects: describe(z.array(subjectSchema).min(1).max(16), 'Subjects to consume from the stream (wildcards * and > allowed).'),
   format: describe(z.enum(['JSON', 'CloudEvents']), 'JSON, or CloudEvents (binary or structured mode).').default('JSON'),
   create: describe(z.boolean(), 'Create the stream with these subjects when it does not exist.').default(false),
   webhook: webhookSchema.optional(),
-});
+}), 'Where events come from: a JetStream stream (fed by your publishers or by the webhook receiver).');
 
-const targetSchema = z.strictObject({
+const targetSchema = describe(z.strictObject({
   url: urlTemplateSchema,
   method: writeMethodSchema.default('POST'),
   encoding: encodingSchema.default('JSON'),
@@ -88,7 +91,7 @@ const targetSchema = z.strictObject({
   timeout: describe(positiveDurationSchema, 'Time limit for one request.').default('10s'),
   idempotency: describe(
     z.strictObject({
-      header: headerNameSchema.default('Idempotency-Key'),
+      header: describe(headerNameSchema, 'Request header that carries the key.').default('Idempotency-Key'),
       key: describe(
         textTemplateSchema,
         'Key template such as {{/id}}-invoice. Default: Nats-Msg-Id, else CloudEvents source+id, else stream:sequence.',
@@ -101,7 +104,7 @@ const targetSchema = z.strictObject({
     freeFormObjectSchema,
     'JSON Schema a 2xx response body must satisfy; a response that breaks it is a failure (contract drift).',
   ).optional(),
-});
+}), 'Where and how each event is delivered: one HTTP request per event.');
 
 const RETRY_ON_WORDS = ['5xx', 'Network', 'Timeout'] as const;
 const RETRY_ON_MESSAGE = 'must be an HTTP status code from 400 to 599, "5xx", "Network" or "Timeout"';
@@ -126,10 +129,13 @@ const retryOnItemSchema = annotate(
 const backoffSchema = describe(
   withRules(
     z.strictObject({
-      initial: positiveDurationSchema.default('1s'),
-      max: positiveDurationSchema.default('5m'),
-      multiplier: z.number().min(1).max(10).default(2),
-      jitter: z.enum(['Full', 'Equal', 'None']).default('Full'),
+      initial: describe(positiveDurationSchema, 'Delay before the first retry.').default('1s'),
+      max: describe(positiveDurationSchema, 'Longest delay between attempts.').default('5m'),
+      multiplier: describe(z.number().min(1).max(10), 'Factor by which the delay grows per attempt.').default(2),
+      jitter: describe(
+        z.enum(['Full', 'Equal', 'None']),
+        'Randomness in each delay d: Full picks from [0, d], Equal from [d/2, d], None waits exactly d.',
+      ).default('Full'),
     }),
     [
       {
@@ -145,16 +151,16 @@ const backoffSchema = describe(
 
 const circuitBreakerSchema = describe(
   z.strictObject({
-    failures: z.int().min(1).max(10_000).default(5),
-    window: positiveDurationSchema.default('30s'),
-    openFor: positiveDurationSchema.default('60s'),
+    failures: describe(z.int().min(1).max(10_000), 'Failed deliveries within window that open the circuit.').default(5),
+    window: describe(positiveDurationSchema, 'Time window in which failures are counted.').default('30s'),
+    openFor: describe(positiveDurationSchema, 'How long consumption pauses once the circuit opens.').default('60s'),
   }),
   'After failures failed deliveries within window, consumption pauses for openFor, then one probe is let through.',
 );
 
-const deliverySchema = z.strictObject({
+const deliverySchema = describe(z.strictObject({
   concurrency: describe(z.int().min(1).max(1_024), 'Deliveries in flight per replica.').default(8),
-  maxAttempts: z.int().min(1).max(100).default(5),
+  maxAttempts: describe(z.int().min(1).max(100), 'Attempts per event, the first included, before it is parked with reason exhausted.').default(5),
   backoff: backoffSchema.prefault({}),
   maxElapsed: describe(positiveDurationSchema, 'Stop retrying an event this long after its first attempt.').default('1h'),
   rateLimit: describe(rateLimitSchema, 'Shared by all replicas; lowered automatically on 429.').optional(),
@@ -168,10 +174,10 @@ const deliverySchema = z.strictObject({
     fieldPointerSchema,
     'Events with the same value at this JSON Pointer are delivered one at a time, in stream order.',
   ).optional(),
-});
+}), 'How deliveries are retried, paced and stopped when the target fails.');
 
 /** The desired state of an Integration. */
-export const integrationSpecSchema = z.strictObject({
+export const integrationSpecSchema = describe(z.strictObject({
   source: sourceSchema,
   schema: schemaSourceSchema.optional(),
   transform: transformSchema,
@@ -179,63 +185,70 @@ export const integrationSpecSchema = z.strictObject({
   delivery: deliverySchema.prefault({}),
   fallback: fallbackSchema.prefault({}),
   sla: describe(
-    z.strictObject({ deliverWithin: positiveDurationSchema }),
-    'Events should be delivered within this time of being published (feeds the SLA metric and Degraded).',
+    z.strictObject({ deliverWithin: describe(positiveDurationSchema, 'Events should be delivered within this time of being published.') }),
+    'Delivery-time objective (feeds the SLA metric and Degraded).',
   ).optional(),
   suspend: describe(z.boolean(), 'Stop consuming; events wait in the stream.').default(false),
-});
+}), 'Desired state: the source of events, how they are validated and transformed, and how they are delivered.');
 
 /** A validated Integration spec with every default applied. */
 export type IntegrationSpec = z.output<typeof integrationSpecSchema>;
 /** An Integration spec as written in a manifest (defaults may be missing). */
 export type IntegrationSpecInput = z.input<typeof integrationSpecSchema>;
 
-const lastErrorSchema = z.object({
-  time: timeSchema,
-  reason: z.string().max(64),
-  httpStatus: z.int().min(100).max(599).optional(),
-  message: z.string().max(1_024),
-});
+const lastErrorSchema = describe(
+  z.object({
+    time: describe(timeSchema, 'When it happened.'),
+    reason: describe(z.string().max(64), 'Why: invalid, transform, exhausted, rejected, contract, or the failure that is being retried.'),
+    httpStatus: describe(z.int().min(100).max(599), 'HTTP status of the response, when there was one.').optional(),
+    message: describe(z.string().max(1_024), 'The error, as parked with the event (Ferry-Error).'),
+  }),
+  'The most recent failure.',
+);
 
 /** What the controller reports about an Integration. */
-export const integrationStatusSchema = z.object({
+export const integrationStatusSchema = describe(z.object({
   observedGeneration: observedGenerationSchema.optional(),
   conditions: conditionsSchema.optional(),
-  circuit: z
-    .object({
-      state: z.enum(['Closed', 'Open', 'HalfOpen']),
-      since: timeSchema.optional(),
-      openUntil: timeSchema.optional(),
-      consecutiveFailures: countSchema.optional(),
-    })
-    .optional(),
-  throttle: z
-    .object({
-      limitedUntil: timeSchema.optional(),
-      perSecond: z.number().min(0).max(100_000).optional(),
-    })
-    .optional(),
-  stats: z
-    .object({
-      delivered: countSchema.optional(),
-      retried: countSchema.optional(),
-      fallback: countSchema.optional(),
-      invalid: countSchema.optional(),
-      lastDeliveredTime: timeSchema.optional(),
+  circuit: describe(
+    z.object({
+      state: describe(z.enum(['Closed', 'Open', 'HalfOpen']), 'Closed (delivering), Open (paused until openUntil) or HalfOpen (one probe in flight).'),
+      since: describe(timeSchema, 'When the circuit entered this state.').optional(),
+      openUntil: describe(timeSchema, 'When an open circuit lets a probe through.').optional(),
+      consecutiveFailures: describe(countSchema, 'Failures counted toward opening the circuit.').optional(),
+    }),
+    'The circuit breaker that pauses consumption while the target keeps failing.',
+  ).optional(),
+  throttle: describe(
+    z.object({
+      limitedUntil: describe(timeSchema, 'Attempts are held until this time, as the target asked (429 or 503 with Retry-After).').optional(),
+      perSecond: describe(z.number().min(0).max(100_000), 'The request rate now shared by all replicas (lowered on 429, recovering after).').optional(),
+    }),
+    'Throttling after the target asked to slow down.',
+  ).optional(),
+  stats: describe(
+    z.object({
+      delivered: describe(countSchema, 'Events delivered (a 2xx that satisfied responseSchema).').optional(),
+      retried: describe(countSchema, 'Attempts that failed and were retried.').optional(),
+      fallback: describe(countSchema, 'Events parked in the fallback stream.').optional(),
+      invalid: describe(countSchema, 'Events parked because they broke the schema or could not be decoded.').optional(),
+      lastDeliveredTime: describe(timeSchema, 'When the last event was delivered.').optional(),
       lastError: lastErrorSchema.optional(),
-    })
-    .optional(),
-  fallbackPending: countSchema.optional(),
-  lastRedrive: z
-    .object({
+    }),
+    'Event counts, summed over all replicas.',
+  ).optional(),
+  fallbackPending: describe(countSchema, 'Messages waiting in the fallback stream.').optional(),
+  lastRedrive: describe(
+    z.object({
       request: describe(z.string().max(256), 'The ferry.dev/redrive annotation value this redrive answered.').optional(),
-      requestedAt: timeSchema.optional(),
-      completedAt: timeSchema.optional(),
-      redriven: countSchema.optional(),
-      failed: countSchema.optional(),
-    })
-    .optional(),
-});
+      requestedAt: describe(timeSchema, 'When the redrive was requested.').optional(),
+      completedAt: describe(timeSchema, 'When it finished.').optional(),
+      redriven: describe(countSchema, 'Fallback messages replayed and delivered.').optional(),
+      failed: describe(countSchema, 'Fallback messages that failed again and stay parked.').optional(),
+    }),
+    'The last redrive of the fallback stream.',
+  ).optional(),
+}), 'Observed state, written by the operator: conditions, circuit, throttle and event counts.');
 export type IntegrationStatus = z.output<typeof integrationStatusSchema>;
 
 /**
