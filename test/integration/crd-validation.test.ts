@@ -9,14 +9,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import {
-  ApiException,
-  ApiextensionsV1Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  loadYaml,
-  type V1CustomResourceDefinition,
-} from '@kubernetes/client-node';
+import { ApiException, ApiextensionsV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import {
   GROUP,
@@ -29,6 +22,7 @@ import {
   type SyncScheduleSpecInput,
 } from '../../src/api/index.ts';
 import { startControlPlane, type ControlPlane } from '../env/control-plane.ts';
+import { installCrds } from '../support/crds.ts';
 
 const root = new URL('../../', import.meta.url);
 const namespace = 'crd-validation';
@@ -226,21 +220,10 @@ describe('generated CRDs on a real API server', () => {
     custom = env.kubeConfig.makeApiClient(CustomObjectsApi);
     await env.kubeConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: namespace } } });
 
-    for (const kind of [INTEGRATION, SYNC_SCHEDULE]) {
-      // The committed files, not a fresh build: what users install is what is tested.
-      const crd = loadYaml<V1CustomResourceDefinition>(readFileSync(new URL(`crds/${kind.crdName}.yaml`, root), 'utf8'));
-      await crdApi.createCustomResourceDefinition({ body: crd });
-    }
+    // The committed files, installed as users do (kubectl apply -f crds/, wait Established).
+    await installCrds(env);
     const deadline = Date.now() + 60_000;
     for (const kind of [INTEGRATION, SYNC_SCHEDULE]) {
-      for (;;) {
-        const crd = await crdApi.readCustomResourceDefinition({ name: kind.crdName });
-        const established = crd.status?.conditions?.find((c) => c.type === 'Established')?.status === 'True';
-        if (established) break;
-        assert.ok(Date.now() < deadline, `${kind.crdName} not Established within 60 s`);
-        // Establishing is asynchronous in the API server; there is no event to wait on here.
-        await sleep(100);
-      }
       // Established can precede the first successful list by a moment.
       for (;;) {
         try {

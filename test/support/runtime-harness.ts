@@ -32,7 +32,7 @@ export interface RuntimeEnv {
 
 export async function setupRuntimeEnv(): Promise<RuntimeEnv> {
   const env = await startControlPlane();
-  await installCrds(env.kubeConfig);
+  await installCrds(env);
   await env.kubeConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: NS } } });
   const nc = await connect({ servers: env.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
   const jsm = await jetstreamManager(nc);
