@@ -257,6 +257,20 @@ describe('buildCrds', () => {
     }
   });
 
+  it('makes Integration source.startAt default to New and immutable, and transform optional', () => {
+    const spec = specOf(integration);
+    const startAt = at(spec, 'source.startAt');
+    assert.equal(startAt.default, 'New');
+    assert.equal(startAt.maxLength, 64);
+    const celRules = (startAt['x-kubernetes-validations'] ?? []).map((r) => r.rule);
+    assert.equal(celRules.length, 2);
+    assert.match(celRules[0] ?? '', /^self\.matches\(/);
+    assert.equal(celRules[1], 'self == oldSelf');
+    assert.match(rules(startAt)[1] ?? '', /^startAt is immutable: .*delete the Integration and create it again/);
+    assert.ok(!(spec.required ?? []).includes('transform'));
+    assert.deepEqual(spec.required, ['source', 'target']);
+  });
+
   it('builds each CRD on its own as buildCrds does', () => {
     assert.deepEqual(buildIntegrationCrd(), integration);
     assert.deepEqual(buildSyncScheduleCrd(), syncSchedule);

@@ -74,11 +74,46 @@ const webhookSchema = describe(
   'Receive events over HTTP: verified requests are published to subject (answered 202 after the stream stored them).',
 );
 
+const START_AT_MESSAGE = 'must be Beginning, New or an RFC 3339 time such as 2024-06-01T12:00:00Z';
+// RFC 3339 with a time zone, each field in range. Whether the day exists in its month (Feb 30)
+// only zod checks: the API server accepts such a date and the operator reports it as Stalled.
+const RFC3339 = '[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])';
+const START_AT_PATTERN = new RegExp(`^(Beginning|New|${RFC3339})$`);
+
+/**
+ * Where a new durable consumer starts reading. Fixed once the consumer exists: JetStream cannot
+ * move a consumer's start, so a change would silently mean nothing. The CRD refuses it (a
+ * transition rule: `parse*Spec` sees one version and cannot check it).
+ */
+const startAtSchema = annotate(
+  describe(
+    matching(
+      z
+        .string()
+        .min(1, START_AT_MESSAGE)
+        .max(64, START_AT_MESSAGE)
+        .refine((v) => !START_AT_PATTERN.test(v) || v === 'Beginning' || v === 'New' || timeSchema.safeParse(v).success, START_AT_MESSAGE),
+      START_AT_PATTERN,
+      START_AT_MESSAGE,
+    ),
+    'Where a new consumer starts: Beginning (every event in the stream), New (only events published after it is created) or an RFC 3339 time. Immutable; to rewind, delete the Integration and create it again with a time.',
+  ),
+  {
+    'x-kubernetes-validations': [
+      {
+        rule: 'self == oldSelf',
+        message: 'startAt is immutable: it only says where a new consumer starts. To rewind, delete the Integration and create it again with startAt set to a time',
+      },
+    ],
+  },
+);
+
 const sourceSchema = describe(z.strictObject({
   stream: describe(streamNameSchema, 'JetStream stream to consume (created when create is true).'),
   subjects: describe(z.array(subjectSchema).min(1).max(16), 'Subjects to consume from the stream (wildcards * and > allowed).'),
   format: describe(z.enum(['JSON', 'CloudEvents']), 'JSON, or CloudEvents (binary or structured mode).').default('JSON'),
   create: describe(z.boolean(), 'Create the stream with these subjects when it does not exist.').default(false),
+  startAt: startAtSchema.default('New'),
   webhook: webhookSchema.optional(),
 }), 'Where events come from: a JetStream stream (fed by your publishers or by the webhook receiver).');
 
@@ -180,7 +215,10 @@ const deliverySchema = describe(z.strictObject({
 export const integrationSpecSchema = describe(z.strictObject({
   source: sourceSchema,
   schema: schemaSourceSchema.optional(),
-  transform: transformSchema,
+  transform: describe(
+    transformSchema,
+    'Event → request body: exactly one of mapping (output field → JSON Pointer) or jsonata. Absent: the event payload is sent as is.',
+  ).optional(),
   target: targetSchema,
   delivery: deliverySchema.prefault({}),
   fallback: fallbackSchema.prefault({}),

@@ -13,6 +13,8 @@ const minimalIntegration = (): IntegrationSpecInput => ({
   target: { url: 'https://example.com/orders' },
 });
 
+const START_AT_MESSAGE = 'must be Beginning, New or an RFC 3339 time such as 2024-06-01T12:00:00Z';
+
 const minimalSyncSchedule = (): SyncScheduleSpecInput => ({
   schedule: '*/15 * * * *',
   source: { url: 'https://crm.example.com/contacts' },
@@ -46,7 +48,7 @@ describe('parseIntegrationSpec', () => {
   it('applies every default to a minimal spec', () => {
     const spec = specOf(parseIntegrationSpec(minimalIntegration()));
     assert.deepEqual(spec, {
-      source: { stream: 'ORDERS', subjects: ['orders.created'], format: 'JSON', create: false },
+      source: { stream: 'ORDERS', subjects: ['orders.created'], format: 'JSON', create: false, startAt: 'New' },
       transform: { mapping: { id: '/id' } },
       target: {
         url: 'https://example.com/orders',
@@ -68,6 +70,11 @@ describe('parseIntegrationSpec', () => {
       fallback: { retention: '14d' },
       suspend: false,
     });
+  });
+
+  it('takes an Integration without transform: the payload is delivered as is', () => {
+    const spec = specOf(parseIntegrationSpec(withIntegration((s) => delete s.transform)));
+    assert.equal(spec.transform, undefined);
   });
 
   it('gives each parse its own default objects', () => {
@@ -126,7 +133,7 @@ describe('parseIntegrationSpec', () => {
   });
 
   it('reports missing required fields and wrong types', () => {
-    assert.deepEqual(issues(parseIntegrationSpec({})), ['spec.source: is required', 'spec.transform: is required', 'spec.target: is required']);
+    assert.deepEqual(issues(parseIntegrationSpec({})), ['spec.source: is required', 'spec.target: is required']);
     assert.deepEqual(issues(parseIntegrationSpec(withIntegration((s) => Object.assign(s, { suspend: 'yes' })))), ['spec.suspend: must be a boolean']);
     assert.deepEqual(issues(parseIntegrationSpec(withIntegration((s) => Object.assign(s.target, { encoding: 'xml' })))), [
       'spec.target.encoding: must be one of "JSON", "Form"',
@@ -170,6 +177,11 @@ describe('parseIntegrationSpec', () => {
       ['too many subjects', (s) => (s.source.subjects = Array.from({ length: 17 }, (_, i) => `s.${i}`)), 'spec.source.subjects: must have at most 16 items'],
       ['burst 0', (s) => (s.delivery = { rateLimit: { perSecond: 5, burst: 0 } }), 'spec.delivery.rateLimit.burst: must be at least 1'],
       ['secretKeyRef without key', (s) => (s.target.auth = { bearer: { secretKeyRef: { name: 'api' } as { name: string; key: string } } }), 'spec.target.auth.bearer.secretKeyRef.key: is required'],
+      ['startAt that is neither Beginning, New nor a time', (s) => (s.source.startAt = 'Yesterday'), `spec.source.startAt: ${START_AT_MESSAGE}`],
+      ['startAt as a date without a time', (s) => (s.source.startAt = '2024-06-01'), `spec.source.startAt: ${START_AT_MESSAGE}`],
+      ['startAt without a time zone', (s) => (s.source.startAt = '2024-06-01T12:00:00'), `spec.source.startAt: ${START_AT_MESSAGE}`],
+      ['startAt on a day that does not exist', (s) => (s.source.startAt = '2023-02-29T00:00:00Z'), `spec.source.startAt: ${START_AT_MESSAGE}`],
+      ['startAt in lower case', (s) => (s.source.startAt = 'beginning'), `spec.source.startAt: ${START_AT_MESSAGE}`],
       ['a lower-case enum value from before the CamelCase rename', (s) => (s.delivery = { backoff: { jitter: 'full' as 'Full' } }), 'spec.delivery.backoff.jitter: must be one of "Full", "Equal", "None"'],
     ];
     for (const [name, edit, expected] of cases) {
@@ -197,6 +209,9 @@ describe('parseIntegrationSpec', () => {
       );
       assert.ok(spec.source.webhook);
       assert.equal(spec.source.webhook.tolerance, '5m');
+      for (const startAt of ['Beginning', 'New', '2024-06-01T12:00:00Z', '2024-02-29T23:59:59.5+02:00']) {
+        assert.equal(specOf(parseIntegrationSpec(withIntegration((s) => (s.source.startAt = startAt)))).source.startAt, startAt);
+      }
       assert.equal(spec.source.webhook.maxBodyBytes, 1_048_576);
     });
   });

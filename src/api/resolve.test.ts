@@ -163,6 +163,20 @@ describe('resolveIntegrationConfig', () => {
     assert.equal(none.delivery.backoff.jitter, 'none');
   });
 
+  it('resolves startAt to where a new consumer starts, New by default', () => {
+    assert.deepEqual(resolveIntegrationConfig(integration()).source.startAt, { kind: 'new' });
+    assert.deepEqual(resolveIntegrationConfig(integration((s) => (s.source.startAt = 'Beginning'))).source.startAt, { kind: 'beginning' });
+    assert.deepEqual(resolveIntegrationConfig(integration((s) => (s.source.startAt = '2024-06-01T14:00:00.250+02:00'))).source.startAt, {
+      kind: 'time',
+      timeMs: Date.UTC(2024, 5, 1, 12, 0, 0, 250),
+    });
+  });
+
+  it('resolves an absent transform to undefined (the payload is delivered as is)', () => {
+    const config = resolveIntegrationConfig(integration((s) => delete s.transform));
+    assert.equal(config.transform, undefined);
+  });
+
   it('lists the ConfigMap a schema comes from', () => {
     const config = resolveIntegrationConfig(integration((s) => (s.schema = { configMapKeyRef: { name: 'schemas', key: 'order.json' } })));
     assert.deepEqual(config.schema, { kind: 'configMap', ref: { name: 'schemas', key: 'order.json' } });

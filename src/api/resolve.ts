@@ -125,6 +125,20 @@ function configMapRefs(schema: ResolvedSchemaSource | undefined): ConfigMapKeyRe
   return schema?.kind === 'configMap' ? [schema.ref] : [];
 }
 
+/**
+ * `source.startAt` as a tagged union: where a new durable consumer starts (an existing one keeps
+ * its position; the CRD makes the field immutable).
+ */
+export function resolveStartAt(startAt: IntegrationSpec['source']['startAt']) {
+  if (startAt === 'Beginning') return { kind: 'beginning' as const };
+  if (startAt === 'New') return { kind: 'new' as const };
+  const timeMs = Date.parse(startAt);
+  // Parsing accepted only RFC 3339 times that exist; reaching this means the spec skipped it.
+  if (Number.isNaN(timeMs)) throw invariant(INTEGRATION.kind, 'spec.source.startAt', 'must be Beginning, New or an RFC 3339 time');
+  return { kind: 'time' as const, timeMs };
+}
+export type ResolvedStartAt = ReturnType<typeof resolveStartAt>;
+
 function resolveWebhook(spec: IntegrationSpec) {
   const webhook = spec.source.webhook;
   if (webhook === undefined) return undefined;
@@ -159,9 +173,17 @@ export function resolveIntegrationConfig(spec: IntegrationSpec) {
   const schema = resolveSchemaSource(spec.schema, kind);
   const webhook = resolveWebhook(spec);
   return {
-    source: { stream: source.stream, subjects: source.subjects, format: EVENT_FORMAT[source.format], create: source.create, webhook },
+    source: {
+      stream: source.stream,
+      subjects: source.subjects,
+      format: EVENT_FORMAT[source.format],
+      create: source.create,
+      startAt: resolveStartAt(source.startAt),
+      webhook,
+    },
     schema,
-    transform: resolveTransform(spec.transform, kind),
+    /** `undefined`: the event payload is delivered as is. */
+    transform: spec.transform === undefined ? undefined : resolveTransform(spec.transform, kind),
     target: {
       url: target.url,
       method: target.method,

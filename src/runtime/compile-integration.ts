@@ -43,7 +43,8 @@ export interface CompiledIntegration {
   readonly config: ResolvedIntegrationConfig;
   readonly validate: ValidateFunction | undefined;
   readonly validateResponse: ValidateFunction | undefined;
-  readonly transform: CompiledTransform;
+  /** `undefined`: no `spec.transform`, the event payload is the body. */
+  readonly transform: CompiledTransform | undefined;
   readonly url: CompiledTemplate;
   readonly idempotencyKey: CompiledTemplate | undefined;
   readonly auth: AuthProvider | undefined;
@@ -91,10 +92,12 @@ export function compileIntegration(namespace: string, name: string, generation: 
     validate = unwrap(compileJsonSchema(parseYaml(text) as unknown, 'spec.schema.configMapKeyRef'));
   }
   const validateResponse = config.target.responseSchema === undefined ? undefined : unwrap(compileJsonSchema(config.target.responseSchema, 'spec.target.responseSchema'));
-  const transform: CompiledTransform =
-    config.transform.kind === 'mapping'
-      ? unwrap(compileMapping(config.transform.mapping, 'spec.transform.mapping'))
-      : unwrap(compileJsonata(config.transform.expression, 'spec.transform.jsonata'));
+  const transform: CompiledTransform | undefined =
+    config.transform === undefined
+      ? undefined
+      : config.transform.kind === 'mapping'
+        ? unwrap(compileMapping(config.transform.mapping, 'spec.transform.mapping'))
+        : unwrap(compileJsonata(config.transform.expression, 'spec.transform.jsonata'));
 
   let auth: AuthProvider | undefined;
   const a = config.target.auth;

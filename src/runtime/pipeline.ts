@@ -277,10 +277,13 @@ export class IntegrationPipeline {
     let body: unknown;
     try {
       // A mapping runs synchronously: no promise hop on the common path.
+      // No transform: the event payload is the body.
       body =
-        c.transform.kind === 'mapping'
-          ? applyMapping(c.transform, data)
-          : await transformEvent(c.transform, data, { timeoutMs: c.config.transform.kind === 'jsonata' ? c.config.transform.timeoutMs : 1_000, maxDepth: JSONATA_MAX_DEPTH });
+        c.transform === undefined
+          ? data
+          : c.transform.kind === 'mapping'
+            ? applyMapping(c.transform, data)
+            : await transformEvent(c.transform, data, { timeoutMs: c.config.transform?.kind === 'jsonata' ? c.config.transform.timeoutMs : 1_000, maxDepth: JSONATA_MAX_DEPTH });
     } catch (err) {
       await this.park(msg, 'transform', errorMessage(err), undefined, undefined, undefined);
       return;

@@ -82,9 +82,6 @@ const rejections: Rejection[] = [
   integration('missing target', 'spec.target', 'Required value', (s) => {
     delete unsafe(s).target;
   }),
-  integration('missing transform', 'spec.transform', 'Required value', (s) => {
-    delete unsafe(s).transform;
-  }),
   integration('both transforms set', 'spec.transform', 'transform must set exactly one of mapping or jsonata', (s) => {
     s.transform = { mapping: { id: '/id' }, jsonata: '{ "id": id }' };
   }),
@@ -156,6 +153,9 @@ const rejections: Rejection[] = [
   }),
   integration('retryOn an unknown word', 'spec.delivery.retryOn[0]', 'must be an HTTP status code from 400 to 599', (s) => {
     s.delivery = { retryOn: ['sometimes' as 'Network'] };
+  }),
+  integration('startAt that is neither Beginning, New nor a time', 'spec.source.startAt', 'must be Beginning, New or an RFC 3339 time', (s) => {
+    s.source.startAt = '2024-06-01';
   }),
   integration('HMAC webhook without signature header', 'spec.source.webhook.signature.header', 'HMACSHA256 signatures need header', (s) => {
     s.source.webhook = { subject: 'orders.created', signature: { scheme: 'HMACSHA256', secretKeyRefs: [{ name: 'hook', key: 'secret' }] } };
@@ -305,6 +305,42 @@ describe('generated CRDs on a real API server', () => {
     assert.equal(spec.mode, 'Upsert');
     assert.equal(spec.batch.size, 1);
     assert.equal(spec.reconcile.mode, 'None');
+  });
+
+  it('accepts an Integration without transform and defaults startAt to New, as the zod parser does', async () => {
+    const spec = minimalIntegration();
+    delete spec.transform;
+    const created = await create(INTEGRATION, spec);
+    const parsed = parseIntegrationSpec(spec);
+    assert.ok(parsed.ok);
+    assert.deepEqual(created.spec, JSON.parse(JSON.stringify(parsed.spec)));
+    assert.equal((created.spec as { source: { startAt: string } }).source.startAt, 'New');
+    assert.equal((created.spec as { transform?: unknown }).transform, undefined);
+  });
+
+  it('refuses to change startAt once set, and says how to rewind', async () => {
+    const spec = minimalIntegration();
+    spec.source.startAt = '2024-06-01T12:00:00Z';
+    const name = `start-at-${++counter}`;
+    await create(INTEGRATION, spec, name);
+    const object = await get(INTEGRATION, name);
+    (object.spec as { source: { startAt: string } }).source.startAt = 'Beginning';
+    const outcome = await custom
+      .replaceNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: INTEGRATION.plural, name, body: object })
+      .then(
+        () => undefined,
+        (err: unknown) => errorText(err),
+      );
+    assert.ok(outcome, 'the API server accepted a new startAt');
+    assert.equal(outcome.code, 422, outcome.message);
+    assert.ok(outcome.message.includes('spec.source.startAt'), outcome.message);
+    assert.ok(outcome.message.includes('startAt is immutable'), outcome.message);
+    assert.ok(outcome.message.includes('delete the Integration and create it again'), outcome.message);
+    // Other fields still change.
+    const again = await get(INTEGRATION, name);
+    (again.spec as { suspend: boolean }).suspend = true;
+    await custom.replaceNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: INTEGRATION.plural, name, body: again });
+    assert.equal(((await get(INTEGRATION, name)).spec as { source: { startAt: string } }).source.startAt, '2024-06-01T12:00:00Z');
   });
 
   it('accepts durations in days that CEL compares correctly', async () => {
