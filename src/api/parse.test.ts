@@ -321,6 +321,27 @@ describe('the examples', () => {
   }
 });
 
+describe('the YAML manifests in README.md', () => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const blocks = [...readme.matchAll(/^```yaml\n([\s\S]*?)^```$/gm)].map((m) => m[1] ?? '');
+
+  it('has some', () => {
+    assert.ok(blocks.length > 0);
+  });
+
+  for (const [i, block] of blocks.entries()) {
+    it(`block ${i + 1} is a valid spec, read the same by YAML 1.1 and 1.2 readers`, () => {
+      // kubectl, Helm, Argo CD and Flux read YAML 1.1.
+      const doc = parse(block, { version: '1.1' }) as { kind?: string; spec?: unknown };
+      assert.deepEqual(doc, parse(block, { version: '1.2' }));
+      const parseSpec = doc.kind === 'Integration' ? parseIntegrationSpec : doc.kind === 'SyncSchedule' ? parseSyncScheduleSpec : undefined;
+      assert.ok(parseSpec, `block ${i + 1} is neither an Integration nor a SyncSchedule`);
+      const result = parseSpec(doc.spec);
+      assert.ok(result.ok, result.ok ? '' : result.error.message);
+    });
+  }
+});
+
 describe('formatFieldPath', () => {
   it('writes indexes and non-identifier keys in brackets, like Kubernetes', () => {
     assert.equal(formatFieldPath([]), 'spec');
