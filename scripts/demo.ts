@@ -56,8 +56,8 @@ let operator: Awaited<ReturnType<typeof startOperator>> | undefined;
 try {
   const kubectl = (...args: string[]): string => execFileSync(env.binaries.kubectl, ['--kubeconfig', env.kubeconfigPath, ...args], { encoding: 'utf8' });
 
-  say('installing the CRDs (crds/*.yaml)');
-  await installCrds(env.kubeConfig);
+  say('installing the CRDs: kubectl apply -f crds/');
+  await installCrds(env);
   const core = env.kubeConfig.makeApiClient(CoreV1Api);
   await core.createNamespace({ body: { metadata: { name: NS } } });
   await core.createNamespacedSecret({ namespace: NS, body: { metadata: { name: 'billing-api' }, stringData: { token: DEMO_TOKEN } } });

@@ -8,13 +8,19 @@ import { dataKeySchema, headerNameSchema, httpUrlSchema, objectNameSchema } from
 
 /** A key of a Secret in the resource's namespace. Both fields are required. */
 export const secretKeyRefSchema = describe(
-  z.strictObject({ name: objectNameSchema, key: dataKeySchema }),
+  z.strictObject({
+    name: describe(objectNameSchema, 'Name of the Secret (in the same namespace).'),
+    key: describe(dataKeySchema, "Key in the Secret's data."),
+  }),
   'A key of a Secret in the same namespace.',
 );
 
 /** A key of a ConfigMap in the resource's namespace. Both fields are required. */
 export const configMapKeyRefSchema = describe(
-  z.strictObject({ name: objectNameSchema, key: dataKeySchema }),
+  z.strictObject({
+    name: describe(objectNameSchema, 'Name of the ConfigMap (in the same namespace).'),
+    key: describe(dataKeySchema, "Key in the ConfigMap's data."),
+  }),
   'A key of a ConfigMap in the same namespace.',
 );
 
@@ -31,23 +37,34 @@ const scopeSchema = matching(z.string().min(1, 'must not be empty').max(256), /^
 export const authSchema = describe(
   withRules(
     z.strictObject({
-      bearer: z.strictObject({ secretKeyRef: secretKeyRefSchema }).optional(),
-      basic: z
-        .strictObject({
-          usernameSecretKeyRef: secretKeyRefSchema,
-          passwordSecretKeyRef: secretKeyRefSchema,
-        })
-        .optional(),
-      apiKey: z.strictObject({ header: headerNameSchema, secretKeyRef: secretKeyRefSchema }).optional(),
-      oauth2ClientCredentials: z
-        .strictObject({
-          tokenUrl: httpUrlSchema,
-          clientId: z.string().min(1, 'must not be empty').max(512),
-          clientSecretRef: secretKeyRefSchema,
-          scopes: z.array(scopeSchema).max(32).optional(),
-          audience: z.string().max(512).optional(),
-        })
-        .optional(),
+      bearer: describe(
+        z.strictObject({ secretKeyRef: describe(secretKeyRefSchema, 'The Secret key that holds the token.') }),
+        'Send the token from a Secret as Authorization: Bearer <token>.',
+      ).optional(),
+      basic: describe(
+        z.strictObject({
+          usernameSecretKeyRef: describe(secretKeyRefSchema, 'The Secret key that holds the username.'),
+          passwordSecretKeyRef: describe(secretKeyRefSchema, 'The Secret key that holds the password.'),
+        }),
+        'HTTP Basic authentication with a username and password from Secrets.',
+      ).optional(),
+      apiKey: describe(
+        z.strictObject({
+          header: describe(headerNameSchema, 'Request header that carries the key, such as X-Api-Key.'),
+          secretKeyRef: describe(secretKeyRefSchema, 'The Secret key that holds the API key.'),
+        }),
+        'Send an API key from a Secret in a request header.',
+      ).optional(),
+      oauth2ClientCredentials: describe(
+        z.strictObject({
+          tokenUrl: describe(httpUrlSchema, 'Token endpoint of the authorization server.'),
+          clientId: describe(z.string().min(1, 'must not be empty').max(512), 'OAuth 2.0 client ID.'),
+          clientSecretRef: describe(secretKeyRefSchema, 'The Secret key that holds the client secret.'),
+          scopes: describe(z.array(scopeSchema).max(32), 'Scopes to request; none by default.').optional(),
+          audience: describe(z.string().max(512), 'Audience parameter, for providers that require one.').optional(),
+        }),
+        'OAuth 2.0 client credentials grant: a token from tokenUrl, cached until it expires, sent as a bearer token.',
+      ).optional(),
     }),
     [exactlyOne('auth', ['bearer', 'basic', 'apiKey', 'oauth2ClientCredentials'])],
   ),

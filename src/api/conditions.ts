@@ -7,7 +7,7 @@
  * so every write stamps the generation it describes.
  */
 import { z } from 'zod';
-import { annotate } from './crd-meta.ts';
+import { annotate, describe } from './crd-meta.ts';
 import { ConditionInvalidError } from './errors.ts';
 import { formatKubeTime, timeSchema } from './time.ts';
 
@@ -67,17 +67,18 @@ const MESSAGE_MAX_LENGTH = 32_768;
 
 /** One condition, as metav1.Condition. */
 export const conditionSchema = z.object({
-  type: z.string().min(1).max(316).regex(TYPE_PATTERN),
-  status: z.enum(['True', 'False', 'Unknown']),
-  observedGeneration: z.int().min(0).optional(),
-  lastTransitionTime: timeSchema,
-  reason: z.string().min(1).max(1024).regex(REASON_PATTERN),
-  message: z.string().max(MESSAGE_MAX_LENGTH),
+  type: describe(z.string().min(1).max(316).regex(TYPE_PATTERN), 'Condition type: Ready, Reconciling, Stalled or Degraded.'),
+  status: describe(z.enum(['True', 'False', 'Unknown']), 'True, False or Unknown.'),
+  observedGeneration: describe(z.int().min(0), 'The metadata.generation this condition describes.').optional(),
+  lastTransitionTime: describe(timeSchema, 'When status last changed.'),
+  reason: describe(z.string().min(1).max(1024).regex(REASON_PATTERN), 'Why, in one CamelCase word, such as CircuitOpen or SecretNotFound.'),
+  message: describe(z.string().max(MESSAGE_MAX_LENGTH), 'What happened, for people: the field and the error when Stalled.'),
 });
 export type Condition = z.output<typeof conditionSchema>;
 
 /** `status.conditions`: a list-map keyed by `type` (server-side apply merges by type). */
 export const conditionsSchema = annotate(z.array(conditionSchema).max(16), {
+  description: 'kstatus conditions (Ready, Reconciling, Stalled, Degraded), each stamped with the generation it describes.',
   'x-kubernetes-list-type': 'map',
   'x-kubernetes-list-map-keys': ['type'],
 });

@@ -5,10 +5,13 @@ import { z } from 'zod';
 import { describe, withRules, type Rule } from './crd-meta.ts';
 
 /** Body encoding: JSON, or `application/x-www-form-urlencoded` (Stripe-style APIs). */
-export const encodingSchema = z.enum(['json', 'form']);
+export const encodingSchema = describe(
+  z.enum(['JSON', 'Form']),
+  'Request body encoding: JSON, or Form (application/x-www-form-urlencoded, as Stripe-style APIs take).',
+);
 
 /** Methods that write. */
-export const writeMethodSchema = z.enum(['POST', 'PUT', 'PATCH', 'DELETE']);
+export const writeMethodSchema = describe(z.enum(['POST', 'PUT', 'PATCH', 'DELETE']), 'HTTP method of the request.');
 
 const all2xx: Rule<number[]> = {
   rule: 'self.all(code, code >= 200 && code <= 299)',
@@ -31,8 +34,8 @@ export const DEFAULT_SUCCESS_CODES = [200, 201, 202, 204];
  */
 export const rateLimitSchema = describe(
   z.strictObject({
-    perSecond: z.number().min(0.001).max(100_000),
-    burst: z.int().min(1).max(100_000).optional(),
+    perSecond: describe(z.number().min(0.001).max(100_000), 'Requests per second, in total across replicas.'),
+    burst: describe(z.int().min(1).max(100_000), 'Requests that may go at once above the steady rate (default: one second of requests).').optional(),
   }),
   'Requests per second shared by all replicas, with an optional burst (default: one second of requests).',
 );

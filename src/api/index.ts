@@ -54,6 +54,7 @@ export {
   type ResolvedRateLimit,
   type ResolvedRetryOn,
   type ResolvedSchemaSource,
+  type ResolvedStartAt,
   type ResolvedSyncScheduleConfig,
   type ResolvedTransform,
 } from './resolve.ts';

@@ -35,60 +35,98 @@ const literalSubjectSchema = matching(
 );
 
 /**
- * Signature verification for webhook requests. `standardWebhooks` follows the Standard Webhooks
- * spec (`webhook-id`, `webhook-timestamp`, `webhook-signature`); `hmacSha256` is a plain HMAC of
+ * Signature verification for webhook requests. `StandardWebhooks` follows the Standard Webhooks
+ * spec (`webhook-id`, `webhook-timestamp`, `webhook-signature`); `HMACSHA256` is a plain HMAC of
  * the body in `header`, optionally after `prefix` (GitHub: `X-Hub-Signature-256`, `sha256=`).
  * Two secrets allow rotation: a signature by either is accepted.
  */
-const webhookSignatureSchema = withRules(
+const webhookSignatureSchema = describe(withRules(
   z.strictObject({
-    scheme: z.enum(['standardWebhooks', 'hmacSha256']).default('standardWebhooks'),
-    secretKeyRefs: z.array(secretKeyRefSchema).min(1).max(2),
-    header: headerNameSchema.optional(),
-    prefix: z.string().max(32).optional(),
-    encoding: z.enum(['hex', 'base64']).optional(),
+    scheme: describe(
+      z.enum(['StandardWebhooks', 'HMACSHA256']),
+      'StandardWebhooks (webhook-id, webhook-timestamp and webhook-signature headers) or HMACSHA256 (an HMAC of the body in header).',
+    ).default('StandardWebhooks'),
+    secretKeyRefs: describe(z.array(secretKeyRefSchema).min(1).max(2), 'Signing secrets; with two, a signature by either is accepted (rotation).'),
+    header: describe(headerNameSchema, 'Request header that carries the signature, such as X-Hub-Signature-256 (required for HMACSHA256).').optional(),
+    prefix: describe(z.string().max(32), 'Text before the signature in header, such as sha256=.').optional(),
+    encoding: describe(z.enum(['Hex', 'Base64']), 'How the signature is written (default: Base64 for StandardWebhooks, Hex for HMACSHA256).').optional(),
   }),
   [
     {
-      rule: "!has(self.scheme) || self.scheme != 'hmacSha256' || has(self.header)",
-      message: 'hmacSha256 signatures need header (the request header that carries the signature)',
+      rule: "!has(self.scheme) || self.scheme != 'HMACSHA256' || has(self.header)",
+      message: 'HMACSHA256 signatures need header (the request header that carries the signature)',
       fieldPath: '.header',
       reason: 'FieldValueRequired',
-      holds: (s) => s.scheme !== 'hmacSha256' || s.header !== undefined,
+      holds: (s) => s.scheme !== 'HMACSHA256' || s.header !== undefined,
     },
   ],
-);
+), 'How requests are verified; unsigned or stale requests are refused.');
 
 /** Webhook ingress: `POST /hooks/<namespace>/<name>` publishes verified requests to `subject`. */
 const webhookSchema = describe(
   z.strictObject({
-    subject: literalSubjectSchema,
+    subject: describe(literalSubjectSchema, 'Subject verified requests are published to (no wildcards); the stream must capture it.'),
     signature: webhookSignatureSchema,
     idHeader: describe(headerNameSchema, 'Header whose value deduplicates redeliveries (default webhook-id).').optional(),
     tolerance: describe(positiveDurationSchema, 'Oldest signed timestamp accepted.').default('5m'),
-    maxBodyBytes: z.int().min(1_024).max(10_485_760).default(1_048_576),
+    maxBodyBytes: describe(z.int().min(1_024).max(10_485_760), 'Largest request body accepted, in bytes.').default(1_048_576),
   }),
   'Receive events over HTTP: verified requests are published to subject (answered 202 after the stream stored them).',
 );
 
-const sourceSchema = z.strictObject({
-  stream: describe(streamNameSchema, 'JetStream stream to consume (created when create is true).'),
-  subjects: z.array(subjectSchema).min(1).max(16),
-  format: describe(z.enum(['json', 'cloudevents']), 'json, or CloudEvents (binary or structured mode).').default('json'),
-  create: describe(z.boolean(), 'Create the stream with these subjects when it does not exist.').default(false),
-  webhook: webhookSchema.optional(),
-});
+const START_AT_MESSAGE = 'must be Beginning, New or an RFC 3339 time such as 2024-06-01T12:00:00Z';
+// RFC 3339 with a time zone, each field in range. Whether the day exists in its month (Feb 30)
+// only zod checks: the API server accepts such a date and the operator reports it as Stalled.
+const RFC3339 = '[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])';
+const START_AT_PATTERN = new RegExp(`^(Beginning|New|${RFC3339})$`);
 
-const targetSchema = z.strictObject({
+/**
+ * Where a new durable consumer starts reading. Fixed once the consumer exists: JetStream cannot
+ * move a consumer's start, so a change would silently mean nothing. The CRD refuses it (a
+ * transition rule: `parse*Spec` sees one version and cannot check it).
+ */
+const startAtSchema = annotate(
+  describe(
+    matching(
+      z
+        .string()
+        .min(1, START_AT_MESSAGE)
+        .max(64, START_AT_MESSAGE)
+        .refine((v) => !START_AT_PATTERN.test(v) || v === 'Beginning' || v === 'New' || timeSchema.safeParse(v).success, START_AT_MESSAGE),
+      START_AT_PATTERN,
+      START_AT_MESSAGE,
+    ),
+    'Where a new consumer starts: Beginning (every event in the stream), New (only events published after it is created) or an RFC 3339 time. Immutable; to rewind, delete the Integration and create it again with a time.',
+  ),
+  {
+    'x-kubernetes-validations': [
+      {
+        rule: 'self == oldSelf',
+        message: 'startAt is immutable: it only says where a new consumer starts. To rewind, delete the Integration and create it again with startAt set to a time',
+      },
+    ],
+  },
+);
+
+const sourceSchema = describe(z.strictObject({
+  stream: describe(streamNameSchema, 'JetStream stream to consume (created when create is true).'),
+  subjects: describe(z.array(subjectSchema).min(1).max(16), 'Subjects to consume from the stream (wildcards * and > allowed).'),
+  format: describe(z.enum(['JSON', 'CloudEvents']), 'JSON, or CloudEvents (binary or structured mode).').default('JSON'),
+  create: describe(z.boolean(), 'Create the stream with these subjects when it does not exist.').default(false),
+  startAt: startAtSchema.default('New'),
+  webhook: webhookSchema.optional(),
+}), 'Where events come from: a JetStream stream (fed by your publishers or by the webhook receiver).');
+
+const targetSchema = describe(z.strictObject({
   url: urlTemplateSchema,
   method: writeMethodSchema.default('POST'),
-  encoding: encodingSchema.default('json'),
+  encoding: encodingSchema.default('JSON'),
   headers: headersSchema.optional(),
   auth: authSchema.optional(),
   timeout: describe(positiveDurationSchema, 'Time limit for one request.').default('10s'),
   idempotency: describe(
     z.strictObject({
-      header: headerNameSchema.default('Idempotency-Key'),
+      header: describe(headerNameSchema, 'Request header that carries the key.').default('Idempotency-Key'),
       key: describe(
         textTemplateSchema,
         'Key template such as {{/id}}-invoice. Default: Nats-Msg-Id, else CloudEvents source+id, else stream:sequence.',
@@ -101,10 +139,10 @@ const targetSchema = z.strictObject({
     freeFormObjectSchema,
     'JSON Schema a 2xx response body must satisfy; a response that breaks it is a failure (contract drift). Regexes use RE2 syntax.',
   ).optional(),
-});
+}), 'Where and how each event is delivered: one HTTP request per event.');
 
-const RETRY_ON_WORDS = ['5xx', 'network', 'timeout'] as const;
-const RETRY_ON_MESSAGE = 'must be an HTTP status code from 400 to 599, "5xx", "network" or "timeout"';
+const RETRY_ON_WORDS = ['5xx', 'Network', 'Timeout'] as const;
+const RETRY_ON_MESSAGE = 'must be an HTTP status code from 400 to 599, "5xx", "Network" or "Timeout"';
 
 // zod checks each item itself; the CRD needs CEL because an int-or-string field takes no other
 // constraints in a structural schema.
@@ -126,10 +164,13 @@ const retryOnItemSchema = annotate(
 const backoffSchema = describe(
   withRules(
     z.strictObject({
-      initial: positiveDurationSchema.default('1s'),
-      max: positiveDurationSchema.default('5m'),
-      multiplier: z.number().min(1).max(10).default(2),
-      jitter: z.enum(['full', 'equal', 'none']).default('full'),
+      initial: describe(positiveDurationSchema, 'Delay before the first retry.').default('1s'),
+      max: describe(positiveDurationSchema, 'Longest delay between attempts.').default('5m'),
+      multiplier: describe(z.number().min(1).max(10), 'Factor by which the delay grows per attempt.').default(2),
+      jitter: describe(
+        z.enum(['Full', 'Equal', 'None']),
+        'Randomness in each delay d: Full picks from [0, d], Equal from [d/2, d], None waits exactly d.',
+      ).default('Full'),
     }),
     [
       {
@@ -145,97 +186,107 @@ const backoffSchema = describe(
 
 const circuitBreakerSchema = describe(
   z.strictObject({
-    failures: z.int().min(1).max(10_000).default(5),
-    window: positiveDurationSchema.default('30s'),
-    openFor: positiveDurationSchema.default('60s'),
+    failures: describe(z.int().min(1).max(10_000), 'Failed deliveries within window that open the circuit.').default(5),
+    window: describe(positiveDurationSchema, 'Time window in which failures are counted.').default('30s'),
+    openFor: describe(positiveDurationSchema, 'How long consumption pauses once the circuit opens.').default('60s'),
   }),
   'After failures failed deliveries within window, consumption pauses for openFor, then one probe is let through.',
 );
 
-const deliverySchema = z.strictObject({
+const deliverySchema = describe(z.strictObject({
   concurrency: describe(z.int().min(1).max(1_024), 'Deliveries in flight per replica.').default(8),
-  maxAttempts: z.int().min(1).max(100).default(5),
+  maxAttempts: describe(z.int().min(1).max(100), 'Attempts per event, the first included, before it is parked with reason exhausted.').default(5),
   backoff: backoffSchema.prefault({}),
   maxElapsed: describe(positiveDurationSchema, 'Stop retrying an event this long after its first attempt.').default('1h'),
   rateLimit: describe(rateLimitSchema, 'Shared by all replicas; lowered automatically on 429.').optional(),
   retryAfterMax: describe(positiveDurationSchema, 'Cap on a target\'s Retry-After (429 and 503).').default('10m'),
   retryOn: describe(
     z.array(retryOnItemSchema).max(32),
-    'Failures that are retried: status codes, "5xx", "network", "timeout". Any other non-2xx goes to the fallback stream at once.',
-  ).default([408, 425, 429, '5xx', 'network', 'timeout']),
+    'Failures that are retried: status codes, "5xx", Network, Timeout. Any other non-2xx goes to the fallback stream at once.',
+  ).default([408, 425, 429, '5xx', 'Network', 'Timeout']),
   circuitBreaker: circuitBreakerSchema.prefault({}),
   orderingKey: describe(
     fieldPointerSchema,
     'Events with the same value at this JSON Pointer are delivered one at a time, in stream order.',
   ).optional(),
-});
+}), 'How deliveries are retried, paced and stopped when the target fails.');
 
 /** The desired state of an Integration. */
-export const integrationSpecSchema = z.strictObject({
+export const integrationSpecSchema = describe(z.strictObject({
   source: sourceSchema,
   schema: schemaSourceSchema.optional(),
-  transform: transformSchema,
+  transform: describe(
+    transformSchema,
+    'Event → request body: exactly one of mapping (output field → JSON Pointer) or jsonata. Absent: the event payload is sent as is.',
+  ).optional(),
   target: targetSchema,
   delivery: deliverySchema.prefault({}),
   fallback: fallbackSchema.prefault({}),
   sla: describe(
-    z.strictObject({ deliverWithin: positiveDurationSchema }),
-    'Events should be delivered within this time of being published (feeds the SLA metric and Degraded).',
+    z.strictObject({ deliverWithin: describe(positiveDurationSchema, 'Events should be delivered within this time of being published.') }),
+    'Delivery-time objective (feeds the SLA metric and Degraded).',
   ).optional(),
   suspend: describe(z.boolean(), 'Stop consuming; events wait in the stream.').default(false),
-});
+}), 'Desired state: the source of events, how they are validated and transformed, and how they are delivered.');
 
 /** A validated Integration spec with every default applied. */
 export type IntegrationSpec = z.output<typeof integrationSpecSchema>;
 /** An Integration spec as written in a manifest (defaults may be missing). */
 export type IntegrationSpecInput = z.input<typeof integrationSpecSchema>;
 
-const lastErrorSchema = z.object({
-  time: timeSchema,
-  reason: z.string().max(64),
-  httpStatus: z.int().min(100).max(599).optional(),
-  message: z.string().max(1_024),
-});
+const lastErrorSchema = describe(
+  z.object({
+    time: describe(timeSchema, 'When it happened.'),
+    reason: describe(z.string().max(64), 'Why: invalid, transform, exhausted, rejected, contract, or the failure that is being retried.'),
+    httpStatus: describe(z.int().min(100).max(599), 'HTTP status of the response, when there was one.').optional(),
+    message: describe(z.string().max(1_024), 'The error, as parked with the event (Ferry-Error).'),
+  }),
+  'The most recent failure.',
+);
 
 /** What the controller reports about an Integration. */
-export const integrationStatusSchema = z.object({
+export const integrationStatusSchema = describe(z.object({
   observedGeneration: observedGenerationSchema.optional(),
   conditions: conditionsSchema.optional(),
-  circuit: z
-    .object({
-      state: z.enum(['Closed', 'Open', 'HalfOpen']),
-      since: timeSchema.optional(),
-      openUntil: timeSchema.optional(),
-      consecutiveFailures: countSchema.optional(),
-    })
-    .optional(),
-  throttle: z
-    .object({
-      limitedUntil: timeSchema.optional(),
-      perSecond: z.number().min(0).max(100_000).optional(),
-    })
-    .optional(),
-  stats: z
-    .object({
-      delivered: countSchema.optional(),
-      retried: countSchema.optional(),
-      fallback: countSchema.optional(),
-      invalid: countSchema.optional(),
-      lastDeliveredTime: timeSchema.optional(),
+  circuit: describe(
+    z.object({
+      state: describe(z.enum(['Closed', 'Open', 'HalfOpen']), 'Closed (delivering), Open (paused until openUntil) or HalfOpen (one probe in flight).'),
+      since: describe(timeSchema, 'When the circuit entered this state.').optional(),
+      openUntil: describe(timeSchema, 'When an open circuit lets a probe through.').optional(),
+      consecutiveFailures: describe(countSchema, 'Failures counted toward opening the circuit.').optional(),
+    }),
+    'The circuit breaker that pauses consumption while the target keeps failing.',
+  ).optional(),
+  throttle: describe(
+    z.object({
+      limitedUntil: describe(timeSchema, 'Attempts are held until this time, as the target asked (429 or 503 with Retry-After).').optional(),
+      perSecond: describe(z.number().min(0).max(100_000), 'The request rate now shared by all replicas (lowered on 429, recovering after).').optional(),
+    }),
+    'Throttling after the target asked to slow down.',
+  ).optional(),
+  stats: describe(
+    z.object({
+      delivered: describe(countSchema, 'Events delivered (a 2xx that satisfied responseSchema).').optional(),
+      retried: describe(countSchema, 'Attempts that failed and were retried.').optional(),
+      fallback: describe(countSchema, 'Events parked in the fallback stream.').optional(),
+      invalid: describe(countSchema, 'Events parked because they broke the schema or could not be decoded.').optional(),
+      lastDeliveredTime: describe(timeSchema, 'When the last event was delivered.').optional(),
       lastError: lastErrorSchema.optional(),
-    })
-    .optional(),
-  fallbackPending: countSchema.optional(),
-  lastRedrive: z
-    .object({
+    }),
+    'Event counts, summed over all replicas.',
+  ).optional(),
+  fallbackPending: describe(countSchema, 'Messages waiting in the fallback stream.').optional(),
+  lastRedrive: describe(
+    z.object({
       request: describe(z.string().max(256), 'The ferry.dev/redrive annotation value this redrive answered.').optional(),
-      requestedAt: timeSchema.optional(),
-      completedAt: timeSchema.optional(),
-      redriven: countSchema.optional(),
-      failed: countSchema.optional(),
-    })
-    .optional(),
-});
+      requestedAt: describe(timeSchema, 'When the redrive was requested.').optional(),
+      completedAt: describe(timeSchema, 'When it finished.').optional(),
+      redriven: describe(countSchema, 'Fallback messages replayed and delivered.').optional(),
+      failed: describe(countSchema, 'Fallback messages that failed again and stay parked.').optional(),
+    }),
+    'The last redrive of the fallback stream.',
+  ).optional(),
+}), 'Observed state, written by the operator: conditions, circuit, throttle and event counts.');
 export type IntegrationStatus = z.output<typeof integrationStatusSchema>;
 
 /**

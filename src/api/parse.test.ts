@@ -13,6 +13,8 @@ const minimalIntegration = (): IntegrationSpecInput => ({
   target: { url: 'https://example.com/orders' },
 });
 
+const START_AT_MESSAGE = 'must be Beginning, New or an RFC 3339 time such as 2024-06-01T12:00:00Z';
+
 const minimalSyncSchedule = (): SyncScheduleSpecInput => ({
   schedule: '*/15 * * * *',
   source: { url: 'https://crm.example.com/contacts' },
@@ -46,12 +48,12 @@ describe('parseIntegrationSpec', () => {
   it('applies every default to a minimal spec', () => {
     const spec = specOf(parseIntegrationSpec(minimalIntegration()));
     assert.deepEqual(spec, {
-      source: { stream: 'ORDERS', subjects: ['orders.created'], format: 'json', create: false },
+      source: { stream: 'ORDERS', subjects: ['orders.created'], format: 'JSON', create: false, startAt: 'New' },
       transform: { mapping: { id: '/id' } },
       target: {
         url: 'https://example.com/orders',
         method: 'POST',
-        encoding: 'json',
+        encoding: 'JSON',
         timeout: '10s',
         idempotency: { header: 'Idempotency-Key' },
         successCodes: [200, 201, 202, 204],
@@ -59,10 +61,10 @@ describe('parseIntegrationSpec', () => {
       delivery: {
         concurrency: 8,
         maxAttempts: 5,
-        backoff: { initial: '1s', max: '5m', multiplier: 2, jitter: 'full' },
+        backoff: { initial: '1s', max: '5m', multiplier: 2, jitter: 'Full' },
         maxElapsed: '1h',
         retryAfterMax: '10m',
-        retryOn: [408, 425, 429, '5xx', 'network', 'timeout'],
+        retryOn: [408, 425, 429, '5xx', 'Network', 'Timeout'],
         circuitBreaker: { failures: 5, window: '30s', openFor: '60s' },
       },
       fallback: { retention: '14d' },
@@ -70,12 +72,17 @@ describe('parseIntegrationSpec', () => {
     });
   });
 
+  it('takes an Integration without transform: the payload is delivered as is', () => {
+    const spec = specOf(parseIntegrationSpec(withIntegration((s) => delete s.transform)));
+    assert.equal(spec.transform, undefined);
+  });
+
   it('gives each parse its own default objects', () => {
     const a = specOf(parseIntegrationSpec(minimalIntegration()));
     a.delivery.retryOn.push(500);
     a.target.successCodes.push(299);
     const b = specOf(parseIntegrationSpec(minimalIntegration()));
-    assert.deepEqual(b.delivery.retryOn, [408, 425, 429, '5xx', 'network', 'timeout']);
+    assert.deepEqual(b.delivery.retryOn, [408, 425, 429, '5xx', 'Network', 'Timeout']);
     assert.deepEqual(b.target.successCodes, [200, 201, 202, 204]);
   });
 
@@ -88,7 +95,7 @@ describe('parseIntegrationSpec', () => {
         }),
       ),
     );
-    assert.deepEqual(spec.delivery.backoff, { initial: '200ms', max: '5m', multiplier: 2, jitter: 'full' });
+    assert.deepEqual(spec.delivery.backoff, { initial: '200ms', max: '5m', multiplier: 2, jitter: 'Full' });
     assert.deepEqual(spec.delivery.retryOn, [503]);
     assert.equal(spec.target.method, 'PUT');
   });
@@ -120,16 +127,16 @@ describe('parseIntegrationSpec', () => {
       'spec.target.url: must be an http(s) URL without user info; {{/pointer}} templates are allowed after the host',
       'spec.target.headers[bad header]: key must be an HTTP header name',
       'spec.delivery.concurrency: must be at least 1',
-      'spec.delivery.retryOn[1]: must be an HTTP status code from 400 to 599, "5xx", "network" or "timeout"',
+      'spec.delivery.retryOn[1]: must be an HTTP status code from 400 to 599, "5xx", "Network" or "Timeout"',
       'spec.extra: unknown field "extra"',
     ]);
   });
 
   it('reports missing required fields and wrong types', () => {
-    assert.deepEqual(issues(parseIntegrationSpec({})), ['spec.source: is required', 'spec.transform: is required', 'spec.target: is required']);
+    assert.deepEqual(issues(parseIntegrationSpec({})), ['spec.source: is required', 'spec.target: is required']);
     assert.deepEqual(issues(parseIntegrationSpec(withIntegration((s) => Object.assign(s, { suspend: 'yes' })))), ['spec.suspend: must be a boolean']);
     assert.deepEqual(issues(parseIntegrationSpec(withIntegration((s) => Object.assign(s.target, { encoding: 'xml' })))), [
-      'spec.target.encoding: must be one of "json", "form"',
+      'spec.target.encoding: must be one of "JSON", "Form"',
     ]);
   });
 
@@ -157,8 +164,8 @@ describe('parseIntegrationSpec', () => {
       ['zero timeout', (s) => (s.target.timeout = '0ms'), 'spec.target.timeout: must be greater than 0'],
       [
         'HMAC webhook without header',
-        (s) => (s.source.webhook = { subject: 'orders.created', signature: { scheme: 'hmacSha256', secretKeyRefs: [{ name: 'hook', key: 'k' }] } }),
-        'spec.source.webhook.signature.header: hmacSha256 signatures need header (the request header that carries the signature)',
+        (s) => (s.source.webhook = { subject: 'orders.created', signature: { scheme: 'HMACSHA256', secretKeyRefs: [{ name: 'hook', key: 'k' }] } }),
+        'spec.source.webhook.signature.header: HMACSHA256 signatures need header (the request header that carries the signature)',
       ],
       [
         'webhook subject with a wildcard',
@@ -170,6 +177,12 @@ describe('parseIntegrationSpec', () => {
       ['too many subjects', (s) => (s.source.subjects = Array.from({ length: 17 }, (_, i) => `s.${i}`)), 'spec.source.subjects: must have at most 16 items'],
       ['burst 0', (s) => (s.delivery = { rateLimit: { perSecond: 5, burst: 0 } }), 'spec.delivery.rateLimit.burst: must be at least 1'],
       ['secretKeyRef without key', (s) => (s.target.auth = { bearer: { secretKeyRef: { name: 'api' } as { name: string; key: string } } }), 'spec.target.auth.bearer.secretKeyRef.key: is required'],
+      ['startAt that is neither Beginning, New nor a time', (s) => (s.source.startAt = 'Yesterday'), `spec.source.startAt: ${START_AT_MESSAGE}`],
+      ['startAt as a date without a time', (s) => (s.source.startAt = '2024-06-01'), `spec.source.startAt: ${START_AT_MESSAGE}`],
+      ['startAt without a time zone', (s) => (s.source.startAt = '2024-06-01T12:00:00'), `spec.source.startAt: ${START_AT_MESSAGE}`],
+      ['startAt on a day that does not exist', (s) => (s.source.startAt = '2023-02-29T00:00:00Z'), `spec.source.startAt: ${START_AT_MESSAGE}`],
+      ['startAt in lower case', (s) => (s.source.startAt = 'beginning'), `spec.source.startAt: ${START_AT_MESSAGE}`],
+      ['a lower-case enum value from before the CamelCase rename', (s) => (s.delivery = { backoff: { jitter: 'full' as 'Full' } }), 'spec.delivery.backoff.jitter: must be one of "Full", "Equal", "None"'],
     ];
     for (const [name, edit, expected] of cases) {
       it(`rejects ${name}`, () => {
@@ -189,13 +202,16 @@ describe('parseIntegrationSpec', () => {
             s.delivery = { backoff: { initial: '1d', max: '1d' }, retryOn: [500, '5xx'] };
             s.source.webhook = {
               subject: 'orders.created',
-              signature: { scheme: 'hmacSha256', header: 'X-Hub-Signature-256', prefix: 'sha256=', secretKeyRefs: [{ name: 'hook', key: 'new' }, { name: 'hook', key: 'old' }] },
+              signature: { scheme: 'HMACSHA256', header: 'X-Hub-Signature-256', prefix: 'sha256=', secretKeyRefs: [{ name: 'hook', key: 'new' }, { name: 'hook', key: 'old' }] },
             };
           }),
         ),
       );
       assert.ok(spec.source.webhook);
       assert.equal(spec.source.webhook.tolerance, '5m');
+      for (const startAt of ['Beginning', 'New', '2024-06-01T12:00:00Z', '2024-02-29T23:59:59.5+02:00']) {
+        assert.equal(specOf(parseIntegrationSpec(withIntegration((s) => (s.source.startAt = startAt)))).source.startAt, startAt);
+      }
       assert.equal(spec.source.webhook.maxBodyBytes, 1_048_576);
     });
   });
@@ -209,10 +225,10 @@ describe('parseSyncScheduleSpec', () => {
       concurrencyPolicy: 'Forbid',
       source: { url: 'https://crm.example.com/contacts', timeout: '30s', recordsPath: '' },
       key: '/id',
-      target: { url: 'https://erp.example.com/customers/{{/id}}', method: 'PUT', encoding: 'json', timeout: '30s', successCodes: [200, 201, 202, 204] },
-      mode: 'upsert',
+      target: { url: 'https://erp.example.com/customers/{{/id}}', method: 'PUT', encoding: 'JSON', timeout: '30s', successCodes: [200, 201, 202, 204] },
+      mode: 'Upsert',
       batch: { size: 1 },
-      reconcile: { mode: 'off', dryRun: false },
+      reconcile: { mode: 'None', dryRun: false },
       failedRecords: { maxAttempts: 5 },
       fallback: { retention: '14d' },
     });
@@ -223,14 +239,14 @@ describe('parseSyncScheduleSpec', () => {
       parseSyncScheduleSpec(
         withSyncSchedule((s) => {
           s.source.incremental = { param: 'updated_since', field: '/updatedAt' };
-          s.source.pagination = { type: 'linkHeader' };
-          s.mode = 'mirror';
+          s.source.pagination = { type: 'LinkHeader' };
+          s.mode = 'Mirror';
           s.deletes = {};
         }),
       ),
     );
-    assert.deepEqual(spec.source.incremental, { param: 'updated_since', field: '/updatedAt', format: 'rfc3339', lookback: '1m', safetyLag: '30s' });
-    assert.deepEqual(spec.source.pagination, { type: 'linkHeader', maxPages: 10_000 });
+    assert.deepEqual(spec.source.incremental, { param: 'updated_since', field: '/updatedAt', format: 'RFC3339', lookback: '1m', safetyLag: '30s' });
+    assert.deepEqual(spec.source.pagination, { type: 'LinkHeader', maxPages: 10_000 });
     assert.deepEqual(spec.deletes, { maxCount: 100, maxPercent: 10 });
   });
 
@@ -241,23 +257,25 @@ describe('parseSyncScheduleSpec', () => {
     ['concurrencyPolicy Allow', (s) => (s.concurrencyPolicy = 'Allow' as 'Forbid'), 'spec.concurrencyPolicy: must be one of "Forbid", "Replace"'],
     ['batch size 0', (s) => (s.batch = { size: 0 }), 'spec.batch.size: must be at least 1'],
     ['batches against a per-record URL', (s) => (s.batch = { size: 10 }), 'spec.batch.size: batch.size above 1 needs a batch endpoint: target.url must not template from the record'],
-    ['deletes outside mirror mode', (s) => (s.deletes = { maxCount: 5 }), 'spec.deletes: deletes applies only to mode mirror'],
-    ['reconcile without lookup', (s) => (s.reconcile = { mode: 'report' }), 'spec.target.lookup: reconcile needs target.lookup to read the target'],
+    ['deletes outside mirror mode', (s) => (s.deletes = { maxCount: 5 }), 'spec.deletes: deletes applies only to mode Mirror'],
+    ['reconcile without lookup', (s) => (s.reconcile = { mode: 'Report' }), 'spec.target.lookup: reconcile needs target.lookup to read the target'],
     [
       'dryRun outside repair',
       (s) => {
         s.target.lookup = { url: 'https://erp.example.com/customers', key: '/id' };
-        s.reconcile = { mode: 'report', dryRun: true };
+        s.reconcile = { mode: 'Report', dryRun: true };
       },
-      'spec.reconcile.dryRun: dryRun applies only to mode repair',
+      'spec.reconcile.dryRun: dryRun applies only to mode Repair',
     ],
-    ['cursor pagination without cursorPath', (s) => (s.source.pagination = { type: 'cursor', param: 'c' }), 'spec.source.pagination: cursor pagination needs cursorPath and param'],
-    ['page pagination without param', (s) => (s.source.pagination = { type: 'page' }), 'spec.source.pagination.param: page and offset pagination need param'],
+    ['cursor pagination without cursorPath', (s) => (s.source.pagination = { type: 'Cursor', param: 'c' }), 'spec.source.pagination: Cursor pagination needs cursorPath and param'],
+    ['page pagination without param', (s) => (s.source.pagination = { type: 'Page' }), 'spec.source.pagination.param: Page and Offset pagination need param'],
     ['maxPercent above 100', (s) => {
-      s.mode = 'mirror';
+      s.mode = 'Mirror';
       s.deletes = { maxPercent: 150 };
     }, 'spec.deletes.maxPercent: must be at most 100'],
     ['a key that is not a pointer', (s) => (s.key = 'id'), 'spec.key: must be a JSON Pointer to a field, such as /id'],
+    // What a YAML 1.1 reader (kubectl, Helm, Argo CD, Flux) makes of an unquoted `mode: off`.
+    ['reconcile.mode read as a YAML 1.1 boolean', (s) => (s.reconcile = { mode: false as unknown as 'None' }), 'spec.reconcile.mode: must be one of "None", "Report", "Repair"'],
   ];
   for (const [name, edit, expected] of cases) {
     it(`rejects ${name}`, () => {
@@ -271,7 +289,7 @@ describe('parseSyncScheduleSpec', () => {
         withSyncSchedule((s) => {
           s.target = { url: 'https://erp.example.com/customers/batch', method: 'POST', lookup: { url: 'https://erp.example.com/customers', key: '/id' } };
           s.batch = { size: 100 };
-          s.reconcile = { mode: 'repair', dryRun: true };
+          s.reconcile = { mode: 'Repair', dryRun: true };
           s.timeZone = 'Europe/Berlin';
           s.schedule = '@hourly';
         }),
@@ -297,6 +315,27 @@ describe('the examples', () => {
     it(`${path} is a valid spec`, () => {
       const doc = parse(readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8')) as { apiVersion: string; spec: unknown };
       assert.equal(doc.apiVersion, 'ferry.dev/v1alpha1');
+      const result = parseSpec(doc.spec);
+      assert.ok(result.ok, result.ok ? '' : result.error.message);
+    });
+  }
+});
+
+describe('the YAML manifests in README.md', () => {
+  const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+  const blocks = [...readme.matchAll(/^```yaml\n([\s\S]*?)^```$/gm)].map((m) => m[1] ?? '');
+
+  it('has some', () => {
+    assert.ok(blocks.length > 0);
+  });
+
+  for (const [i, block] of blocks.entries()) {
+    it(`block ${i + 1} is a valid spec, read the same by YAML 1.1 and 1.2 readers`, () => {
+      // kubectl, Helm, Argo CD and Flux read YAML 1.1.
+      const doc = parse(block, { version: '1.1' }) as { kind?: string; spec?: unknown };
+      assert.deepEqual(doc, parse(block, { version: '1.2' }));
+      const parseSpec = doc.kind === 'Integration' ? parseIntegrationSpec : doc.kind === 'SyncSchedule' ? parseSyncScheduleSpec : undefined;
+      assert.ok(parseSpec, `block ${i + 1} is neither an Integration nor a SyncSchedule`);
       const result = parseSpec(doc.spec);
       assert.ok(result.ok, result.ok ? '' : result.error.message);
     });

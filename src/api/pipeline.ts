@@ -32,8 +32,11 @@ export const schemaSourceSchema = describe(
 export const transformSchema = describe(
   withRules(
     z.strictObject({
-      mapping: stringMapSchema(z.string().min(1, 'must not be empty').max(512), jsonPointerSchema, 256).optional(),
-      jsonata: z.string().min(1, 'must not be empty').max(16_384).optional(),
+      mapping: describe(
+        stringMapSchema(z.string().min(1, 'must not be empty').max(512), jsonPointerSchema, 256),
+        'Output field → JSON Pointer into the record; a key that is itself a pointer (/customer/id) builds a nested field.',
+      ).optional(),
+      jsonata: describe(z.string().min(1, 'must not be empty').max(16_384), 'JSONata expression over the record; its result is the payload.').optional(),
       timeout: describe(positiveDurationSchema, 'Time limit for one jsonata evaluation (default 1s); past it the evaluation is stopped and the record parked with reason transform.').optional(),
     }),
     [exactlyOne('transform', ['mapping', 'jsonata'])],

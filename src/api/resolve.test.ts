@@ -65,7 +65,7 @@ describe('resolveIntegrationConfig', () => {
   });
 
   it('splits retryOn into codes and classes', () => {
-    const config = resolveIntegrationConfig(integration((s) => (s.delivery = { retryOn: [503, 429, 503, 'timeout'] })));
+    const config = resolveIntegrationConfig(integration((s) => (s.delivery = { retryOn: [503, 429, 503, 'Timeout'] })));
     assert.deepEqual(config.delivery.retryOn, { statusCodes: [429, 503], serverErrors: false, network: false, timeout: true });
   });
 
@@ -129,7 +129,7 @@ describe('resolveIntegrationConfig', () => {
       integration((s) => {
         s.source.webhook = {
           subject: 'orders.created',
-          signature: { scheme: 'hmacSha256', header: 'X-Hub-Signature-256', prefix: 'sha256=', secretKeyRefs: [{ name: 'gh', key: 'secret' }] },
+          signature: { scheme: 'HMACSHA256', header: 'X-Hub-Signature-256', prefix: 'sha256=', secretKeyRefs: [{ name: 'gh', key: 'secret' }] },
           idHeader: 'X-GitHub-Delivery',
         };
       }),
@@ -138,6 +138,43 @@ describe('resolveIntegrationConfig', () => {
     assert.equal(hmac.source.webhook.signature.encoding, 'hex');
     assert.equal(hmac.source.webhook.signature.header, 'X-Hub-Signature-256');
     assert.equal(hmac.source.webhook.idHeader, 'X-GitHub-Delivery');
+  });
+
+  it('translates the CRD enum values into the vocabulary the runtime and delivery code speak', () => {
+    const config = resolveIntegrationConfig(
+      integration((s) => {
+        s.source.format = 'CloudEvents';
+        s.target.encoding = 'Form';
+        s.delivery = { backoff: { jitter: 'Equal' }, retryOn: ['Network', '5xx'] };
+        s.source.webhook = { subject: 'orders.created', signature: { scheme: 'HMACSHA256', header: 'X-Sig', encoding: 'Base64', secretKeyRefs: [{ name: 'h', key: 'k' }] } };
+      }),
+    );
+    assert.equal(config.source.format, 'cloudevents');
+    assert.equal(config.target.encoding, 'form');
+    assert.equal(config.delivery.backoff.jitter, 'equal');
+    assert.deepEqual(config.delivery.retryOn, { statusCodes: [], serverErrors: true, network: true, timeout: false });
+    assert.equal(config.source.webhook?.signature.scheme, 'hmacSha256');
+    assert.equal(config.source.webhook.signature.encoding, 'base64');
+    const defaults = resolveIntegrationConfig(integration());
+    assert.equal(defaults.source.format, 'json');
+    assert.equal(defaults.target.encoding, 'json');
+    assert.equal(defaults.delivery.backoff.jitter, 'full');
+    const none = resolveIntegrationConfig(integration((s) => (s.delivery = { backoff: { jitter: 'None' } })));
+    assert.equal(none.delivery.backoff.jitter, 'none');
+  });
+
+  it('resolves startAt to where a new consumer starts, New by default', () => {
+    assert.deepEqual(resolveIntegrationConfig(integration()).source.startAt, { kind: 'new' });
+    assert.deepEqual(resolveIntegrationConfig(integration((s) => (s.source.startAt = 'Beginning'))).source.startAt, { kind: 'beginning' });
+    assert.deepEqual(resolveIntegrationConfig(integration((s) => (s.source.startAt = '2024-06-01T14:00:00.250+02:00'))).source.startAt, {
+      kind: 'time',
+      timeMs: Date.UTC(2024, 5, 1, 12, 0, 0, 250),
+    });
+  });
+
+  it('resolves an absent transform to undefined (the payload is delivered as is)', () => {
+    const config = resolveIntegrationConfig(integration((s) => delete s.transform));
+    assert.equal(config.transform, undefined);
   });
 
   it('lists the ConfigMap a schema comes from', () => {
@@ -165,7 +202,7 @@ describe('resolveSyncScheduleConfig', () => {
     const config = resolveSyncScheduleConfig(
       syncSchedule((s) => {
         s.source.incremental = { param: 'since', field: '/updatedAt', lookback: '5m', safetyLag: '10s' };
-        s.source.pagination = { type: 'page', param: 'page' };
+        s.source.pagination = { type: 'Page', param: 'page' };
         s.source.timeout = '45s';
       }),
     );
@@ -179,8 +216,30 @@ describe('resolveSyncScheduleConfig', () => {
     assert.equal(config.batchSize, 1);
   });
 
+  it('translates the CRD enum values of a SyncSchedule', () => {
+    const config = resolveSyncScheduleConfig(
+      syncSchedule((s) => {
+        s.mode = 'Mirror';
+        s.target.encoding = 'Form';
+        s.source.pagination = { type: 'LinkHeader' };
+        s.source.incremental = { param: 'since', field: '/updatedAt', format: 'UnixMillis' };
+        s.target.lookup = { url: 'https://erp.example.com/customers', key: '/id', pagination: { type: 'Cursor', cursorPath: '/next', param: 'c' } };
+        s.reconcile = { mode: 'Repair', dryRun: true };
+      }),
+    );
+    assert.equal(config.mode, 'mirror');
+    assert.equal(config.target.encoding, 'form');
+    assert.equal(config.source.pagination?.type, 'linkHeader');
+    assert.equal(config.source.incremental?.format, 'unixMillis');
+    assert.equal(config.target.lookup?.pagination?.type, 'cursor');
+    assert.deepEqual(config.reconcile, { mode: 'repair', dryRun: true });
+    const defaults = resolveSyncScheduleConfig(syncSchedule());
+    assert.equal(defaults.mode, 'upsert');
+    assert.deepEqual(defaults.reconcile, { mode: 'none', dryRun: false });
+  });
+
   it('gives mirror mode delete thresholds even when deletes is left out', () => {
-    assert.deepEqual(resolveSyncScheduleConfig(syncSchedule((s) => (s.mode = 'mirror'))).deletes, { maxCount: 100, maxPercent: 10 });
+    assert.deepEqual(resolveSyncScheduleConfig(syncSchedule((s) => (s.mode = 'Mirror'))).deletes, { maxCount: 100, maxPercent: 10 });
     assert.equal(resolveSyncScheduleConfig(syncSchedule()).deletes, undefined);
   });
 

@@ -3,6 +3,11 @@
  * milliseconds, "exactly one of" objects turned into tagged unions, defaults that depend on other
  * fields filled in, and the Secrets and ConfigMaps the spec needs. Pure functions; they take
  * specs from `parse*Spec` and are called once per generation.
+ *
+ * Enum values are translated here, once: a spec speaks the Kubernetes API conventions
+ * (CamelCase: `JSON`, `CloudEvents`, `Full`, `Repair`), the resolved config speaks the
+ * vocabularies the runtime, delivery and sync code already use (`json`, `cloudevents`, `full`,
+ * `repair`). So the CRD can follow its conventions without the pipelines knowing.
  */
 import type { Auth, ConfigMapKeyRef, SecretKeyRef } from './auth.ts';
 import { parseDuration } from './duration.ts';
@@ -12,6 +17,21 @@ import type { IntegrationSpec } from './integration.ts';
 import type { SchemaSource, Transform } from './pipeline.ts';
 import { deletesSchema, type SyncScheduleSpec } from './sync-schedule.ts';
 import { INTEGRATION, SYNC_SCHEDULE, type FerryKind } from './constants.ts';
+
+// CRD enum value → internal value. `satisfies` makes each table exhaustive: a value added to a
+// zod enum without a translation here does not compile.
+const EVENT_FORMAT = { JSON: 'json', CloudEvents: 'cloudevents' } as const satisfies Record<IntegrationSpec['source']['format'], string>;
+const BODY_ENCODING = { JSON: 'json', Form: 'form' } as const satisfies Record<IntegrationSpec['target']['encoding'], string>;
+const JITTER = { Full: 'full', Equal: 'equal', None: 'none' } as const satisfies Record<IntegrationSpec['delivery']['backoff']['jitter'], string>;
+type Signature = NonNullable<IntegrationSpec['source']['webhook']>['signature'];
+const SIGNATURE_SCHEME = { StandardWebhooks: 'standardWebhooks', HMACSHA256: 'hmacSha256' } as const satisfies Record<Signature['scheme'], string>;
+const SIGNATURE_ENCODING = { Hex: 'hex', Base64: 'base64' } as const satisfies Record<NonNullable<Signature['encoding']>, string>;
+const SYNC_MODE = { Upsert: 'upsert', Update: 'update', Insert: 'insert', Mirror: 'mirror' } as const satisfies Record<SyncScheduleSpec['mode'], string>;
+const RECONCILE_MODE = { None: 'none', Report: 'report', Repair: 'repair' } as const satisfies Record<SyncScheduleSpec['reconcile']['mode'], string>;
+type Pagination = NonNullable<SyncScheduleSpec['source']['pagination']>;
+const PAGINATION = { Cursor: 'cursor', Page: 'page', Offset: 'offset', LinkHeader: 'linkHeader' } as const satisfies Record<Pagination['type'], string>;
+type Incremental = NonNullable<SyncScheduleSpec['source']['incremental']>;
+const CURSOR_FORMAT = { RFC3339: 'rfc3339', UnixSeconds: 'unixSeconds', UnixMillis: 'unixMillis' } as const satisfies Record<Incremental['format'], string>;
 
 /** Time limit for a jsonata transform that does not set one. */
 export const DEFAULT_TRANSFORM_TIMEOUT_MS = 1_000;
@@ -70,12 +90,12 @@ export function resolveRateLimit(rateLimit: RateLimit | undefined) {
 export type ResolvedRateLimit = NonNullable<ReturnType<typeof resolveRateLimit>>;
 
 /** `retryOn` split into what the delivery layer checks. */
-export function resolveRetryOn(retryOn: readonly (number | '5xx' | 'network' | 'timeout')[]) {
+export function resolveRetryOn(retryOn: IntegrationSpec['delivery']['retryOn']) {
   return {
     statusCodes: [...new Set(retryOn.filter((r): r is number => typeof r === 'number'))].sort((a, b) => a - b),
     serverErrors: retryOn.includes('5xx'),
-    network: retryOn.includes('network'),
-    timeout: retryOn.includes('timeout'),
+    network: retryOn.includes('Network'),
+    timeout: retryOn.includes('Timeout'),
   };
 }
 export type ResolvedRetryOn = ReturnType<typeof resolveRetryOn>;
@@ -105,20 +125,34 @@ function configMapRefs(schema: ResolvedSchemaSource | undefined): ConfigMapKeyRe
   return schema?.kind === 'configMap' ? [schema.ref] : [];
 }
 
+/**
+ * `source.startAt` as a tagged union: where a new durable consumer starts (an existing one keeps
+ * its position; the CRD makes the field immutable).
+ */
+export function resolveStartAt(startAt: IntegrationSpec['source']['startAt']) {
+  if (startAt === 'Beginning') return { kind: 'beginning' as const };
+  if (startAt === 'New') return { kind: 'new' as const };
+  const timeMs = Date.parse(startAt);
+  // Parsing accepted only RFC 3339 times that exist; reaching this means the spec skipped it.
+  if (Number.isNaN(timeMs)) throw invariant(INTEGRATION.kind, 'spec.source.startAt', 'must be Beginning, New or an RFC 3339 time');
+  return { kind: 'time' as const, timeMs };
+}
+export type ResolvedStartAt = ReturnType<typeof resolveStartAt>;
+
 function resolveWebhook(spec: IntegrationSpec) {
   const webhook = spec.source.webhook;
   if (webhook === undefined) return undefined;
   const { signature } = webhook;
-  const standard = signature.scheme === 'standardWebhooks';
+  const standard = signature.scheme === 'StandardWebhooks';
   return {
     subject: webhook.subject,
     signature: {
-      scheme: signature.scheme,
+      scheme: SIGNATURE_SCHEME[signature.scheme],
       secrets: signature.secretKeyRefs,
       // Standard Webhooks fixes its headers and encoding; plain HMAC schemes name theirs.
       header: standard ? 'webhook-signature' : (signature.header ?? ''),
       prefix: signature.prefix ?? '',
-      encoding: signature.encoding ?? (standard ? ('base64' as const) : ('hex' as const)),
+      encoding: signature.encoding === undefined ? (standard ? SIGNATURE_ENCODING.Base64 : SIGNATURE_ENCODING.Hex) : SIGNATURE_ENCODING[signature.encoding],
     },
     idHeader: webhook.idHeader ?? (standard ? 'webhook-id' : undefined),
     toleranceMs: parseDuration(webhook.tolerance),
@@ -139,13 +173,21 @@ export function resolveIntegrationConfig(spec: IntegrationSpec) {
   const schema = resolveSchemaSource(spec.schema, kind);
   const webhook = resolveWebhook(spec);
   return {
-    source: { stream: source.stream, subjects: source.subjects, format: source.format, create: source.create, webhook },
+    source: {
+      stream: source.stream,
+      subjects: source.subjects,
+      format: EVENT_FORMAT[source.format],
+      create: source.create,
+      startAt: resolveStartAt(source.startAt),
+      webhook,
+    },
     schema,
-    transform: resolveTransform(spec.transform, kind),
+    /** `undefined`: the event payload is delivered as is. */
+    transform: spec.transform === undefined ? undefined : resolveTransform(spec.transform, kind),
     target: {
       url: target.url,
       method: target.method,
-      encoding: target.encoding,
+      encoding: BODY_ENCODING[target.encoding],
       headers: target.headers ?? {},
       auth,
       timeoutMs: parseDuration(target.timeout),
@@ -160,7 +202,7 @@ export function resolveIntegrationConfig(spec: IntegrationSpec) {
         initialMs: parseDuration(delivery.backoff.initial),
         maxMs: parseDuration(delivery.backoff.max),
         multiplier: delivery.backoff.multiplier,
-        jitter: delivery.backoff.jitter,
+        jitter: JITTER[delivery.backoff.jitter],
       },
       maxElapsedMs: parseDuration(delivery.maxElapsed),
       rateLimit: resolveRateLimit(delivery.rateLimit),
@@ -184,9 +226,9 @@ export function resolveIntegrationConfig(spec: IntegrationSpec) {
 }
 export type ResolvedIntegrationConfig = ReturnType<typeof resolveIntegrationConfig>;
 
-function resolvePagination(pagination: SyncScheduleSpec['source']['pagination']) {
+function resolvePagination(pagination: Pagination | undefined) {
   if (pagination === undefined) return undefined;
-  return { ...pagination, start: pagination.start ?? (pagination.type === 'page' ? 1 : 0) };
+  return { ...pagination, type: PAGINATION[pagination.type], start: pagination.start ?? (pagination.type === 'Page' ? 1 : 0) };
 }
 
 /**
@@ -201,7 +243,7 @@ export function resolveSyncScheduleConfig(spec: SyncScheduleSpec) {
   const targetAuth = resolveAuth(target.auth, kind, 'spec.target.auth');
   const schema = resolveSchemaSource(spec.schema, kind);
   // Mirror mode always has thresholds: an absent `deletes` means the schema's defaults.
-  const deletes = spec.mode === 'mirror' ? (spec.deletes ?? deletesSchema.parse({})) : undefined;
+  const deletes = spec.mode === 'Mirror' ? (spec.deletes ?? deletesSchema.parse({})) : undefined;
   return {
     schedule: spec.schedule,
     timeZone: spec.timeZone ?? 'UTC',
@@ -219,7 +261,7 @@ export function resolveSyncScheduleConfig(spec: SyncScheduleSpec) {
           : {
               param: source.incremental.param,
               field: source.incremental.field,
-              format: source.incremental.format,
+              format: CURSOR_FORMAT[source.incremental.format],
               lookbackMs: parseDuration(source.incremental.lookback),
               safetyLagMs: parseDuration(source.incremental.safetyLag),
             },
@@ -232,18 +274,18 @@ export function resolveSyncScheduleConfig(spec: SyncScheduleSpec) {
     target: {
       url: target.url,
       method: target.method,
-      encoding: target.encoding,
+      encoding: BODY_ENCODING[target.encoding],
       headers: target.headers ?? {},
       auth: targetAuth,
       timeoutMs: parseDuration(target.timeout),
       successCodes: target.successCodes,
       lookup: target.lookup === undefined ? undefined : { ...target.lookup, pagination: resolvePagination(target.lookup.pagination) },
     },
-    mode: spec.mode,
+    mode: SYNC_MODE[spec.mode],
     deletes,
     batchSize: spec.batch.size,
     rateLimit: resolveRateLimit(spec.rateLimit),
-    reconcile: spec.reconcile,
+    reconcile: { mode: RECONCILE_MODE[spec.reconcile.mode], dryRun: spec.reconcile.dryRun },
     failedRecordsMaxAttempts: spec.failedRecords.maxAttempts,
     fallback: { retentionMs: parseDuration(spec.fallback.retention) },
     secretRefs: uniqueRefs([...authSecrets(sourceAuth), ...authSecrets(targetAuth)]),

@@ -20,38 +20,38 @@ import { timeSchema } from './time.ts';
 
 /**
  * How to walk a paged response.
- * - `cursor`: the next cursor is at `cursorPath` in the response and sent as `param`.
- * - `page`: page numbers from `start` (default 1) in `param`.
- * - `offset`: the number of records read so far in `param`.
- * - `linkHeader`: follow the `Link: <…>; rel="next"` response header.
+ * - `Cursor`: the next cursor is at `cursorPath` in the response and sent as `param`.
+ * - `Page`: page numbers from `start` (default 1) in `param`.
+ * - `Offset`: the number of records read so far in `param`.
+ * - `LinkHeader`: follow the `Link: <…>; rel="next"` response header.
  */
 const paginationSchema = describe(
   withRules(
     z.strictObject({
-      type: z.enum(['cursor', 'page', 'offset', 'linkHeader']),
-      cursorPath: jsonPointerSchema.optional(),
-      param: queryParamSchema.optional(),
+      type: describe(z.enum(['Cursor', 'Page', 'Offset', 'LinkHeader']), 'How the next page is found: Cursor, Page, Offset or LinkHeader.'),
+      cursorPath: describe(jsonPointerSchema, 'JSON Pointer to the next cursor in a response (Cursor).').optional(),
+      param: describe(queryParamSchema, 'Query parameter that carries the cursor, page number or offset.').optional(),
       sizeParam: describe(queryParamSchema, 'Query parameter that carries size.').optional(),
       size: describe(z.int().min(1).max(10_000), 'Records per page to ask for.').optional(),
-      start: z.int().min(0).max(1_000_000).optional(),
+      start: describe(z.int().min(0).max(1_000_000), 'First page number or offset (default 1 for Page, 0 for Offset).').optional(),
       maxPages: describe(z.int().min(1).max(1_000_000), 'Safety bound on pages read in one run.').default(10_000),
     }),
     [
       {
-        rule: "self.type != 'cursor' || (has(self.cursorPath) && has(self.param))",
-        message: 'cursor pagination needs cursorPath and param',
-        holds: (p) => p.type !== 'cursor' || (p.cursorPath !== undefined && p.param !== undefined),
+        rule: "self.type != 'Cursor' || (has(self.cursorPath) && has(self.param))",
+        message: 'Cursor pagination needs cursorPath and param',
+        holds: (p) => p.type !== 'Cursor' || (p.cursorPath !== undefined && p.param !== undefined),
       },
       {
-        rule: "!(self.type in ['page', 'offset']) || has(self.param)",
-        message: 'page and offset pagination need param',
+        rule: "!(self.type in ['Page', 'Offset']) || has(self.param)",
+        message: 'Page and Offset pagination need param',
         fieldPath: '.param',
         reason: 'FieldValueRequired',
-        holds: (p) => (p.type !== 'page' && p.type !== 'offset') || p.param !== undefined,
+        holds: (p) => (p.type !== 'Page' && p.type !== 'Offset') || p.param !== undefined,
       },
     ],
   ),
-  'Pagination: cursor (cursorPath + param), page (param), offset (param) or linkHeader.',
+  'Pagination: Cursor (cursorPath + param), Page (param), Offset (param) or LinkHeader (the Link rel="next" header).',
 );
 
 /**
@@ -62,56 +62,56 @@ const incrementalSchema = describe(
   z.strictObject({
     param: describe(queryParamSchema, 'Query parameter that carries the lower bound.'),
     field: describe(fieldPointerSchema, 'JSON Pointer to the change cursor in each record (e.g. /updatedAt).'),
-    format: describe(z.enum(['rfc3339', 'unixSeconds', 'unixMillis']), 'How the cursor value is written.').default('rfc3339'),
+    format: describe(z.enum(['RFC3339', 'UnixSeconds', 'UnixMillis']), 'How the cursor value is written.').default('RFC3339'),
     lookback: describe(durationSchema, 'Overlap re-read on every run, for late commits and clock skew.').default('1m'),
     safetyLag: describe(durationSchema, 'Records newer than run start minus this wait for the next run.').default('30s'),
   }),
   'Read only what changed since the last run.',
 );
 
-const sourceSchema = z.strictObject({
-  url: httpUrlSchema,
+const sourceSchema = describe(z.strictObject({
+  url: describe(httpUrlSchema, 'The source collection, such as https://crm.example.com/api/contacts.'),
   headers: headersSchema.optional(),
   auth: authSchema.optional(),
-  timeout: positiveDurationSchema.default('30s'),
+  timeout: describe(positiveDurationSchema, 'Time limit for one request.').default('30s'),
   pagination: paginationSchema.optional(),
   incremental: incrementalSchema.optional(),
   recordsPath: describe(jsonPointerSchema, 'JSON Pointer to the array of records in a response ("" = the whole body).').default(''),
-});
+}), 'The API records are read from.');
 
 const lookupSchema = describe(
   z.strictObject({
-    url: httpUrlSchema,
-    recordsPath: jsonPointerSchema.default(''),
+    url: describe(httpUrlSchema, 'URL that lists the target records.'),
+    recordsPath: describe(jsonPointerSchema, 'JSON Pointer to the array of records in a response ("" = the whole body).').default(''),
     key: describe(fieldPointerSchema, 'JSON Pointer to the key in each target record.'),
     pagination: paginationSchema.optional(),
   }),
   'How to list the target, for reconciliation.',
 );
 
-const targetSchema = z.strictObject({
+const targetSchema = describe(z.strictObject({
   url: urlTemplateSchema,
   method: describe(z.enum(['POST', 'PUT', 'PATCH']), 'PUT to upsert by key, or POST to a batch endpoint with batch.size.').default('PUT'),
-  encoding: encodingSchema.default('json'),
+  encoding: encodingSchema.default('JSON'),
   headers: headersSchema.optional(),
   auth: authSchema.optional(),
-  timeout: positiveDurationSchema.default('30s'),
+  timeout: describe(positiveDurationSchema, 'Time limit for one request.').default('30s'),
   successCodes: successCodesSchema.default(DEFAULT_SUCCESS_CODES),
   lookup: lookupSchema.optional(),
-});
+}), 'The API records are written to.');
 
-/** Delete propagation for mode mirror; exported so that its defaults have one source. */
+/** Delete propagation for mode Mirror; exported so that its defaults have one source. */
 export const deletesSchema = describe(
   z.strictObject({
     softDeleteField: describe(fieldPointerSchema, 'Records whose value here is true are deleted in the target.').optional(),
-    maxCount: z.int().min(0).max(1_000_000).default(100),
-    maxPercent: z.number().min(0).max(100).default(10),
+    maxCount: describe(z.int().min(0).max(1_000_000), 'Most deletes one run may make.').default(100),
+    maxPercent: describe(z.number().min(0).max(100), 'Most deletes one run may make, in percent of the target records.').default(10),
   }),
-  'Deletes (mode mirror): stop and report Degraded above maxCount deletes or maxPercent of the target in one run.',
+  'Deletes (mode Mirror): stop and report Degraded above maxCount deletes or maxPercent of the target in one run.',
 );
 
 /** The desired state of a SyncSchedule. */
-export const syncScheduleSpecSchema = withRules(
+export const syncScheduleSpecSchema = describe(withRules(
   z.strictObject({
     schedule: cronSchema,
     timeZone: timeZoneSchema.optional(),
@@ -126,31 +126,34 @@ export const syncScheduleSpecSchema = withRules(
     transform: transformSchema.optional(),
     target: targetSchema,
     mode: describe(
-      z.enum(['upsert', 'update', 'insert', 'mirror']),
-      'upsert writes every changed record; update only existing ones; insert only new ones; mirror also propagates deletes.',
-    ).default('upsert'),
+      z.enum(['Upsert', 'Update', 'Insert', 'Mirror']),
+      'Upsert writes every changed record; Update only existing ones; Insert only new ones; Mirror also propagates deletes.',
+    ).default('Upsert'),
     deletes: deletesSchema.optional(),
-    batch: describe(z.strictObject({ size: z.int().min(1).max(1_000).default(1) }), 'Records per target request.').prefault({}),
-    rateLimit: rateLimitSchema.optional(),
+    batch: describe(
+      z.strictObject({ size: describe(z.int().min(1).max(1_000), 'Records per request; above 1 needs a batch endpoint.').default(1) }),
+      'Records per target request.',
+    ).prefault({}),
+    rateLimit: describe(rateLimitSchema, 'Requests per second to the target, shared by all replicas.').optional(),
     reconcile: describe(
       withRules(
         z.strictObject({
-          mode: z.enum(['off', 'report', 'repair']).default('off'),
-          dryRun: z.boolean().default(false),
+          mode: describe(z.enum(['None', 'Report', 'Repair']), 'None, Report (count mismatches) or Repair (also fix them).').default('None'),
+          dryRun: describe(z.boolean(), 'With Repair: report what repair would do, change nothing.').default(false),
         }),
         [
           {
-            rule: "!has(self.dryRun) || !self.dryRun || (has(self.mode) && self.mode == 'repair')",
-            message: 'dryRun applies only to mode repair',
+            rule: "!has(self.dryRun) || !self.dryRun || (has(self.mode) && self.mode == 'Repair')",
+            message: 'dryRun applies only to mode Repair',
             fieldPath: '.dryRun',
-            holds: (r) => !r.dryRun || r.mode === 'repair',
+            holds: (r) => !r.dryRun || r.mode === 'Repair',
           },
         ],
       ),
       'Compare target to source by key after each run: report mismatches, or repair them (dryRun: only say what repair would do).',
     ).prefault({}),
     failedRecords: describe(
-      z.strictObject({ maxAttempts: z.int().min(1).max(100).default(5) }),
+      z.strictObject({ maxAttempts: describe(z.int().min(1).max(100), 'Runs that retry a failed record before it is parked.').default(5) }),
       'Failed records are retried on later runs, then parked in the fallback stream.',
     ).prefault({}),
     fallback: fallbackSchema.prefault({}),
@@ -163,21 +166,21 @@ export const syncScheduleSpecSchema = withRules(
       holds: (s) => s.batch.size <= 1 || !s.target.url.includes('{{'),
     },
     {
-      rule: "!has(self.deletes) || self.mode == 'mirror'",
-      message: 'deletes applies only to mode mirror',
+      rule: "!has(self.deletes) || self.mode == 'Mirror'",
+      message: 'deletes applies only to mode Mirror',
       fieldPath: '.deletes',
       reason: 'FieldValueForbidden',
-      holds: (s) => s.deletes === undefined || s.mode === 'mirror',
+      holds: (s) => s.deletes === undefined || s.mode === 'Mirror',
     },
     {
-      rule: "!has(self.reconcile) || !has(self.reconcile.mode) || self.reconcile.mode == 'off' || has(self.target.lookup)",
+      rule: "!has(self.reconcile) || !has(self.reconcile.mode) || self.reconcile.mode == 'None' || has(self.target.lookup)",
       message: 'reconcile needs target.lookup to read the target',
       fieldPath: '.target.lookup',
       reason: 'FieldValueRequired',
-      holds: (s) => s.reconcile.mode === 'off' || s.target.lookup !== undefined,
+      holds: (s) => s.reconcile.mode === 'None' || s.target.lookup !== undefined,
     },
   ],
-);
+), 'Desired state: when to run, where records come from, how they are written, and how the two sides are reconciled.');
 
 /** A validated SyncSchedule spec with every default applied. */
 export type SyncScheduleSpec = z.output<typeof syncScheduleSpecSchema>;
@@ -186,26 +189,27 @@ export type SyncScheduleSpecInput = z.input<typeof syncScheduleSpecSchema>;
 
 /** One run of a SyncSchedule. */
 export const syncRunSchema = z.object({
-  id: z.string().max(64),
-  startedAt: timeSchema,
-  finishedAt: timeSchema.optional(),
-  result: z.enum(['Running', 'Succeeded', 'Partial', 'Failed', 'Skipped']),
-  fetched: countSchema.optional(),
-  unchanged: countSchema.optional(),
-  written: countSchema.optional(),
-  failed: countSchema.optional(),
-  deleted: countSchema.optional(),
-  mismatches: z
-    .object({
-      missing: countSchema.optional(),
-      extra: countSchema.optional(),
-      different: countSchema.optional(),
-      found: countSchema.optional(),
-      repaired: countSchema.optional(),
-    })
-    .optional(),
-  watermark: z.string().max(256).optional(),
-  message: z.string().max(1_024).optional(),
+  id: describe(z.string().max(64), 'Run ID, as in logs and Events.'),
+  startedAt: describe(timeSchema, 'When the run started.'),
+  finishedAt: describe(timeSchema, 'When the run ended.').optional(),
+  result: describe(z.enum(['Running', 'Succeeded', 'Partial', 'Failed', 'Skipped']), 'Running, Succeeded, Partial (state committed, work left), Failed or Skipped.'),
+  fetched: describe(countSchema, 'Records read from the source.').optional(),
+  unchanged: describe(countSchema, 'Records skipped because the target already has this content.').optional(),
+  written: describe(countSchema, 'Records the target acknowledged.').optional(),
+  failed: describe(countSchema, 'Records that failed to write (retried on later runs).').optional(),
+  deleted: describe(countSchema, 'Records deleted in the target (mode Mirror).').optional(),
+  mismatches: describe(
+    z.object({
+      missing: describe(countSchema, 'Source records absent from the target.').optional(),
+      extra: describe(countSchema, 'Target records absent from the source.').optional(),
+      different: describe(countSchema, 'Records whose mapped fields differ.').optional(),
+      found: describe(countSchema, 'All mismatches found.').optional(),
+      repaired: describe(countSchema, 'Mismatches repaired (mode Repair).').optional(),
+    }),
+    'What reconciliation found and repaired.',
+  ).optional(),
+  watermark: describe(z.string().max(256), 'The change cursor committed by the run; the next run reads from here.').optional(),
+  message: describe(z.string().max(1_024), 'Details: why the run failed, or a warning.').optional(),
 });
 export type SyncRun = z.output<typeof syncRunSchema>;
 
@@ -213,17 +217,17 @@ export type SyncRun = z.output<typeof syncRunSchema>;
 export const SYNC_HISTORY_LIMIT = 10;
 
 /** What the controller reports about a SyncSchedule. */
-export const syncScheduleStatusSchema = z.object({
+export const syncScheduleStatusSchema = describe(z.object({
   observedGeneration: observedGenerationSchema.optional(),
   conditions: conditionsSchema.optional(),
-  lastScheduleTime: timeSchema.optional(),
-  lastSuccessfulTime: timeSchema.optional(),
-  nextScheduleTime: timeSchema.optional(),
-  lastRun: syncRunSchema.optional(),
-  history: z.array(syncRunSchema).max(SYNC_HISTORY_LIMIT).optional(),
+  lastScheduleTime: describe(timeSchema, 'When a run was last started by the schedule.').optional(),
+  lastSuccessfulTime: describe(timeSchema, 'When a run last succeeded.').optional(),
+  nextScheduleTime: describe(timeSchema, 'When the next run is due.').optional(),
+  lastRun: describe(syncRunSchema, 'The most recent run.').optional(),
+  history: describe(z.array(syncRunSchema).max(SYNC_HISTORY_LIMIT), `The most recent runs (at most ${SYNC_HISTORY_LIMIT}).`).optional(),
   failedRecords: describe(countSchema, 'Records in the failed-key index, retried on later runs.').optional(),
-  fallbackPending: countSchema.optional(),
-});
+  fallbackPending: describe(countSchema, 'Records waiting in the fallback stream.').optional(),
+}), 'Observed state, written by the operator: conditions, schedule times and the recent runs.');
 export type SyncScheduleStatus = z.output<typeof syncScheduleStatusSchema>;
 
 /**

@@ -389,6 +389,7 @@ export class IntegrationPipeline {
       // A mapping runs synchronously: no promise hop on the common path. JSONata is user code
       // that a step check cannot always stop (one backtracking regex): it runs in a worker that
       // is terminated at its deadline, so it can never block this thread.
+      // No transform: the event payload is the body.
       body =
         c.transform === undefined
           ? data
@@ -398,7 +399,7 @@ export class IntegrationPipeline {
                 key: `${c.namespace}/${c.name}`,
                 source: c.transform.source,
                 data,
-                limits: { timeoutMs: c.config.transform.kind === 'jsonata' ? c.config.transform.timeoutMs : 1_000, maxDepth: JSONATA_MAX_DEPTH },
+                limits: { timeoutMs: c.config.transform?.kind === 'jsonata' ? c.config.transform.timeoutMs : 1_000, maxDepth: JSONATA_MAX_DEPTH },
               });
     } catch (err) {
       await this.park(msg, record, stored, { reason: 'transform', error: errorMessage(err) });

@@ -16,9 +16,10 @@ import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import versions from './versions.json' with { type: 'json' };
+import { formatElapsed, withProgress } from './build-progress.ts';
 import { withFileLock } from './file-lock.ts';
 
 const execFileAsync = promisify(execFile);
@@ -52,9 +53,22 @@ export function binaryPaths(): Binaries {
 
 const defaultLog: BuildLog = (line) => process.stderr.write(`[ferry env] ${line}\n`);
 
-/** Returns the binaries, building the missing ones first. Cheap when all are cached. */
+/**
+ * Returns the binaries, building the missing ones first. Cheap when all are cached. A build says
+ * what it builds, that it happens once and where the result is cached, reports every 30 s while
+ * Go runs, and prints the total at the end.
+ */
 export async function ensureBinaries(log: BuildLog = defaultLog): Promise<Binaries> {
   const paths = binaryPaths();
+  const missing = [paths.kubeApiserver, paths.kubectl, paths.etcd, paths.natsServer].filter((p) => !existsSync(p));
+  if (missing.length === 0) return paths;
+  const started = Date.now();
+  const kubernetes = missing.includes(paths.kubeApiserver) || missing.includes(paths.kubectl);
+  log(
+    `not in the cache yet: ${missing.map((p) => basename(p)).join(', ')}. Building from the Go modules, once: ` +
+      `the binaries are kept in ${dirname(paths.kubectl)} and every later run reuses them. ` +
+      `${kubernetes ? 'Kubernetes takes several minutes and a few GB of RAM. ' : ''}Progress is reported every 30 s.`,
+  );
   if (!existsSync(paths.kubeApiserver) || !existsSync(paths.kubectl)) {
     await withFileLock(join(cacheDir(), 'locks', `kubernetes-${versions.kubernetes}`), log, async () => {
       if (!existsSync(paths.kubeApiserver) || !existsSync(paths.kubectl)) await buildKubernetes(paths, log);
@@ -70,6 +84,7 @@ export async function ensureBinaries(log: BuildLog = defaultLog): Promise<Binari
       if (!existsSync(paths.natsServer)) await buildNatsServer(paths.natsServer, log);
     });
   }
+  log(`control-plane binaries ready in ${formatElapsed(Date.now() - started)}; cached in ${dirname(paths.kubectl)}`);
   return paths;
 }
 
@@ -111,7 +126,13 @@ async function prepareScratchModule(mod: ScratchModule, log: BuildLog): Promise<
   await writeFile(join(mod.dir, 'go.mod'), mod.goMod);
   const imports = mod.tools.map((p) => `\t_ "${p}"`).join('\n');
   await writeFile(join(mod.dir, 'tools.go'), `//go:build tools\n\npackage tools\n\nimport (\n${imports}\n)\n`);
-  await go(['mod', 'tidy'], mod.dir, log);
+  // Downloads every dependency on a machine whose Go module cache is empty.
+  await withProgress(`resolving and downloading the Go modules of ${mod.tools.join(', ')}`, log, () => go(['mod', 'tidy'], mod.dir, log));
+}
+
+/** `go build` of one binary, with progress: the step that runs for minutes without output. */
+async function goBuild(name: string, version: string, args: readonly string[], dir: string, log: BuildLog): Promise<void> {
+  await withProgress(`go build ${name} ${version}`, log, () => go(args, dir, log));
 }
 
 async function moveIntoPlace(built: string, target: string): Promise<void> {
@@ -139,7 +160,9 @@ async function buildKubernetes(paths: Binaries, log: BuildLog): Promise<void> {
   log(`building kube-apiserver and kubectl ${version} from k8s.io/kubernetes (first time only; takes several minutes)`);
   await mkdir(dir, { recursive: true });
   // The published go.mod is the authoritative list of staging modules and of the go/godebug lines.
-  const download = JSON.parse(await go(['mod', 'download', '-json', `k8s.io/kubernetes@${version}`], dir, log)) as GoModDownload;
+  const download = JSON.parse(
+    await withProgress(`downloading k8s.io/kubernetes ${version}`, log, () => go(['mod', 'download', '-json', `k8s.io/kubernetes@${version}`], dir, log)),
+  ) as GoModDownload;
   const upstream = await readFile(download.GoMod, 'utf8');
   const staging = [...upstream.matchAll(/^\s*(k8s\.io\/[\w.-]+)\s+=>\s+\.\/staging\/src\//gm)].map((m) => m[1] ?? '');
   if (staging.length < 20) throw new Error(`found only ${staging.length} staging modules in ${download.GoMod}`);
@@ -184,7 +207,9 @@ async function buildKubernetes(paths: Binaries, log: BuildLog): Promise<void> {
     ['kubectl', paths.kubectl],
   ] as const) {
     const out = join(dir, name);
-    await go(
+    await goBuild(
+      name,
+      version,
       ['build', '-trimpath', '-tags=selinux,notest,grpcnotrace', `-ldflags=${ldflags.join(' ')}`, '-o', out, `k8s.io/kubernetes/cmd/${name}`],
       dir,
       log,
@@ -210,7 +235,7 @@ async function buildEtcd(target: string, log: BuildLog): Promise<void> {
     log,
   );
   const out = join(dir, 'etcd');
-  await go(['build', '-trimpath', '-ldflags=-s -w', '-o', out, 'go.etcd.io/etcd/server/v3'], dir, log);
+  await goBuild('etcd', version, ['build', '-trimpath', '-ldflags=-s -w', '-o', out, 'go.etcd.io/etcd/server/v3'], dir, log);
   await checkVersion(out, ['--version'], version.replace(/^v/, ''));
   await moveIntoPlace(out, target);
   log(`built ${target}`);
@@ -229,7 +254,7 @@ async function buildNatsServer(target: string, log: BuildLog): Promise<void> {
     log,
   );
   const out = join(dir, 'nats-server');
-  await go(['build', '-trimpath', '-ldflags=-s -w', '-o', out, 'github.com/nats-io/nats-server/v2'], dir, log);
+  await goBuild('nats-server', version, ['build', '-trimpath', '-ldflags=-s -w', '-o', out, 'github.com/nats-io/nats-server/v2'], dir, log);
   await checkVersion(out, ['--version'], version.replace(/^v/, ''));
   await moveIntoPlace(out, target);
   log(`built ${target}`);

@@ -9,14 +9,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
-import {
-  ApiException,
-  ApiextensionsV1Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  loadYaml,
-  type V1CustomResourceDefinition,
-} from '@kubernetes/client-node';
+import { ApiException, ApiextensionsV1Api, CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import {
   GROUP,
@@ -29,6 +22,7 @@ import {
   type SyncScheduleSpecInput,
 } from '../../src/api/index.ts';
 import { startControlPlane, type ControlPlane } from '../env/control-plane.ts';
+import { installCrds } from '../support/crds.ts';
 
 const root = new URL('../../', import.meta.url);
 const namespace = 'crd-validation';
@@ -88,9 +82,6 @@ const rejections: Rejection[] = [
   integration('missing target', 'spec.target', 'Required value', (s) => {
     delete unsafe(s).target;
   }),
-  integration('missing transform', 'spec.transform', 'Required value', (s) => {
-    delete unsafe(s).transform;
-  }),
   integration('both transforms set', 'spec.transform', 'transform must set exactly one of mapping or jsonata', (s) => {
     s.transform = { mapping: { id: '/id' }, jsonata: '{ "id": id }' };
   }),
@@ -116,7 +107,7 @@ const rejections: Rejection[] = [
     s.delivery = { backoff: { initial: '6m' } };
   }),
   integration('unknown encoding', 'spec.target.encoding', 'Unsupported value: "xml"', (s) => {
-    s.target.encoding = 'xml' as 'json';
+    s.target.encoding = 'xml' as 'JSON';
   }),
   integration('oversize URL', 'spec.target.url', 'Too long', (s) => {
     s.target.url = `https://example.com/${'a'.repeat(2_100)}`;
@@ -161,10 +152,13 @@ const rejections: Rejection[] = [
     s.delivery = { retryOn: [429, 200] };
   }),
   integration('retryOn an unknown word', 'spec.delivery.retryOn[0]', 'must be an HTTP status code from 400 to 599', (s) => {
-    s.delivery = { retryOn: ['sometimes' as 'network'] };
+    s.delivery = { retryOn: ['sometimes' as 'Network'] };
   }),
-  integration('HMAC webhook without signature header', 'spec.source.webhook.signature.header', 'hmacSha256 signatures need header', (s) => {
-    s.source.webhook = { subject: 'orders.created', signature: { scheme: 'hmacSha256', secretKeyRefs: [{ name: 'hook', key: 'secret' }] } };
+  integration('startAt that is neither Beginning, New nor a time', 'spec.source.startAt', 'must be Beginning, New or an RFC 3339 time', (s) => {
+    s.source.startAt = '2024-06-01';
+  }),
+  integration('HMAC webhook without signature header', 'spec.source.webhook.signature.header', 'HMACSHA256 signatures need header', (s) => {
+    s.source.webhook = { subject: 'orders.created', signature: { scheme: 'HMACSHA256', secretKeyRefs: [{ name: 'hook', key: 'secret' }] } };
   }),
   syncSchedule('unknown concurrencyPolicy', 'spec.concurrencyPolicy', 'Unsupported value: "Allow"', (s) => {
     s.concurrencyPolicy = 'Allow' as 'Forbid';
@@ -175,18 +169,18 @@ const rejections: Rejection[] = [
   syncSchedule('batches against a per-record URL', 'spec.batch.size', 'batch.size above 1 needs a batch endpoint', (s) => {
     s.batch = { size: 50 };
   }),
-  syncSchedule('deletes outside mirror mode', 'spec.deletes', 'deletes applies only to mode mirror', (s) => {
+  syncSchedule('deletes outside mirror mode', 'spec.deletes', 'deletes applies only to mode Mirror', (s) => {
     s.deletes = { softDeleteField: '/deleted' };
   }),
   syncSchedule('reconcile without a lookup', 'spec.target.lookup', 'reconcile needs target.lookup', (s) => {
-    s.reconcile = { mode: 'repair' };
+    s.reconcile = { mode: 'Repair' };
   }),
-  syncSchedule('dry run outside repair mode', 'spec.reconcile.dryRun', 'dryRun applies only to mode repair', (s) => {
+  syncSchedule('dry run outside repair mode', 'spec.reconcile.dryRun', 'dryRun applies only to mode Repair', (s) => {
     s.target.lookup = { url: 'https://erp.example.com/customers', key: '/id' };
-    s.reconcile = { mode: 'report', dryRun: true };
+    s.reconcile = { mode: 'Report', dryRun: true };
   }),
-  syncSchedule('cursor pagination without cursorPath', 'spec.source.pagination', 'cursor pagination needs cursorPath and param', (s) => {
-    s.source.pagination = { type: 'cursor', param: 'cursor' };
+  syncSchedule('cursor pagination without cursorPath', 'spec.source.pagination', 'Cursor pagination needs cursorPath and param', (s) => {
+    s.source.pagination = { type: 'Cursor', param: 'cursor' };
   }),
   syncSchedule('schedule that is not cron', 'spec.schedule', 'must be a cron expression with 5 fields', (s) => {
     s.schedule = 'every five minutes';
@@ -226,21 +220,10 @@ describe('generated CRDs on a real API server', () => {
     custom = env.kubeConfig.makeApiClient(CustomObjectsApi);
     await env.kubeConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: namespace } } });
 
-    for (const kind of [INTEGRATION, SYNC_SCHEDULE]) {
-      // The committed files, not a fresh build: what users install is what is tested.
-      const crd = loadYaml<V1CustomResourceDefinition>(readFileSync(new URL(`crds/${kind.crdName}.yaml`, root), 'utf8'));
-      await crdApi.createCustomResourceDefinition({ body: crd });
-    }
+    // The committed files, installed as users do (kubectl apply -f crds/, wait Established).
+    await installCrds(env);
     const deadline = Date.now() + 60_000;
     for (const kind of [INTEGRATION, SYNC_SCHEDULE]) {
-      for (;;) {
-        const crd = await crdApi.readCustomResourceDefinition({ name: kind.crdName });
-        const established = crd.status?.conditions?.find((c) => c.type === 'Established')?.status === 'True';
-        if (established) break;
-        assert.ok(Date.now() < deadline, `${kind.crdName} not Established within 60 s`);
-        // Establishing is asynchronous in the API server; there is no event to wait on here.
-        await sleep(100);
-      }
       // Established can precede the first successful list by a moment.
       for (;;) {
         try {
@@ -300,10 +283,10 @@ describe('generated CRDs on a real API server', () => {
       suspend: boolean;
     };
     assert.equal(spec.target.method, 'POST');
-    assert.equal(spec.target.encoding, 'json');
+    assert.equal(spec.target.encoding, 'JSON');
     assert.equal(spec.target.idempotency.header, 'Idempotency-Key');
     assert.equal(spec.delivery.maxAttempts, 5);
-    assert.deepEqual([spec.delivery.backoff.initial, spec.delivery.backoff.max, spec.delivery.backoff.jitter], ['1s', '5m', 'full']);
+    assert.deepEqual([spec.delivery.backoff.initial, spec.delivery.backoff.max, spec.delivery.backoff.jitter], ['1s', '5m', 'Full']);
     assert.equal(spec.delivery.circuitBreaker.failures, 5);
     assert.equal(spec.fallback.retention, '14d');
     assert.equal(spec.suspend, false);
@@ -319,16 +302,52 @@ describe('generated CRDs on a real API server', () => {
     assert.deepEqual(created.spec, JSON.parse(JSON.stringify(parsed.spec)));
     const spec = created.spec as { concurrencyPolicy: string; mode: string; batch: { size: number }; reconcile: { mode: string } };
     assert.equal(spec.concurrencyPolicy, 'Forbid');
-    assert.equal(spec.mode, 'upsert');
+    assert.equal(spec.mode, 'Upsert');
     assert.equal(spec.batch.size, 1);
-    assert.equal(spec.reconcile.mode, 'off');
+    assert.equal(spec.reconcile.mode, 'None');
+  });
+
+  it('accepts an Integration without transform and defaults startAt to New, as the zod parser does', async () => {
+    const spec = minimalIntegration();
+    delete spec.transform;
+    const created = await create(INTEGRATION, spec);
+    const parsed = parseIntegrationSpec(spec);
+    assert.ok(parsed.ok);
+    assert.deepEqual(created.spec, JSON.parse(JSON.stringify(parsed.spec)));
+    assert.equal((created.spec as { source: { startAt: string } }).source.startAt, 'New');
+    assert.equal((created.spec as { transform?: unknown }).transform, undefined);
+  });
+
+  it('refuses to change startAt once set, and says how to rewind', async () => {
+    const spec = minimalIntegration();
+    spec.source.startAt = '2024-06-01T12:00:00Z';
+    const name = `start-at-${++counter}`;
+    await create(INTEGRATION, spec, name);
+    const object = await get(INTEGRATION, name);
+    (object.spec as { source: { startAt: string } }).source.startAt = 'Beginning';
+    const outcome = await custom
+      .replaceNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: INTEGRATION.plural, name, body: object })
+      .then(
+        () => undefined,
+        (err: unknown) => errorText(err),
+      );
+    assert.ok(outcome, 'the API server accepted a new startAt');
+    assert.equal(outcome.code, 422, outcome.message);
+    assert.ok(outcome.message.includes('spec.source.startAt'), outcome.message);
+    assert.ok(outcome.message.includes('startAt is immutable'), outcome.message);
+    assert.ok(outcome.message.includes('delete the Integration and create it again'), outcome.message);
+    // Other fields still change.
+    const again = await get(INTEGRATION, name);
+    (again.spec as { suspend: boolean }).suspend = true;
+    await custom.replaceNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: INTEGRATION.plural, name, body: again });
+    assert.equal(((await get(INTEGRATION, name)).spec as { source: { startAt: string } }).source.startAt, '2024-06-01T12:00:00Z');
   });
 
   it('accepts durations in days that CEL compares correctly', async () => {
     const spec = minimalIntegration();
     spec.delivery = { backoff: { initial: '1d', max: '1d1h' }, maxElapsed: '2d' };
     const created = await create(INTEGRATION, spec);
-    assert.deepEqual((created.spec as { delivery: { backoff: unknown } }).delivery.backoff, { initial: '1d', max: '1d1h', multiplier: 2, jitter: 'full' });
+    assert.deepEqual((created.spec as { delivery: { backoff: unknown } }).delivery.backoff, { initial: '1d', max: '1d1h', multiplier: 2, jitter: 'Full' });
   });
 
   describe('rejects invalid specs with 422 and the field in the message', () => {

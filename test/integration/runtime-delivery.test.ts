@@ -63,7 +63,7 @@ describe('runtime: the failure contract', () => {
       subject: 'events.flaky',
       url: `${t.url}/v1/invoices`,
       // Equal jitter: delay n is in [c_n/2, c_n] with c_n = 400ms·2^(n-1), so growth is assertable.
-      delivery: { backoff: { initial: '400ms', max: '10s', multiplier: 2, jitter: 'equal' } },
+      delivery: { backoff: { initial: '400ms', max: '10s', multiplier: 2, jitter: 'Equal' } },
     });
     await publishEvents(r, 'events.flaky', [{ id: 'flaky-1', amount: 1 }]);
     await eventually('applied once', () => t.stats().applied === 1 || undefined, 30_000);
@@ -85,7 +85,7 @@ describe('runtime: the failure contract', () => {
   it('row 3: always 503 → parked after maxAttempts with reason exhausted, every header set, payload byte-identical', async () => {
     const t = await target();
     t.script(() => faults.status(503));
-    await createIntegration(r, { credentials: t.auth, name: 'down', subject: 'events.down', url: `${t.url}/v1/invoices`, delivery: { maxAttempts: 3, backoff: { initial: '100ms', max: '400ms', multiplier: 2, jitter: 'full' }, circuitBreaker: { failures: 1000, window: '30s', openFor: '60s' } } });
+    await createIntegration(r, { credentials: t.auth, name: 'down', subject: 'events.down', url: `${t.url}/v1/invoices`, delivery: { maxAttempts: 3, backoff: { initial: '100ms', max: '400ms', multiplier: 2, jitter: 'Full' }, circuitBreaker: { failures: 1000, window: '30s', openFor: '60s' } } });
     const payload = '{"id":"down-1","amount":12.5,  "note":"spacing kept"}';
     const ack = await r.js.publish('events.down', payload, { msgID: 'down-1' });
     const parked = await eventually('parked', async () => (await fallbackMessages(r, 'down'))[0], 30_000);

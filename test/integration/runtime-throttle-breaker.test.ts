@@ -78,7 +78,7 @@ describe('runtime: throttling and the circuit breaker', () => {
       delivery: {
         concurrency: 4,
         maxAttempts: 50,
-        backoff: { initial: '100ms', max: '200ms', multiplier: 2, jitter: 'none' },
+        backoff: { initial: '100ms', max: '200ms', multiplier: 2, jitter: 'None' },
         circuitBreaker: { failures: 3, window: '30s', openFor: '6s' },
       },
     });

@@ -34,7 +34,7 @@ export interface RuntimeEnv {
 
 export async function setupRuntimeEnv(): Promise<RuntimeEnv> {
   const env = await startControlPlane();
-  await installCrds(env.kubeConfig);
+  await installCrds(env);
   await env.kubeConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: NS } } });
   const nc = await connect({ servers: env.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
   const jsm = await jetstreamManager(nc);
@@ -109,7 +109,7 @@ export async function createIntegration(r: RuntimeEnv, o: IntegrationOptions): P
       schema: o.schema ?? { inline: { type: 'object', required: ['id'], properties: { id: { type: 'string' }, amount: { type: 'number' } } } },
       transform: o.transform ?? { mapping: { externalId: '/id', total: '/amount' } },
       target: { url: o.url, timeout: '2s', ...auth, ...o.target },
-      delivery: { concurrency: 16, maxAttempts: 5, backoff: { initial: '200ms', max: '2s', multiplier: 2, jitter: 'full' }, ...o.delivery },
+      delivery: { concurrency: 16, maxAttempts: 5, backoff: { initial: '200ms', max: '2s', multiplier: 2, jitter: 'Full' }, ...o.delivery },
     },
   });
   return await r.ferry.waitFor('integrations', NS, o.name, (obj) => isTrueNow(obj, 'Ready'));
