@@ -169,6 +169,7 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
         maxDeliver: -1,
         maxAckPending: Math.max(config.delivery.concurrency * 8, 64),
         metadata: { 'ferry.dev/integration': `${ref.namespace}/${ref.name}`, 'ferry.dev/generation': String(generation) },
+        startAt: config.source.startAt,
       });
       const fallback = fallbackStreamName(ref);
       await deps.jetstream.ensureFallbackStream({

@@ -36,6 +36,22 @@ export interface DurableConsumerSpec {
   readonly maxDeliver: number;
   readonly maxAckPending: number;
   readonly metadata: Readonly<Record<string, string>>;
+  /**
+   * Where a NEW consumer starts in the stream: everything stored (`beginning`), only what is
+   * published from now on (`new`), or from a time. An existing consumer keeps its position.
+   */
+  readonly startAt: { readonly kind: 'beginning' } | { readonly kind: 'new' } | { readonly kind: 'time'; readonly timeMs: number };
+}
+
+function deliverPolicy(startAt: DurableConsumerSpec['startAt']): Pick<ConsumerConfig, 'deliver_policy' | 'opt_start_time'> {
+  switch (startAt.kind) {
+    case 'beginning':
+      return { deliver_policy: DeliverPolicy.All };
+    case 'new':
+      return { deliver_policy: DeliverPolicy.New };
+    case 'time':
+      return { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(startAt.timeMs).toISOString() };
+  }
 }
 
 export interface FallbackStreamSpec {
@@ -126,7 +142,7 @@ export class JetStreamResources {
           ...wanted,
           durable_name: spec.name,
           ack_policy: AckPolicy.Explicit,
-          deliver_policy: DeliverPolicy.All,
+          ...deliverPolicy(spec.startAt),
           replay_policy: ReplayPolicy.Instant,
           ...(filters.length === 1 ? { filter_subject: filters[0] } : { filter_subjects: filters }),
         });

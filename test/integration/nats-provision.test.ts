@@ -46,6 +46,7 @@ describe('JetStream provisioning', () => {
       maxDeliver: 10,
       maxAckPending: 64,
       metadata: { 'ferry.dev/integration': 'shop/orders' },
+      startAt: { kind: 'beginning' as const },
     };
     await resources.ensureConsumer(spec);
     await resources.ensureConsumer(spec);
@@ -62,6 +63,35 @@ describe('JetStream provisioning', () => {
     assert.equal(info.config.max_ack_pending, 128);
     assert.deepEqual([...(info.config.filter_subjects ?? [])].sort(), ['orders.created', 'orders.paid']);
     assert.equal(info.config.metadata?.['ferry.dev/integration'], 'shop/orders');
+    // A consumer created by an older operator with a server-side delivery limit gets none: the
+    // runtime counts attempts itself, and a server limit would end redelivery silently.
+    await resources.ensureConsumer({ ...spec, maxDeliver: -1 });
+    info = await jsm.consumers.info('ORDERS', spec.name);
+    assert.equal(info.config.max_deliver, -1);
+    assert.equal(info.created, created);
+  });
+
+  it('starts a new consumer where startAt says: the beginning, new events only, or a time; an existing one keeps its place', async () => {
+    const js = jetstream(nc);
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: 'HISTORY', subjects: ['history.>'] });
+    for (let i = 0; i < 3; i++) await js.publish('history.x', JSON.stringify({ old: i }));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const cut = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    for (let i = 0; i < 2; i++) await js.publish('history.x', JSON.stringify({ recent: i }));
+    const base = { stream: 'HISTORY', filterSubjects: ['history.x'], ackWaitMs: 30_000, maxDeliver: -1, maxAckPending: 8, metadata: {} };
+    await resources.ensureConsumer({ ...base, name: 'from_beginning', startAt: { kind: 'beginning' } });
+    await resources.ensureConsumer({ ...base, name: 'from_now', startAt: { kind: 'new' } });
+    await resources.ensureConsumer({ ...base, name: 'from_time', startAt: { kind: 'time', timeMs: cut } });
+    assert.equal((await jsm.consumers.info('HISTORY', 'from_beginning')).num_pending, 5);
+    assert.equal((await jsm.consumers.info('HISTORY', 'from_now')).num_pending, 0);
+    assert.equal((await jsm.consumers.info('HISTORY', 'from_time')).num_pending, 2);
+    await js.publish('history.x', JSON.stringify({ later: 1 }));
+    assert.equal((await jsm.consumers.info('HISTORY', 'from_now')).num_pending, 1, 'new events only');
+    // Re-ensuring with another startAt never moves an existing consumer.
+    await resources.ensureConsumer({ ...base, name: 'from_now', startAt: { kind: 'beginning' } });
+    assert.equal((await jsm.consumers.info('HISTORY', 'from_now')).num_pending, 1);
   });
 
   it('deletes a consumer and keeps the messages', async () => {
@@ -98,6 +128,7 @@ describe('JetStream provisioning', () => {
       maxDeliver: 5,
       maxAckPending: 8,
       metadata: {},
+      startAt: { kind: 'new' },
     });
     for (let i = 0; i < 5; i++) {
       const ac = new AbortController();

@@ -185,7 +185,7 @@ describe('runtime: user-supplied code cannot block the operator', () => {
     const h = parked[0]?.header;
     assert.equal(h?.get('Ferry-Reason'), 'transform');
     assert.match(h.get('Ferry-Error'), /^transform expression ran for \d+ ms, over its 1000 ms limit, and was stopped$/);
-    assert.equal(h.get('Ferry-Attempts'), '1');
+    assert.equal(h.get('Ferry-Attempts'), '0', 'parked before any HTTP attempt');
     assert.deepEqual(JSON.parse(parked[0]?.string() ?? ''), { id: 'evil-1', s: EVIL }, 'the original payload');
     assert.equal(evilTarget.requests.filter((q) => q.body.includes('evil-1')).length, 0, 'nothing of the evil event reached its target');
     assert.equal(await deliveries(r, 'evil-jsonata'), 2, 'two events, each delivered to the operator once: nothing came back after ack_wait');
