@@ -91,11 +91,12 @@ describe('runtime: delivery correctness', () => {
     const t = await suite.target();
     t.script(perKey(faults.status(503)));
     const name = 'backlog';
-    await createIntegration(r, { credentials: t.auth, name, subject: `events.${name}`, url: `${t.url}/v1/invoices`, delivery: { maxElapsed: '2s' } });
+    await createIntegration(r, { credentials: t.auth, name, subject: `events.${name}`, url: `${t.url}/v1/invoices`, delivery: { maxElapsed: '2s', circuitBreaker: { failures: 1000 } } });
     await r.ferry.editSpec('integrations', NS, name, (spec) => {
       spec.suspend = true;
     });
-    await r.operators[0]!.waitForLog((l) => l.msg === 'stopping pipeline (suspended)' && l.integration === `${NS}/${name}`);
+    // Published once the pipeline no longer pulls: they wait in the stream, growing old.
+    await r.operators[0]!.waitForLog((l) => l.msg === 'stopped pulling; unstarted events handed back' && l.integration === name);
     const ids = Array.from({ length: 5 }, (_, i) => `old-${i}`);
     await publishEvents(r, `events.${name}`, ids.map((id, i) => ({ id, amount: i })));
     // The events grow older than maxElapsed while suspended.
@@ -118,7 +119,7 @@ describe('runtime: delivery correctness', () => {
       name,
       subject: `events.${name}`,
       url: `${t.url}/v1/invoices`,
-      delivery: { concurrency: 1, maxAttempts: 2, backoff: { initial: '100ms', max: '100ms', multiplier: 1, jitter: 'None' } },
+      delivery: { concurrency: 1, maxAttempts: 2, backoff: { initial: '100ms', max: '100ms', multiplier: 1, jitter: 'None' }, circuitBreaker: { failures: 1000 } },
     });
     const ids = Array.from({ length: 6 }, (_, i) => `c-${i}`);
     await publishEvents(r, `events.${name}`, ids.map((id, i) => ({ id, amount: i })));
@@ -142,34 +143,45 @@ describe('runtime: delivery correctness', () => {
     assert.ok(info.num_redelivered > 0 || info.delivered.consumer_seq > ids.length * 2, 'the restart did cause redeliveries');
   });
 
-  it('a fallback stream that refuses events: they stay in the source, Degraded says so, and they are parked once it is back; server-interpreted headers never reach it', async () => {
+  it('a fallback stream that refuses events (full): they stay in the source, Degraded says so, and they are parked once it takes them again; server-interpreted headers never reach it', async () => {
     const t = await suite.target();
     const name = 'nofallback';
     await createIntegration(r, { credentials: t.auth, name, subject: `events.${name}`, url: `${t.url}/v1/invoices` });
     const info = await r.jsm.consumers.info(SOURCE, `ferry_${NS}_${name}`);
     assert.equal(info.config.max_deliver, -1, 'JetStream never ends redelivery silently');
-    await r.jsm.streams.delete(`FERRY_FALLBACK_${NS}_${name}`);
+    // The fallback stream is full (an operator capped it); with discard-new it refuses more.
+    const fallback = `FERRY_FALLBACK_${NS}_${name}`;
+    const config = (await r.jsm.streams.info(fallback)).config;
+    await r.jsm.streams.update(fallback, { ...config, max_msgs: 1 });
+    await r.js.publish(`ferry.fallback.${NS}.${name}`, 'an earlier parked event');
     // Invalid events, one published with `expect` headers that the fallback stream would refuse.
     const last = await r.js.publish(`events.${name}`, JSON.stringify({ id: 'bad-0', amount: 'x' }));
     const h = natsHeaders();
     h.set('Nats-Msg-Id', 'bad-1');
-    await r.js.publish(`events.${name}`, JSON.stringify({ id: 'bad-1', amount: 'y' }), { headers: h, expect: { lastSubjectSequence: last.seq, streamName: SOURCE } });
+    await r.js.publish(`events.${name}`, JSON.stringify({ id: 'bad-1', amount: 'y' }), { headers: h, expect: { lastSubjectSequence: last.seq } });
     await publishEvents(r, `events.${name}`, [{ id: 'good-1', amount: 1 }]);
-    const degraded = await r.ferry.waitFor('integrations', NS, name, (o) => condition(o, 'Degraded')?.reason === 'FallbackUnavailable', 30_000).catch(() => undefined);
-    // The leader re-creates the fallback stream when it reconciles (the failure itself triggers one).
-    const parked = await eventually('both parked once the stream is back', async () => {
-      const m = await fallbackMessages(r, name);
-      return m.length === 2 ? m : undefined;
-    }, 60_000);
-    assert.ok(degraded, 'Degraded=True FallbackUnavailable while the fallback stream was missing');
+
+    const degraded = await r.ferry.waitFor('integrations', NS, name, (o) => condition(o, 'Degraded')?.reason === 'FallbackUnavailable', 30_000);
+    assert.equal(condition(degraded, 'Degraded')?.status, 'True');
+    assert.match(condition(degraded, 'Degraded')?.message ?? '', /stay in the source stream/);
     const eventsApi = r.env.kubeConfig.makeApiClient(EventsV1Api);
-    assert.ok((await eventsApi.listNamespacedEvent({ namespace: NS })).items.some((e) => e.regarding?.name === name && e.reason === 'FallbackUnavailable'));
+    await eventually('a Warning Event', async () => (await eventsApi.listNamespacedEvent({ namespace: NS })).items.some((e) => e.regarding?.name === name && e.type === 'Warning' && e.reason === 'FallbackUnavailable') || undefined, 20_000);
+    assert.equal(t.appliedCount('good-1'), 1, 'delivery of valid events goes on');
+    // Nothing is lost or silently dropped: both wait in the source stream, unacknowledged.
+    const waiting = await consumerState(r, name);
+    assert.equal(waiting.pending + waiting.ackPending, 2, JSON.stringify(waiting));
+
+    await r.jsm.streams.update(fallback, { ...config, max_msgs: -1 });
+    const parked = await eventually('both parked once the stream takes them', async () => {
+      const m = await fallbackMessages(r, name);
+      return m.length === 3 ? m : undefined;
+    }, 90_000);
     const withExpect = parked.find((m) => Buffer.from(m.data).toString().includes('bad-1'));
     assert.ok(withExpect);
     assert.equal(withExpect.header.get('Nats-Expected-Last-Subject-Sequence'), '', 'server-interpreted headers are not copied');
     assert.equal(withExpect.header.get('Ferry-Source-Msg-Id'), 'bad-1');
+    assert.equal(withExpect.header.get('Ferry-Reason'), 'invalid');
     await drained(r, name);
-    assert.equal(t.appliedCount('good-1'), 1);
     await r.ferry.waitFor('integrations', NS, name, (o) => condition(o, 'Degraded')?.status === 'False', 30_000);
   });
 
