@@ -156,6 +156,7 @@ export async function runController(config: ControllerConfig, version: string): 
     new Controller({
       name: 'integration',
       queue: integrationQueue,
+      keys: () => integrations.store.keys(),
       reconcile: integrationReconciler({
         integrations: integrations.store,
         references,
@@ -174,6 +175,7 @@ export async function runController(config: ControllerConfig, version: string): 
     new Controller({
       name: 'syncschedule',
       queue: syncQueue,
+      keys: () => syncSchedules.store.keys(),
       reconcile: syncScheduleReconciler({ syncSchedules: syncSchedules.store, references, client, jetstream, events, clock, logger }),
       concurrency: config.concurrency,
       clock,

@@ -141,7 +141,15 @@ export class RuntimeViewPoller {
     return this.views.get(key);
   }
 
+  /**
+   * Runs for one leader term; it may be started again in a later term. Each term starts from
+   * nothing: views kept from an earlier term may be stale, and the KV watch replays the current
+   * values anyway.
+   */
   async start(signal: AbortSignal): Promise<void> {
+    this.views.clear();
+    this.raw.clear();
+    this.byPrefix.clear();
     await Promise.all([this.watchLoop(signal), this.fallbackLoop(signal)]);
   }
 
