@@ -7,6 +7,12 @@
  * only). SIGTERM/SIGINT: the manager stops controllers, releases the Lease, stops watches; then
  * NATS is drained and the HTTP server closed. Exit code 0 after a requested stop, 1 when
  * leadership was lost or a part failed (the Deployment restarts the pod, as controller-runtime's).
+ *
+ * Stopping is bounded whatever state the servers are in: the manager gets {@link STOP_BUDGET_MS}
+ * for every runnable, then each close step its own deadline (see shutdown.ts), in all at most
+ * about 22 s — below Kubernetes' default terminationGracePeriodSeconds of 30. The caller (main)
+ * exits the process with the returned code: a NATS client left reconnecting must not keep a
+ * process alive that has no leader election, controllers or delivery any more.
  */
 import { KubeConfig } from '@kubernetes/client-node';
 import { INTEGRATION, SYNC_SCHEDULE } from '../api/index.ts';
@@ -54,6 +60,14 @@ import {
 } from '../observability/index.ts';
 import { Membership, RuntimeMetrics, RuntimeSupervisor } from '../runtime/index.ts';
 import type { ControllerConfig } from './controller-flags.ts';
+import { closeNats, closeWithin, unlessAborted } from './shutdown.ts';
+
+/** How long the manager may take to stop every runnable (all groups together). */
+export const STOP_BUDGET_MS = 15_000;
+/** Deadlines of the close steps after the manager stopped. */
+const DELIVERER_CLOSE_MS = 3_000;
+const NATS_DRAIN_MS = 2_000;
+const HTTP_CLOSE_MS = 1_000;
 
 interface DataObject extends KubeObject {
   readonly data?: Readonly<Record<string, string>>;
@@ -90,7 +104,13 @@ export async function runController(config: ControllerConfig, version: string): 
   const kubeConfig = loadKubeConfig(config.kubeconfig);
   let natsConnected = false;
   health.addReadiness('nats', () => ({ ok: natsConnected, detail: 'not connected to NATS' }));
-  const nc = await connectNats({ servers: config.natsServers, name: `ferry-${config.identity}`, logger });
+  // The first connection waits for a server as long as it takes; a SIGTERM meanwhile ends it.
+  const nc = await unlessAborted(connectNats({ servers: config.natsServers, name: `ferry-${config.identity}`, logger }), stop.signal);
+  if (!nc) {
+    logger.info('stopped before NATS was reachable');
+    await closeWithin(clock, logger, 'operator endpoints', HTTP_CLOSE_MS, () => endpoints.close());
+    return 0;
+  }
   natsConnected = true;
   void (async () => {
     for await (const s of nc.status()) {
@@ -187,6 +207,7 @@ export async function runController(config: ControllerConfig, version: string): 
   const manager = new Manager({
     logger,
     clock,
+    gracefulShutdownMs: STOP_BUDGET_MS,
     // The delivery runtime runs on every replica: a slow Lease renewal must not interrupt it.
     onLeadershipLost: 'recampaign',
     leaderElection: config.leaderElect
@@ -259,10 +280,10 @@ export async function runController(config: ControllerConfig, version: string): 
 
   const exit = await manager.start(stop.signal);
   logger.info({ exit: exit.reason }, 'manager exited');
-  await deliverer.close();
-  await nc.drain().catch((err: unknown) => {
-    logger.warn({ err }, 'draining NATS failed');
-  });
-  await endpoints.close();
-  return exit.reason === 'stopped' ? 0 : 1;
+  await closeWithin(clock, logger, 'HTTP deliverer', DELIVERER_CLOSE_MS, () => deliverer.close());
+  await closeNats(nc, clock, logger, NATS_DRAIN_MS);
+  await closeWithin(clock, logger, 'operator endpoints', HTTP_CLOSE_MS, () => endpoints.close());
+  const code = exit.reason === 'stopped' ? 0 : 1;
+  logger.info({ exit: exit.reason, code }, 'exiting');
+  return code;
 }
