@@ -120,19 +120,28 @@ export async function runController(config: ControllerConfig, version: string): 
   })();
   const jetstream = new JetStreamResources(nc);
 
-  const watch = <T extends KubeObject>(name: string, path: string): Watcher<T> =>
+  const watch = <T extends KubeObject>(name: string, path: string, notServedHint?: string): Watcher<T> =>
     new Watcher<T>({
       kubeConfig,
       path,
       resource: name,
       store: new StoreWriter<T>(),
       resyncMs: config.resyncMs,
+      ...(notServedHint === undefined ? {} : { notServedHint }),
       clock,
       logger,
       registry,
     });
-  const integrations = watch<FerryObject>(INTEGRATION.plural, resourcePath(resourceType(INTEGRATION.plural)));
-  const syncSchedules = watch<FerryObject>(SYNC_SCHEDULE.plural, resourcePath(resourceType(SYNC_SCHEDULE.plural)));
+  // A kind whose CRD is missing is not reconciled until the CRD appears (its watcher polls); the
+  // other kind and the delivery runtime run meanwhile, and /readyz says what to apply.
+  const watchKind = (kind: typeof INTEGRATION | typeof SYNC_SCHEDULE): Watcher<FerryObject> => {
+    const hint = `CustomResourceDefinition ${kind.crdName} is not installed; ${kind.kind} objects are not reconciled until it is (no restart needed): kubectl apply -f crds/${kind.crdName}.yaml`;
+    const watcher = watch<FerryObject>(kind.plural, resourcePath(resourceType(kind.plural)), hint);
+    health.addReadiness(`crd ${kind.crdName}`, () => ({ ok: watcher.served !== 'not-served', detail: hint }));
+    return watcher;
+  };
+  const integrations = watchKind(INTEGRATION);
+  const syncSchedules = watchKind(SYNC_SCHEDULE);
   const secrets = watch<DataObject>('secrets', '/api/v1/secrets');
   const configMaps = watch<DataObject>('configmaps', '/api/v1/configmaps');
 

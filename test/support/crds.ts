@@ -19,8 +19,20 @@ export async function loadCrds(): Promise<V1CustomResourceDefinition[]> {
 }
 
 export async function installCrds(kubeConfig: KubeConfig, timeoutMs = 30_000): Promise<V1CustomResourceDefinition[]> {
-  const api = kubeConfig.makeApiClient(ApiextensionsV1Api);
   const crds = await loadCrds();
+  await apply(kubeConfig, crds, timeoutMs);
+  return crds;
+}
+
+/** Installs one file of crds/ (e.g. `syncschedules.ferry.dev.yaml`) and waits until it is Established. */
+export async function installCrd(kubeConfig: KubeConfig, file: string, timeoutMs = 30_000): Promise<V1CustomResourceDefinition> {
+  const crd = loadYaml<V1CustomResourceDefinition>(await readFile(join(crdDir, file), 'utf8'));
+  await apply(kubeConfig, [crd], timeoutMs);
+  return crd;
+}
+
+async function apply(kubeConfig: KubeConfig, crds: readonly V1CustomResourceDefinition[], timeoutMs: number): Promise<void> {
+  const api = kubeConfig.makeApiClient(ApiextensionsV1Api);
   for (const crd of crds) await api.createCustomResourceDefinition({ body: crd });
   const deadline = Date.now() + timeoutMs;
   for (const crd of crds) {
@@ -33,5 +45,4 @@ export async function installCrds(kubeConfig: KubeConfig, timeoutMs = 30_000): P
       await sleep(100);
     }
   }
-  return crds;
 }
