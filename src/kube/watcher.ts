@@ -18,7 +18,8 @@
  *   re-enqueue it (a safety net, not a relist).
  * - Handlers run synchronously, in order; one that throws is logged and does not stop the others.
  * - A collection the API server does not serve (404: its CRD is not installed) is polled every
- *   `notServedPollMs` until it is, with one log line per change (an error if it was never
+ *   `notServedPollMs` until it is (with the backoff if it was served before), with one log
+ *   line per change (an error if it was never
  *   served, naming `notServedHint`), and `ready` resolves anyway, so one missing CRD does not
  *   hold up everything else. A 404 after the collection WAS served keeps the store as it is — a
  *   CRD is not registered for a moment after an API server restart, and an empty cache would
@@ -97,7 +98,7 @@ export interface WatcherOptions<T extends KubeObject> {
    * its CRD.
    */
   readonly notServedHint?: string;
-  /** How often a collection that is not served is listed again; default 5 s. */
+  /** How often a collection that was never served is listed again; default 5 s. */
   readonly notServedPollMs?: number;
   /** The store to fill; a new one by default (pass one to configure indexers). */
   readonly store?: StoreWriter<T>;
@@ -247,8 +248,11 @@ export class Watcher<T extends KubeObject> {
             // The list said 404: nothing to watch. The store is left as it is (see the header).
             this.noteServed('not-served', err);
             healthySince = undefined;
+            // Served before: most likely a moment after an API server restart, so the usual
+            // backoff (quick at first); never served: a CRD someone has yet to install.
+            const delay = this.store.synced ? this.backoff.next() : (this.options.notServedPollMs ?? 5_000);
             try {
-              await this.clock.sleep(this.options.notServedPollMs ?? 5_000, signal);
+              await this.clock.sleep(delay, signal);
             } catch {
               break;
             }
