@@ -213,11 +213,16 @@ export class RuntimeViewPoller {
       this.refreshPrefixes();
       const now = this.deps.clock.now();
       for (const key of this.byPrefix.values()) {
+        if (signal.aborted) return;
         const r = this.rawOf(key);
         if (!r.recount && now - r.fallbackCountedAt < recountMs) continue;
         const [namespace = '', name = ''] = key.split('/');
         try {
-          r.fallbackPending = await this.deps.jetstream.streamMessages(fallbackStreamName({ namespace, name }));
+          // Not waiting out a request when the term ends: with NATS gone each one takes its full
+          // timeout, and the Lease is released only after every leader runnable returned.
+          const counted = await untilAborted(this.deps.jetstream.streamMessages(fallbackStreamName({ namespace, name })), signal);
+          if (counted.aborted) return;
+          r.fallbackPending = counted.value;
           r.fallbackCountedAt = now;
           r.recount = false;
           this.publish(key);
@@ -263,5 +268,22 @@ export class RuntimeViewPoller {
     if (next.stats?.lastContractDrift !== undefined && next.stats.lastContractDrift !== previous?.stats?.lastContractDrift) {
       void this.deps.events.record(obj, { type: 'Warning', reason: Reason.ContractDrift, note: next.stats.lastError?.message ?? 'a 2xx response broke spec.target.responseSchema', action: 'Deliver' });
     }
+  }
+}
+
+/** `work`'s outcome, or `{ aborted: true }` as soon as `signal` aborts (the work is abandoned). */
+async function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<{ readonly aborted: false; readonly value: T } | { readonly aborted: true }> {
+  if (signal.aborted) return { aborted: true };
+  let onAbort = (): void => {};
+  const aborted = new Promise<{ readonly aborted: true }>((resolve) => {
+    onAbort = () => {
+      resolve({ aborted: true });
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([work.then((value) => ({ aborted: false as const, value })), aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
   }
 }

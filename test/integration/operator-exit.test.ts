@@ -1,6 +1,7 @@
 /**
  * The operator process ends, with the right exit code, whatever state its servers are in:
- * SIGTERM while nats-server is down, or while kube-apiserver is down, exits 0 within a bound;
+ * SIGTERM while nats-server is down, or while kube-apiserver is down or hung, exits 0 within a
+ * bound;
  * a part that fails for good (a NATS server without JetStream: the shared KV buckets cannot be
  * created) ends the process with exit code 1 instead of leaving it running without leader,
  * controllers or delivery.
@@ -85,6 +86,21 @@ describe('operator process exit', { timeout: 300_000 }, () => {
       process.stdout.write(`# SIGTERM with kube-apiserver down: exited ${code} after ${ms} ms\n`);
     } finally {
       await env.startApiServer();
+    }
+  });
+
+  it('exits 0 on SIGTERM within the bound while kube-apiserver hangs (SIGSTOP: requests get no answer)', async () => {
+    const op = await runningOperator('api-hung');
+    const pid = env.processes.apiServer?.pid;
+    assert.ok(pid !== undefined);
+    process.kill(pid, 'SIGSTOP');
+    try {
+      const { code, ms } = await op.terminate(EXIT_BOUND_MS + 10_000);
+      assert.equal(code, 0, `exit code (after ${ms} ms); log tail:\n${op.process.tail()}`);
+      assert.ok(ms < EXIT_BOUND_MS, `exited after ${ms} ms`);
+      process.stdout.write(`# SIGTERM with kube-apiserver hung: exited ${code} after ${ms} ms\n`);
+    } finally {
+      process.kill(pid, 'SIGCONT');
     }
   });
 
