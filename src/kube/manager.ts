@@ -7,7 +7,7 @@
  *
  * Guarantees:
  * - Start order: `http` (health, metrics) → `caches` (watchers; the manager waits until each is
- *   `ready`, i.e. synced) → `others` (work every replica does) → `leader` (controllers), the
+ *   `ready`: synced, or known not to be served) → `others` (work every replica does) → `leader` (controllers), the
  *   last only while this replica holds the Lease (or at once, without leader election).
  * - Stop order is the reverse, each group awaited before the previous one is stopped, so
  *   controllers never run against stopped caches and health endpoints answer until the end.

@@ -17,11 +17,10 @@
  * - With `resyncMs`, every cached object is re-emitted as `resync` periodically so handlers can
  *   re-enqueue it (a safety net, not a relist).
  * - Handlers run synchronously, in order; one that throws is logged and does not stop the others.
- * - A collection the API server does not serve (404: its CRD is not installed) is polled every
- *   `notServedPollMs` until it is (with the backoff if it was served before), with one log
- *   line per change (an error if it was never
- *   served, naming `notServedHint`), and `ready` resolves anyway, so one missing CRD does not
- *   hold up everything else. A 404 after the collection WAS served keeps the store as it is — a
+ * - A collection the API server does not serve (404: its CRD is not installed) is listed again
+ *   every `notServedPollMs` until it is (with the backoff if it was served before), with one
+ *   log line per change (an error naming `notServedHint` if it was never served), and `ready`
+ *   resolves anyway, so one missing CRD does not hold up everything else. A 404 after the collection WAS served keeps the store as it is — a
  *   CRD is not registered for a moment after an API server restart, and an empty cache would
  *   look as if every object had been deleted — and the next successful list replaces it (and
  *   reports what really changed).
