@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * The `ferry` command. A malformed argument prints usage to stderr and exits 2.
+ * The `ferry` command. A malformed argument prints usage to stderr and exits 2; an unexpected
+ * error exits 1.
  */
 import { readFileSync } from 'node:fs';
 import { controllerUsage, parseControllerFlags } from './controller-flags.ts';
@@ -49,4 +50,13 @@ export async function main(argv: readonly string[]): Promise<number> {
   return 2;
 }
 
-process.exitCode = await main(process.argv.slice(2));
+// Exit explicitly: whatever is still scheduled after `main` returned (a NATS client reconnecting
+// to a server that is gone, sockets of an abandoned runnable) must not keep the process alive.
+let code: number;
+try {
+  code = await main(process.argv.slice(2));
+} catch (err) {
+  process.stderr.write(`ferry: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  code = 1;
+}
+process.exit(code);

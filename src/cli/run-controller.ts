@@ -7,6 +7,12 @@
  * only). SIGTERM/SIGINT: the manager stops controllers, releases the Lease, stops watches; then
  * NATS is drained and the HTTP server closed. Exit code 0 after a requested stop, 1 when
  * leadership was lost or a part failed (the Deployment restarts the pod, as controller-runtime's).
+ *
+ * Stopping is bounded whatever state the servers are in: the manager gets {@link STOP_BUDGET_MS}
+ * for every runnable, then each close step its own deadline (see shutdown.ts), in all at most
+ * about 22 s — below Kubernetes' default terminationGracePeriodSeconds of 30. The caller (main)
+ * exits the process with the returned code: a NATS client left reconnecting must not keep a
+ * process alive that has no leader election, controllers or delivery any more.
  */
 import { KubeConfig } from '@kubernetes/client-node';
 import { INTEGRATION, SYNC_SCHEDULE, type ReferenceLookup } from '../api/index.ts';
@@ -56,6 +62,14 @@ import {
 } from '../observability/index.ts';
 import { Membership, RuntimeMetrics, RuntimeSupervisor, TransformPool, transformPoolMetrics } from '../runtime/index.ts';
 import type { ControllerConfig } from './controller-flags.ts';
+import { closeNats, closeWithin, unlessAborted } from './shutdown.ts';
+
+/** How long the manager may take to stop every runnable (all groups together). */
+export const STOP_BUDGET_MS = 15_000;
+/** Deadlines of the close steps after the manager stopped. */
+const DELIVERER_CLOSE_MS = 3_000;
+const NATS_DRAIN_MS = 2_000;
+const HTTP_CLOSE_MS = 1_000;
 
 interface DataObject extends KubeObject {
   readonly data?: Readonly<Record<string, string>>;
@@ -92,7 +106,13 @@ export async function runController(config: ControllerConfig, version: string): 
   const kubeConfig = loadKubeConfig(config.kubeconfig);
   let natsConnected = false;
   health.addReadiness('nats', () => ({ ok: natsConnected, detail: 'not connected to NATS' }));
-  const nc = await connectNats({ servers: config.natsServers, name: `ferry-${config.identity}`, logger });
+  // The first connection waits for a server as long as it takes; a SIGTERM meanwhile ends it.
+  const nc = await unlessAborted(connectNats({ servers: config.natsServers, name: `ferry-${config.identity}`, logger }), stop.signal);
+  if (!nc) {
+    logger.info('stopped before NATS was reachable');
+    await closeWithin(clock, logger, 'operator endpoints', HTTP_CLOSE_MS, () => endpoints.close());
+    return 0;
+  }
   natsConnected = true;
   void (async () => {
     for await (const s of nc.status()) {
@@ -102,19 +122,28 @@ export async function runController(config: ControllerConfig, version: string): 
   })();
   const jetstream = new JetStreamResources(nc);
 
-  const watch = <T extends KubeObject>(name: string, path: string): Watcher<T> =>
+  const watch = <T extends KubeObject>(name: string, path: string, notServedHint?: string): Watcher<T> =>
     new Watcher<T>({
       kubeConfig,
       path,
       resource: name,
       store: new StoreWriter<T>(),
       resyncMs: config.resyncMs,
+      ...(notServedHint === undefined ? {} : { notServedHint }),
       clock,
       logger,
       registry,
     });
-  const integrations = watch<FerryObject>(INTEGRATION.plural, resourcePath(resourceType(INTEGRATION.plural)));
-  const syncSchedules = watch<FerryObject>(SYNC_SCHEDULE.plural, resourcePath(resourceType(SYNC_SCHEDULE.plural)));
+  // A kind whose CRD is missing is not reconciled until the CRD appears (its watcher polls); the
+  // other kind and the delivery runtime run meanwhile, and /readyz says what to apply.
+  const watchKind = (kind: typeof INTEGRATION | typeof SYNC_SCHEDULE): Watcher<FerryObject> => {
+    const hint = `CustomResourceDefinition ${kind.crdName} is not installed; ${kind.kind} objects are not reconciled until it is (no restart needed): kubectl apply -f crds/${kind.crdName}.yaml`;
+    const watcher = watch<FerryObject>(kind.plural, resourcePath(resourceType(kind.plural)), hint);
+    health.addReadiness(`crd ${kind.crdName}`, () => ({ ok: watcher.served !== 'not-served', detail: hint }));
+    return watcher;
+  };
+  const integrations = watchKind(INTEGRATION);
+  const syncSchedules = watchKind(SYNC_SCHEDULE);
   const secrets = watch<DataObject>('secrets', '/api/v1/secrets');
   const configMaps = watch<DataObject>('configmaps', '/api/v1/configmaps');
 
@@ -159,6 +188,7 @@ export async function runController(config: ControllerConfig, version: string): 
     new Controller({
       name: 'integration',
       queue: integrationQueue,
+      keys: () => integrations.store.keys(),
       reconcile: integrationReconciler({
         integrations: integrations.store,
         references,
@@ -179,6 +209,7 @@ export async function runController(config: ControllerConfig, version: string): 
     new Controller({
       name: 'syncschedule',
       queue: syncQueue,
+      keys: () => syncSchedules.store.keys(),
       reconcile: syncScheduleReconciler({ syncSchedules: syncSchedules.store, references, client, jetstream, events, clock, logger }),
       concurrency: config.concurrency,
       clock,
@@ -190,6 +221,7 @@ export async function runController(config: ControllerConfig, version: string): 
   const manager = new Manager({
     logger,
     clock,
+    gracefulShutdownMs: STOP_BUDGET_MS,
     // The delivery runtime runs on every replica: a slow Lease renewal must not interrupt it.
     onLeadershipLost: 'recampaign',
     leaderElection: config.leaderElect
@@ -277,12 +309,12 @@ export async function runController(config: ControllerConfig, version: string): 
 
   const exit = await manager.start(stop.signal);
   logger.info({ exit: exit.reason }, 'manager exited');
-  await deliverer.close();
+  await closeWithin(clock, logger, 'HTTP deliverer', DELIVERER_CLOSE_MS, () => deliverer.close());
   // After the manager: every pipeline has stopped, so no transform is waiting or running.
-  await transforms?.close();
-  await nc.drain().catch((err: unknown) => {
-    logger.warn({ err }, 'draining NATS failed');
-  });
-  await endpoints.close();
-  return exit.reason === 'stopped' ? 0 : 1;
+  if (transforms) await closeWithin(clock, logger, 'transform workers', DELIVERER_CLOSE_MS, () => transforms.close());
+  await closeNats(nc, clock, logger, NATS_DRAIN_MS);
+  await closeWithin(clock, logger, 'operator endpoints', HTTP_CLOSE_MS, () => endpoints.close());
+  const code = exit.reason === 'stopped' ? 0 : 1;
+  logger.info({ exit: exit.reason, code }, 'exiting');
+  return code;
 }

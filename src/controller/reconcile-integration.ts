@@ -29,7 +29,7 @@ import {
 import type { Clock, Logger } from '../observability/index.ts';
 import { CheckCache } from './check-cache.ts';
 import { refOf, resourceType, type FerryObject } from './ferry-object.ts';
-import { isReady, ReconcileSteps } from './reconcile-steps.ts';
+import { ReconcileSteps } from './reconcile-steps.ts';
 import { degradation, runtimeStatusFields, type RuntimeView } from './runtime-view.ts';
 import { statusFor, type Outcome } from './status.ts';
 
@@ -197,11 +197,12 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
     }
 
     await storeLastGood(key, obj, generation, check.config);
-    const wasReady = isReady(obj);
+    const current = steps.statusOf(obj);
+    const wasReady = steps.wasReady(obj);
     // Until the poller has read the runtime's state (a new leader), keep what status says; a
     // fresh object starts with an empty fallback stream.
-    const extra = { ...(obj.status?.fallbackPending === undefined ? { fallbackPending: 0 } : {}), ...(view ? runtimeStatusFields(view, now) : {}) };
-    await steps.writeStatus(obj, statusFor(outcome, obj.status, generation, now, extra, view ? degradation(view, now, obj.spec) : undefined), signal);
+    const extra = { ...(current?.fallbackPending === undefined ? { fallbackPending: 0 } : {}), ...(view ? runtimeStatusFields(view, now) : {}) };
+    await steps.writeStatus(obj, statusFor(outcome, current, generation, now, extra, view ? degradation(view, now, obj.spec) : undefined), signal);
     steps.announceReady(obj, wasReady, outcome.reason, outcome.message, fields, 'integration');
     return { requeueAfter: INTEGRATION_RESYNC_MS };
   };

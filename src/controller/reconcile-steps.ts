@@ -2,12 +2,17 @@
  * The steps both reconcilers share: the finalizer's add and release, writing status only when
  * it changed, and reporting a stalled or progressing generation (status, log, Warning Event).
  * One implementation, so both kinds behave the same for kstatus readers.
+ *
+ * Every decision about "what status does the object have now" goes through `statusOf`, which
+ * prefers what this reconciler wrote over a cache that has not caught up with the write
+ * (written-status.ts): a requeue right after a write must not announce Ready or Stalled again.
  */
 import { FINALIZER, type Reason } from '../api/index.ts';
 import { isNotFound, type EventRecorder, type ObjectClient, type ResourceType } from '../kube/index.ts';
 import type { Logger } from '../observability/index.ts';
 import { refOf, statusUnchanged, type FerryObject, type FerryObjectStatus } from './ferry-object.ts';
 import { statusFor, type DegradedUpdate } from './status.ts';
+import { WrittenStatus } from './written-status.ts';
 
 export interface StepDeps {
   readonly client: ObjectClient;
@@ -18,15 +23,27 @@ export interface StepDeps {
 export class ReconcileSteps {
   private readonly type: ResourceType;
   private readonly deps: StepDeps;
+  private readonly written = new WrittenStatus();
 
   constructor(type: ResourceType, deps: StepDeps) {
     this.type = type;
     this.deps = deps;
   }
 
+  /** The object's status as far as this reconciler knows: its own last write if the cache lags behind it. */
+  statusOf(obj: FerryObject): FerryObjectStatus | undefined {
+    return this.written.current(keyOf(obj), obj);
+  }
+
+  /** Whether the object was Ready before this reconcile, by {@link statusOf}. */
+  wasReady(obj: FerryObject): boolean {
+    return readyIn(this.statusOf(obj));
+  }
+
   async writeStatus(obj: FerryObject, next: FerryObjectStatus, signal: AbortSignal): Promise<void> {
-    if (statusUnchanged(obj.status, next)) return;
+    if (statusUnchanged(this.statusOf(obj), next)) return;
     await this.deps.client.patchStatus(refOf(this.type, obj), next, { signal });
+    this.written.record(keyOf(obj), obj, next);
   }
 
   /**
@@ -42,6 +59,7 @@ export class ReconcileSteps {
 
   /** Removes the finalizer after cleanup; an object already gone is fine. */
   async releaseFinalizer(obj: FerryObject, signal: AbortSignal): Promise<void> {
+    this.written.forget(keyOf(obj));
     const finalizers = (obj.metadata?.finalizers ?? []).filter((f) => f !== FINALIZER);
     try {
       await this.deps.client.patchMerge(refOf(this.type, obj), { metadata: { finalizers } }, { resourceVersion: obj.metadata?.resourceVersion, signal });
@@ -65,8 +83,9 @@ export class ReconcileSteps {
     extra: Readonly<Record<string, unknown>> = {},
     degraded?: DegradedUpdate,
   ): Promise<void> {
-    const already = obj.status?.conditions?.some((c) => c.type === 'Stalled' && c.status === 'True' && c.message === problem.message);
-    await this.writeStatus(obj, statusFor({ kind: 'stalled', reason: problem.reason, message: problem.message }, obj.status, generation, now, extra, degraded), signal);
+    const current = this.statusOf(obj);
+    const already = current?.conditions?.some((c) => c.type === 'Stalled' && c.status === 'True' && c.message === problem.message);
+    await this.writeStatus(obj, statusFor({ kind: 'stalled', reason: problem.reason, message: problem.message }, current, generation, now, extra, degraded), signal);
     if (already) return;
     this.deps.log.warn({ ...fields, reason: problem.reason, field: problem.field }, problem.message);
     void this.deps.events.record(obj, { type: 'Warning', reason: problem.reason, note: problem.message, action: 'Reconcile' });
@@ -78,12 +97,12 @@ export class ReconcileSteps {
    */
   async reportProgressing(obj: FerryObject, reason: Reason, err: unknown, generation: number, now: number, fields: Readonly<Record<string, unknown>>, signal: AbortSignal): Promise<void> {
     const message = err instanceof Error ? err.message : 'provisioning failed';
-    await this.writeStatus(obj, statusFor({ kind: 'progressing', reason, message }, obj.status, generation, now), signal).catch((writeErr: unknown) => {
+    await this.writeStatus(obj, statusFor({ kind: 'progressing', reason, message }, this.statusOf(obj), generation, now), signal).catch((writeErr: unknown) => {
       this.deps.log.warn({ ...fields, err: writeErr }, 'could not write status');
     });
   }
 
-  /** A Normal Event when the object turns Ready (not on every reconcile). */
+  /** A Normal Event when the object turns Ready (not on every reconcile); `wasReady` from {@link wasReady}. */
   announceReady(obj: FerryObject, wasReady: boolean, reason: Reason, message: string, fields: Readonly<Record<string, unknown>>, what: string): void {
     if (wasReady) return;
     this.deps.log.info(fields, `${what} ready`);
@@ -92,5 +111,13 @@ export class ReconcileSteps {
 }
 
 export function isReady(obj: FerryObject): boolean {
-  return obj.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+  return readyIn(obj.status);
+}
+
+function readyIn(status: FerryObjectStatus | undefined): boolean {
+  return status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+}
+
+function keyOf(obj: FerryObject): string {
+  return `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
 }

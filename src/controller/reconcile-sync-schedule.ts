@@ -14,7 +14,7 @@ import type { EventRecorder, ObjectClient, Reconciler, Store } from '../kube/ind
 import { syncStateBucketName, type JetStreamResources } from '../nats/index.ts';
 import type { Clock, Logger } from '../observability/index.ts';
 import { refOf, resourceType, type FerryObject } from './ferry-object.ts';
-import { isReady, ReconcileSteps } from './reconcile-steps.ts';
+import { ReconcileSteps } from './reconcile-steps.ts';
 import { statusFor } from './status.ts';
 
 export const syncScheduleType = resourceType(SYNC_SCHEDULE.plural);
@@ -71,9 +71,9 @@ export function syncScheduleReconciler(deps: SyncScheduleReconcilerDeps): Reconc
           reason: Reason.Scheduled,
           message: next ? `next run at ${formatKubeTime(next)} (${config.schedule}, ${config.timeZone})` : `schedule ${config.schedule} has no future run`,
         };
-    const wasReady = isReady(obj);
+    const wasReady = steps.wasReady(obj);
     // null removes a stale nextScheduleTime in the merge patch when suspended.
-    await steps.writeStatus(obj, statusFor(outcome, obj.status, generation, now, { nextScheduleTime: next ? formatKubeTime(next) : null }), signal);
+    await steps.writeStatus(obj, statusFor(outcome, steps.statusOf(obj), generation, now, { nextScheduleTime: next ? formatKubeTime(next) : null }), signal);
     steps.announceReady(obj, wasReady, outcome.reason, outcome.message, fields, 'sync schedule');
     const untilNext = next ? next.getTime() - now : SYNC_RESYNC_MAX_MS;
     return { requeueAfter: Math.min(Math.max(untilNext, 1_000), SYNC_RESYNC_MAX_MS) };

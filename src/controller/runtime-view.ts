@@ -181,7 +181,15 @@ export class RuntimeViewPoller {
     return this.views.get(key);
   }
 
+  /**
+   * Runs for one leader term; it may be started again in a later term. Each term starts from
+   * nothing: views kept from an earlier term may be stale, and the KV watch replays the current
+   * values anyway.
+   */
   async start(signal: AbortSignal): Promise<void> {
+    this.views.clear();
+    this.raw.clear();
+    this.byPrefix.clear();
     await Promise.all([this.watchLoop(signal), this.fallbackLoop(signal)]);
   }
 
@@ -242,15 +250,22 @@ export class RuntimeViewPoller {
 
   private async fallbackLoop(signal: AbortSignal): Promise<void> {
     const recountMs = this.deps.fallbackRecountMs ?? 60_000;
-    while (!signal.aborted) {
+    // A function, not the property: TypeScript narrows `signal.aborted` across awaits otherwise.
+    const aborted = (): boolean => signal.aborted;
+    while (!aborted()) {
       this.refreshPrefixes();
       const now = this.deps.clock.now();
       for (const key of this.byPrefix.values()) {
+        if (aborted()) return;
         const r = this.rawOf(key);
         if (!r.recount && now - r.fallbackCountedAt < recountMs) continue;
         const [namespace = '', name = ''] = key.split('/');
         try {
-          r.fallbackPending = await this.deps.jetstream.streamMessages(fallbackStreamName({ namespace, name }));
+          // Not waiting out a request when the term ends: with NATS gone each one takes its full
+          // timeout, and the Lease is released only after every leader runnable returned.
+          const counted = await untilAborted(this.deps.jetstream.streamMessages(fallbackStreamName({ namespace, name })), signal);
+          if (counted.aborted) return;
+          r.fallbackPending = counted.value;
           r.fallbackCountedAt = now;
           r.recount = false;
           this.publish(key);
@@ -305,5 +320,22 @@ export class RuntimeViewPoller {
     if (next.stats?.lastContractDrift !== undefined && next.stats.lastContractDrift !== previous?.stats?.lastContractDrift) {
       void this.deps.events.record(obj, { type: 'Warning', reason: Reason.ContractDrift, note: next.stats.lastError?.message ?? 'a 2xx response broke spec.target.responseSchema', action: 'Deliver' });
     }
+  }
+}
+
+/** `work`'s outcome, or `{ aborted: true }` as soon as `signal` aborts (the work is abandoned). */
+async function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<{ readonly aborted: false; readonly value: T } | { readonly aborted: true }> {
+  if (signal.aborted) return { aborted: true };
+  let onAbort = (): void => {};
+  const aborted = new Promise<{ readonly aborted: true }>((resolve) => {
+    onAbort = () => {
+      resolve({ aborted: true });
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([work.then((value) => ({ aborted: false as const, value })), aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
   }
 }

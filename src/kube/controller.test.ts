@@ -240,4 +240,51 @@ describe('Controller', () => {
     assert.equal(finished, true);
     assert.equal(queue.isShuttingDown, true);
   });
+
+  it('runs again after it stopped (a new leader term): reconciles every key from keys(), including ones added while stopped', async () => {
+    const clock = new ManualClock();
+    const registry = new Registry();
+    const queue = new WorkQueue({ name: 'things', clock, registry });
+    const store = new Set<string>(['a']);
+    const reconciled: string[] = [];
+    const controller = new Controller({
+      name: 'things',
+      queue,
+      keys: () => store,
+      reconcile: async (key) => {
+        reconciled.push(key);
+        return await Promise.resolve({ requeueAfter: 60_000 });
+      },
+      clock,
+      logger: silentLogger(),
+      registry,
+    });
+
+    const term1 = new AbortController();
+    const run1 = controller.start(term1.signal);
+    await settle();
+    assert.deepEqual(reconciled, ['a'], 'the first run enqueues every key itself');
+    term1.abort();
+    await run1;
+
+    // While stopped (a follower): a new object appears; the queue ignores the add.
+    store.add('b');
+    queue.add('b');
+    await clock.advance(120_000);
+    assert.deepEqual(reconciled, ['a'], 'nothing runs between terms, not even the requeueAfter of the old term');
+
+    const term2 = new AbortController();
+    const run2 = controller.start(term2.signal);
+    await settle();
+    assert.deepEqual([...reconciled].sort(), ['a', 'a', 'b'], 'the new term reconciles everything again, including what was added meanwhile');
+    queue.add('a');
+    await settle();
+    assert.equal(reconciled.filter((k) => k === 'a').length, 3, 'later adds are handled: the workers are alive');
+    await clock.advance(60_000);
+    await settle();
+    assert.equal(reconciled.filter((k) => k === 'a').length, 4, 'requeueAfter works in the new term');
+    term2.abort();
+    await run2;
+    assert.equal(await metric(registry, 'controller_runtime_active_workers', c), 0);
+  });
 });

@@ -83,6 +83,12 @@ export interface ControllerOptions {
   readonly name: string;
   readonly queue: WorkQueue;
   readonly reconcile: Reconciler;
+  /**
+   * Every key this controller is responsible for (usually its cache's keys). Enqueued at the
+   * start of each run, so a run never relies on what a previous run did or on adds that arrived
+   * while the controller was stopped (a follower's queue ignores them).
+   */
+  readonly keys?: () => Iterable<string>;
   /** Keys reconciled at once; default 1. */
   readonly concurrency?: number;
   readonly errorPolicy?: ErrorPolicy;
@@ -108,6 +114,7 @@ export class Controller {
   readonly name: string;
   private readonly queue: WorkQueue;
   private readonly reconcile: Reconciler;
+  private readonly keys: () => Iterable<string>;
   private readonly concurrency: number;
   private readonly policy: ErrorPolicy;
   private readonly clock: Clock;
@@ -121,6 +128,7 @@ export class Controller {
     this.name = options.name;
     this.queue = options.queue;
     this.reconcile = options.reconcile;
+    this.keys = options.keys ?? (() => []);
     this.concurrency = concurrency;
     this.policy = options.errorPolicy ?? defaultErrorPolicy;
     this.clock = options.clock;
@@ -168,12 +176,15 @@ export class Controller {
   /**
    * Runs `concurrency` workers until `signal` aborts, then shuts the queue down and resolves once
    * every running reconcile has returned. Never rejects: reconcile failures are handled per key.
-   * Runs once: stopping shuts its queue down for good (after a lost leadership the process
-   * exits, as in controller-runtime). Throws if started while running.
+   * Can run again after it stopped (each leader term is one run): the queue is reopened and
+   * every key from `keys()` is enqueued, level-based. Throws if started while running.
    */
   async start(signal: AbortSignal): Promise<void> {
     if (this.running) throw new Error(`controller ${this.name} is already running`);
+    this.queue.reopen();
+    const initial = [...this.keys()];
     this.running = true;
+    for (const key of initial) this.queue.add(key);
     const c = { controller: this.name };
     this.metrics.max.set(c, this.concurrency);
     this.metrics.active.set(c, 0);
@@ -182,7 +193,7 @@ export class Controller {
     };
     signal.addEventListener('abort', stop, { once: true });
     if (signal.aborted) stop();
-    this.logger.info({ concurrency: this.concurrency }, 'controller started');
+    this.logger.info({ concurrency: this.concurrency, keys: initial.length }, 'controller started');
     try {
       const workers = Array.from({ length: this.concurrency }, () => this.worker(signal));
       await Promise.all(workers);

@@ -184,4 +184,25 @@ describe('Manager', { timeout: 10_000 }, () => {
     assert.deepEqual(await exit, { reason: 'stopped', timedOut: ['stuck'] });
     assert.deepEqual(log.at(-1), 'stop health');
   });
+
+  it('bounds the whole stop, not each group: two stuck groups are both abandoned within one budget', async () => {
+    const log: string[] = [];
+    const clock = new ManualClock(0);
+    const m = new Manager({ logger: silentLogger(), clock, gracefulShutdownMs: 5_000 });
+    m.add(runnable('stuck watcher', log, { ignoreStop: true }), 'caches');
+    m.add(runnable('stuck runtime', log, { ignoreStop: true }), 'others');
+    m.add(runnable('health', log), 'http');
+    const stop = new AbortController();
+    const exit = m.start(stop.signal);
+    await settle();
+    stop.abort();
+    await settle();
+    await clock.advance(5_000);
+    await settle();
+    // The second stuck group gets only the minimum once the budget is spent.
+    await clock.advance(100);
+    assert.deepEqual(await exit, { reason: 'stopped', timedOut: ['stuck runtime', 'stuck watcher'] });
+    assert.equal(clock.now(), 5_100);
+    assert.deepEqual(log.at(-1), 'stop health');
+  });
 });

@@ -7,7 +7,7 @@
  *
  * Guarantees:
  * - Start order: `http` (health, metrics) → `caches` (watchers; the manager waits until each is
- *   `ready`, i.e. synced) → `others` (work every replica does) → `leader` (controllers), the
+ *   `ready`: synced, or known not to be served) → `others` (work every replica does) → `leader` (controllers), the
  *   last only while this replica holds the Lease (or at once, without leader election).
  * - Stop order is the reverse, each group awaited before the previous one is stopped, so
  *   controllers never run against stopped caches and health endpoints answer until the end.
@@ -15,8 +15,9 @@
  *   `{ reason: 'leadership-lost' }`: the process should exit, as controller-runtime's does,
  *   rather than keep running with state built for a term that is over.
  * - A runnable that rejects stops the manager (`{ reason: 'failed', error }`).
- * - Stopping is bounded: a group that does not stop within `gracefulShutdownMs` is abandoned,
- *   logged, and reported in `ManagerExit.timedOut`.
+ * - Stopping is bounded: all groups together get `gracefulShutdownMs`; a group still running
+ *   when that budget is spent is abandoned, logged, and reported in `ManagerExit.timedOut`, and
+ *   the groups after it are still stopped (each gets whatever is left, at least a moment).
  */
 import type { Clock, Logger } from '../observability/index.ts';
 import { toError } from './errors.ts';
@@ -38,6 +39,9 @@ export type RunnableGroup = 'http' | 'caches' | 'others' | 'leader';
 
 const ORDER: readonly RunnableGroup[] = ['http', 'caches', 'others', 'leader'];
 
+/** What a group gets to stop once the shutdown budget is spent. */
+const MIN_STOP_MS = 100;
+
 /** What the manager needs of a leader elector; {@link LeaderElector} satisfies it. */
 export interface LeaderElection {
   start(signal: AbortSignal, callbacks: LeaderCallbacks): Promise<LeaderElectionEnd>;
@@ -53,7 +57,7 @@ export interface ManagerOptions {
   readonly clock: Clock;
   /** Without it, leader runnables start at once (a single replica, or tests). */
   readonly leaderElection?: LeaderElection;
-  /** How long each group may take to stop; default 30 s. */
+  /** How long stopping every group may take in total; default 30 s. */
   readonly gracefulShutdownMs?: number;
   /**
    * What losing the Lease does: `exit` (controller-runtime's choice: stop everything, the pod
@@ -214,11 +218,15 @@ export class Manager {
     this.logger.info({ reason: stop.reason }, 'stopping');
 
     const timedOut: string[] = [];
+    const deadline = this.clock.now() + this.gracefulShutdownMs;
     for (const group of [...ORDER].reverse()) {
       controllers.get(group)?.abort(new Error('manager stopping'));
       const waits = (running.get(group) ?? []).map((r) => r.done);
       if (group === 'leader' && electionDone) waits.push(electionDone);
-      if (!(await this.within(Promise.all(waits), this.gracefulShutdownMs))) {
+      // A group that stops promptly (health endpoints) still gets a moment when a stuck group
+      // before it spent the budget.
+      const left = Math.max(deadline - this.clock.now(), MIN_STOP_MS);
+      if (!(await this.within(Promise.all(waits), left))) {
         const names = (running.get(group) ?? []).map((r) => r.name);
         this.logger.error({ group, runnables: names }, 'group did not stop in time; abandoning it');
         timedOut.push(...names);

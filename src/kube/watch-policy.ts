@@ -2,6 +2,7 @@
  * The watcher's restart policy: what an ended watch leads to. Pure, so it is tested without a
  * server.
  */
+import { NotFoundError } from './errors.ts';
 
 /** Why a watch ended and was restarted (the `reason` label of `ferry_watch_restarts_total`). */
 export type RestartReason = 'gone' | 'error' | 'closed' | 'watchdog' | 'timeout';
@@ -42,6 +43,31 @@ export function planRestart(
  */
 export function classifyCleanClose(elapsedMs: number, timeoutSeconds: number): 'expired' | 'closed' {
   return elapsedMs >= timeoutSeconds * 1000 * 0.9 ? 'expired' : 'closed';
+}
+
+/**
+ * Whether the collection is served: `unknown` before the first list answered, `not-served` after
+ * the API server answered 404 for the collection itself (its CRD is not installed, was deleted,
+ * or — for a moment after an API server restart — is not registered yet).
+ */
+export type ServedState = 'unknown' | 'served' | 'not-served';
+
+/** True when a list or watch failed because the API server does not serve the collection (404). */
+export function isNotServed(err: unknown): boolean {
+  if (err instanceof NotFoundError) return true;
+  return !!err && typeof err === 'object' && 'statusCode' in err && err.statusCode === 404;
+}
+
+/**
+ * What a change of the served state is worth saying, Pure. Never served → an error (the
+ * operator is installed incompletely); served before → a warning (the cache is kept: a 404 for
+ * a moment after an API server restart must not look like every object was deleted); served
+ * again → info. `undefined`: no change worth a line.
+ */
+export function servedTransition(previous: ServedState, next: ServedState): 'error' | 'warn' | 'info' | undefined {
+  if (previous === next) return undefined;
+  if (next === 'not-served') return previous === 'served' ? 'warn' : 'error';
+  return previous === 'not-served' ? 'info' : undefined;
 }
 
 /** Maps what client-node's `Watch` reports to a restart reason. */

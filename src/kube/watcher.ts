@@ -17,6 +17,13 @@
  * - With `resyncMs`, every cached object is re-emitted as `resync` periodically so handlers can
  *   re-enqueue it (a safety net, not a relist).
  * - Handlers run synchronously, in order; one that throws is logged and does not stop the others.
+ * - A collection the API server does not serve (404: its CRD is not installed) is listed again
+ *   every `notServedPollMs` until it is (with the backoff if it was served before), with one
+ *   log line per change (an error naming `notServedHint` if it was never served), and `ready`
+ *   resolves anyway, so one missing CRD does not hold up everything else. A 404 after the collection WAS served keeps the store as it is — a
+ *   CRD is not registered for a moment after an API server restart, and an empty cache would
+ *   look as if every object had been deleted — and the next successful list replaces it (and
+ *   reports what really changed).
  *
  * Caveats:
  * - client-node's `Watch` aborts a stream that carried no data for 30 s. The API server sends
@@ -34,7 +41,16 @@ import { GoneError, KubeConfigError, UnavailableError, errorFromStatus, isGone, 
 import { KubeHttp } from './http.ts';
 import { counter } from './metrics.ts';
 import { objectKey, type KubeObject } from './object.ts';
-import { classifyCleanClose, classifyWatchError, planRestart, type RestartReason, type WatchEnd } from './watch-policy.ts';
+import {
+  classifyCleanClose,
+  classifyWatchError,
+  isNotServed,
+  planRestart,
+  servedTransition,
+  type RestartReason,
+  type ServedState,
+  type WatchEnd,
+} from './watch-policy.ts';
 import { StoreWriter, type Store } from './store.ts';
 
 export type WatchEventType = 'added' | 'modified' | 'deleted' | 'resync';
@@ -76,6 +92,13 @@ export interface WatcherOptions<T extends KubeObject> {
   readonly backoff?: WatcherBackoffOptions;
   /** Per list-page request timeout; default 60 s. */
   readonly requestTimeoutMs?: number;
+  /**
+   * Said when the API server does not serve the collection (404), e.g. the command that installs
+   * its CRD.
+   */
+  readonly notServedHint?: string;
+  /** How often a collection that was never served is listed again; default 5 s. */
+  readonly notServedPollMs?: number;
   /** The store to fill; a new one by default (pass one to configure indexers). */
   readonly store?: StoreWriter<T>;
   readonly clock: Clock;
@@ -123,6 +146,9 @@ export class Watcher<T extends KubeObject> {
   private readonly watchdogMs: number;
   private handlers: WatchHandler<T>[] = [];
   private running = false;
+  private servedState: ServedState = 'unknown';
+  private readonly settled: Promise<void>;
+  private settle: () => void = () => {};
 
   constructor(options: WatcherOptions<T>) {
     this.options = options;
@@ -157,6 +183,14 @@ export class Watcher<T extends KubeObject> {
       labelNames: ['resource', 'type'],
     });
     for (const reason of reasons) this.restarts.inc({ resource: this.name, reason }, 0);
+    this.settled = new Promise<void>((resolve) => {
+      this.settle = resolve;
+    });
+  }
+
+  /** Whether the API server serves the collection, as the last list or watch found. */
+  get served(): ServedState {
+    return this.servedState;
   }
 
   /** Adds a handler; call before `start`. Returns a function that removes it. */
@@ -167,9 +201,23 @@ export class Watcher<T extends KubeObject> {
     };
   }
 
-  /** Resolves once the first list is in the store; rejects only when `signal` aborts. */
+  /**
+   * Resolves once the first list is in the store, or once the API server said it does not serve
+   * the collection (then the store stays empty and unsynced until it does: see `served`).
+   * Rejects only when `signal` aborts.
+   */
   ready(signal: AbortSignal): Promise<void> {
-    return this.store.waitForSync(signal);
+    if (this.store.synced || this.servedState === 'not-served') return Promise.resolve();
+    const aborted = new AbortController();
+    const onAbort = (): void => {
+      aborted.abort(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted) onAbort();
+    return Promise.race([this.store.waitForSync(aborted.signal), this.settled]).finally(() => {
+      signal.removeEventListener('abort', onAbort);
+      aborted.abort();
+    });
   }
 
   /**
@@ -195,6 +243,20 @@ export class Watcher<T extends KubeObject> {
           healthySince = earliest(healthySince, attempt.establishedAt);
         } catch (err) {
           if (stopping(signal)) break;
+          if (resourceVersion === undefined && isNotServed(err)) {
+            // The list said 404: nothing to watch. The store is left as it is (see the header).
+            this.noteServed('not-served', err);
+            healthySince = undefined;
+            // Served before: most likely a moment after an API server restart, so the usual
+            // backoff (quick at first); never served: a CRD someone has yet to install.
+            const delay = this.store.synced ? this.backoff.next() : (this.options.notServedPollMs ?? 5_000);
+            try {
+              await this.clock.sleep(delay, signal);
+            } catch {
+              break;
+            }
+            continue;
+          }
           attempt = { end: isGone(err) ? 'gone' : 'error', error: err, resourceVersion: resourceVersion ?? '', establishedAt: undefined };
         }
         const end = attempt.end;
@@ -207,7 +269,8 @@ export class Watcher<T extends KubeObject> {
 
         const now = this.clock.now();
         const plan = planRestart(end, healthySince === undefined ? undefined : now - healthySince, this.resetAfterMs);
-        if (plan.relist) resourceVersion = undefined;
+        // A watch the server answers with 404: the collection went away; a list finds out for sure.
+        if (plan.relist || isNotServed(attempt.error)) resourceVersion = undefined;
         if (plan.resetBackoff) this.backoff.reset();
         healthySince = undefined;
         const delay = plan.backoff ? this.backoff.next() : 0;
@@ -254,6 +317,7 @@ export class Watcher<T extends KubeObject> {
       throw new UnavailableError(`GET ${this.options.path}: list without a resourceVersion`, { method: 'GET', path: this.options.path });
     }
     const changes = this.writer.replace(items);
+    this.noteServed('served');
     this.logger.info(
       { resourceVersion, objects: items.length, added: changes.added.length, modified: changes.modified.length, deleted: changes.deleted.length },
       'listed',
@@ -379,6 +443,26 @@ export class Watcher<T extends KubeObject> {
         return { kind: 'none' };
     }
     return rv ? { kind: 'rv', value: rv } : { kind: 'none' };
+  }
+
+  private noteServed(next: ServedState, err?: unknown): void {
+    const previous = this.servedState;
+    this.servedState = next;
+    if (next !== 'unknown') this.settle();
+    const hint = this.options.notServedHint;
+    switch (servedTransition(previous, next)) {
+      case 'error':
+        this.logger.error({ err }, `${this.name} is not served by the API server (404)${hint ? `: ${hint}` : ''}`);
+        break;
+      case 'warn':
+        this.logger.warn({ err, cached: this.store.size }, `${this.name} is no longer served by the API server (404); keeping the cached objects until it is served again${hint ? `: ${hint}` : ''}`);
+        break;
+      case 'info':
+        this.logger.info('resource is served');
+        break;
+      case undefined:
+        break;
+    }
   }
 
   private emit(type: WatchEventType, obj: T, old?: T): void {

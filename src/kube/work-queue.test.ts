@@ -145,6 +145,45 @@ describe('WorkQueue', () => {
     assert.equal(await queue.get(), undefined);
   });
 
+  it('reopens after a drained shutdown: new adds are handed out, nothing from before survives', async () => {
+    const { queue, clock } = setup();
+    queue.add('old');
+    queue.addAfter('old-later', 100);
+    await queue.shutdown();
+    queue.add('while-closed');
+    assert.equal(queue.length, 0);
+
+    queue.reopen();
+    assert.equal(queue.isShuttingDown, false);
+    await clock.advance(1_000);
+    assert.equal(queue.length, 0, 'queued, delayed and closed-time adds were dropped, not replayed');
+    queue.add('new');
+    assert.equal(await queue.get(), 'new');
+    queue.add('new'); // changed while in process: dirty handling works again
+    queue.done('new');
+    assert.equal(await queue.get(), 'new');
+    queue.done('new');
+    queue.addAfter('soon', 50);
+    await clock.advance(50);
+    assert.equal(await queue.get(), 'soon', 'delays work again');
+    queue.done('soon');
+  });
+
+  it('refuses to reopen while keys from the previous run are still in process', async () => {
+    const { queue } = setup();
+    queue.add('busy');
+    assert.equal(await queue.get(), 'busy');
+    const drained = queue.shutdown();
+    assert.throws(() => {
+      queue.reopen();
+    }, /still in process/);
+    queue.done('busy');
+    await drained;
+    queue.reopen();
+    queue.add('next');
+    assert.equal(await queue.get(), 'next');
+  });
+
   it('records depth, queue and work durations on the clock', async () => {
     const { queue, clock, registry } = setup();
     queue.add('a');

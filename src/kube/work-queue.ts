@@ -12,9 +12,11 @@
  * - `addAfter` makes a key available only once the clock has advanced by the delay; of several
  *   pending delays for one key the earliest wins.
  * - After `shutdown()` nothing more is handed out; it resolves once every handed-out key is done.
+ * - `reopen()` after a completed shutdown makes the queue usable again (a new leader term).
  *
- * Caveats: keys queued but not started when the queue shuts down are dropped. That is safe
- * because reconciliation is level-based: the next start lists every object and enqueues it.
+ * Caveats: keys queued but not started when the queue shuts down are dropped, and adds while it
+ * is shut down are ignored. That is safe because reconciliation is level-based: whoever reopens
+ * the queue enqueues every object it is responsible for (see `Controller`).
  */
 import type { Clock, Counter, Gauge, Histogram, Registry } from '../observability/index.ts';
 import { backoffDelay } from './backoff.ts';
@@ -254,6 +256,18 @@ export class WorkQueue {
     }
     if (this.processing.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  /**
+   * Opens a shut-down queue for a new run: adds are accepted and `get()` hands keys out again.
+   * Nothing from before the shutdown survives (queued and delayed keys were dropped), so the
+   * caller enqueues every key it needs. A no-op on an open queue. Throws if keys handed out
+   * before the shutdown are still being processed: the previous run must have drained.
+   */
+  reopen(): void {
+    if (!this.shuttingDown) return;
+    if (this.processing.size > 0) throw new Error(`work queue ${this.name}: reopen while ${this.processing.size} keys are still in process`);
+    this.shuttingDown = false;
   }
 
   private enqueue(key: string): void {

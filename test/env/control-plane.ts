@@ -50,6 +50,9 @@ export interface ControlPlane {
   restartNats(): Promise<void>;
   /** Stops kube-apiserver and starts it again on the same port (etcd keeps the data). */
   restartApiServer(): Promise<void>;
+  /** Stops kube-apiserver (etcd keeps running); `startApiServer()` brings it back on the same port. */
+  stopApiServer(): Promise<void>;
+  startApiServer(): Promise<void>;
   stopNats(): Promise<void>;
   startNats(): Promise<void>;
   stop(): Promise<void>;
@@ -275,6 +278,14 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       async restartApiServer() {
         if (!apiServer) throw new Error('this control plane was started without kube-apiserver');
         await apiServer.stop();
+        await startApiServer();
+      },
+      async stopApiServer() {
+        if (!apiServer) throw new Error('this control plane was started without kube-apiserver');
+        await apiServer.stop();
+      },
+      async startApiServer() {
+        if (!apiServer) throw new Error('this control plane was started without kube-apiserver');
         await startApiServer();
       },
       stop,

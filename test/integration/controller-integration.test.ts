@@ -179,7 +179,7 @@ describe('Integration reconciliation', () => {
   it('serves health, readiness and controller-runtime metrics, and records Events', async () => {
     const ready = await fetch(`http://127.0.0.1:${op.httpPort}/readyz`);
     assert.equal(ready.status, 200);
-    assert.equal(await ready.text(), '[+]nats ok\n[+]caches ok\nok\n');
+    assert.equal(await ready.text(), '[+]nats ok\n[+]crd integrations.ferry.dev ok\n[+]crd syncschedules.ferry.dev ok\n[+]caches ok\nok\n');
     assert.equal((await fetch(`http://127.0.0.1:${op.httpPort}/healthz`)).status, 200);
     const metrics = await op.metrics();
     assert.match(metrics, /^controller_runtime_reconcile_total\{controller="integration",result="requeue_after"\} [1-9]/m);

@@ -86,3 +86,13 @@ export async function installCrds(cluster: Cluster, timeoutMs = 60_000): Promise
     return CRD_NAMES;
   });
 }
+
+/** `kubectl apply -f crds/<file>` (e.g. `syncschedules.ferry.dev.yaml`), then waits until it is Established. */
+export async function installCrd(cluster: Cluster, file: string, timeoutMs = 60_000): Promise<string> {
+  return await withKubeconfigFile(cluster, async (path) => {
+    await kubectl(path, ['apply', '-f', `crds/${file}`]);
+    const name = file.replace(/\.yaml$/, '');
+    await kubectl(path, ['wait', '--for=condition=Established', `--timeout=${Math.ceil(timeoutMs / 1000)}s`, `crd/${name}`], timeoutMs + 10_000);
+    return name;
+  });
+}

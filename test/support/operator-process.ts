@@ -25,12 +25,26 @@ export interface OperatorProcess {
   stop(): Promise<void>;
   /** SIGKILL: the crash path. */
   kill(): Promise<void>;
+  /**
+   * Sends SIGTERM and waits up to `waitMs` for the process to exit on its own (no SIGKILL):
+   * resolves with its exit code (null if a signal ended it, `undefined` if it was still
+   * running at the deadline) and how long it took.
+   */
+  terminate(waitMs: number): Promise<{ readonly code: number | null | undefined; readonly ms: number }>;
+  /** SIGSTOP: the process is frozen (no timers, no I/O) as in a long GC pause or a stalled node. */
+  pause(): void;
+  /** SIGCONT after `pause()`. */
+  resume(): void;
+  /** GET /readyz: its status code and body. */
+  readyz(): Promise<{ readonly status: number; readonly body: string }>;
 }
 
 export interface OperatorOptions {
   readonly env: ControlPlane;
   readonly identity: string;
   readonly args?: readonly string[];
+  /** Defaults to the control plane's nats-server. */
+  readonly natsUrl?: string;
   readonly envVars?: NodeJS.ProcessEnv;
 }
 
@@ -46,7 +60,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorP
       main,
       'controller',
       `--kubeconfig=${options.env.kubeconfigPath}`,
-      `--nats-url=${options.env.natsUrl}`,
+      `--nats-url=${options.natsUrl ?? options.env.natsUrl}`,
       '--http-address=127.0.0.1:0',
       `--identity=${options.identity}`,
       '--lease-namespace=default',
@@ -106,6 +120,24 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorP
     },
     async kill() {
       await proc.kill();
+    },
+    async terminate(waitMs) {
+      const pid = proc.pid;
+      if (pid === undefined || !proc.running) return { code: await proc.exited(), ms: 0 };
+      const started = Date.now();
+      process.kill(pid, 'SIGTERM');
+      const code = await Promise.race([proc.exited(), sleep(waitMs).then(() => undefined)]);
+      return { code, ms: Date.now() - started };
+    },
+    pause() {
+      if (proc.pid !== undefined && proc.running) process.kill(proc.pid, 'SIGSTOP');
+    },
+    resume() {
+      if (proc.pid !== undefined && proc.running) process.kill(proc.pid, 'SIGCONT');
+    },
+    async readyz() {
+      const res = await fetch(`http://127.0.0.1:${httpPort}/readyz`);
+      return { status: res.status, body: await res.text() };
     },
   };
 }
