@@ -177,7 +177,10 @@ export class RuntimeViewPoller {
     this.log = deps.logger.child({ component: 'runtime-status' });
   }
 
+  /** The latest view of the object now in the store (never one of a deleted namesake). */
   view(key: string): RuntimeView | undefined {
+    const r = this.raw.get(key);
+    if (!r || r.uid !== this.deps.integrations.get(key)?.metadata?.uid) return undefined;
     return this.views.get(key);
   }
 

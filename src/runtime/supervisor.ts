@@ -285,8 +285,9 @@ export class RuntimeSupervisor {
       const running = this.pipelines.get(key);
       // Logged once per inputs: sync() skips unchanged inputs.
       this.log.warn({ integration: key, generation, field: err.field, keepingGeneration: running?.compiled.generation }, `generation not runnable: ${err.message}`);
-      if (running || !lastGood || lastGood.generation === generation) return;
-      // No pipeline here yet (this replica restarted, or is new): run what the leader last found good.
+      if (running || !lastGood) return;
+      // No pipeline here yet (this replica restarted, or is new): run what the leader last found
+      // good — possibly this very generation, with the ConfigMap values it had then.
       try {
         compiled = this.compile(namespace, name, lastGood.generation, lastGood.spec, lastGood);
       } catch (lgErr) {
