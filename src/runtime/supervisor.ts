@@ -123,14 +123,25 @@ export class RuntimeSupervisor {
         await this.sync();
       }
       await new Promise<void>((resolve) => {
-        const cancel = this.deps.clock.setTimer(resolve, RESYNC_MS);
+        // Something changed while the last pass ran: look again at once.
+        if (this.dirty) {
+          resolve();
+          return;
+        }
+        const onAbort = (): void => {
+          this.wake?.();
+        };
+        const cancel = this.deps.clock.setTimer(() => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        }, RESYNC_MS);
         this.wake = () => {
           cancel();
+          signal.removeEventListener('abort', onAbort);
           resolve();
         };
-        signal.addEventListener('abort', () => {
-          this.wake?.();
-        }, { once: true });
+        // Removed again on every wake-up: one listener per pass would pile up on a long run.
+        signal.addEventListener('abort', onAbort, { once: true });
       });
       this.wake = undefined;
       this.dirty = true;
