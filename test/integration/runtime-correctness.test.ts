@@ -83,8 +83,38 @@ describe('runtime: delivery correctness', () => {
       assert.ok(sent.length <= 3, `${id} sent ${sent.length} times`);
       assert.equal(sent.filter((q) => q.outcome === 'applied').length, 1, id);
     }
-    const consumer = await consumerState(r, name);
-    assert.ok(consumer.redelivered <= 4, `only the events that failed were redelivered (${consumer.redelivered})`);
+  });
+
+  it('events that wait for a slot longer than ack_wait (a throttle hold, consumer not paused) are kept: JetStream never hands out a second copy', async () => {
+    const t = await suite.target();
+    // One 429 with a Retry-After longer than ack_wait (1 s + 30 s): every attempt is held for 40 s
+    // while the consumer keeps running, so the server would redeliver whatever is not kept alive.
+    let throttledOnce = false;
+    t.script(() => {
+      if (throttledOnce) return undefined;
+      throttledOnce = true;
+      return faults.throttle(40);
+    });
+    const name = 'held';
+    await createIntegration(r, {
+      credentials: t.auth,
+      name,
+      subject: `events.${name}`,
+      url: `${t.url}/v1/invoices`,
+      target: { timeout: '1s' },
+      delivery: { concurrency: 2, maxAttempts: 3, retryAfterMax: '60s', circuitBreaker: { failures: 1000 } },
+    });
+    const ids = Array.from({ length: 20 }, (_, i) => `held-${i}`);
+    await publishEvents(r, `events.${name}`, ids.map((id, i) => ({ id, amount: i })));
+    await eventually('all applied after the hold', () => t.stats().identities === ids.length || undefined, 90_000);
+    await drained(r, name, 30_000);
+    const info = await r.jsm.consumers.info(SOURCE, `ferry_${NS}_${name}`);
+    assert.equal(t.stats().conflicts, 0, 'no two copies of one event in flight at once (409)');
+    assert.equal(t.stats().replays, 0, 'no second copy sent after the first was applied');
+    assert.equal(t.requests.length, ids.length + 1, `one request per event plus the throttled one: ${t.requests.length}`);
+    assert.equal((await fallbackMessages(r, name)).length, 0, 'nothing parked');
+    // Only the throttled event was handed back; nothing expired while this replica held it.
+    assert.equal(info.delivered.consumer_seq, ids.length + 1, `deliveries by the server: ${info.delivered.consumer_seq}`);
   });
 
   it('maxElapsed counts from the first attempt: a backlog older than maxElapsed is retried, not parked', async () => {
@@ -200,7 +230,9 @@ describe('runtime: delivery correctness', () => {
     await publishEvents(r, 'events.history', [{ id: 'h-new-2', amount: 4 }]);
     await eventually('the next new event delivered', () => t.appliedCount('h-new-2') === 1 || undefined, 20_000);
     await drained(r, 'history');
-    assert.equal(t.appliedCount('h-new-1'), 1, 'delete and re-create did not replay the stream');
+    assert.equal(t.appliedCount('h-new-1'), 1);
+    assert.equal(t.requestsOf('h-new-1').length, 1, 'delete and re-create did not replay the stream (not even as replays)');
+    assert.equal(t.stats().replays, 0);
     assert.equal(t.stats().duplicates, 0);
 
     const u = await suite.target();
