@@ -48,6 +48,8 @@ export const Reason = {
   CircuitOpen: 'CircuitOpen',
   TargetUnauthorized: 'TargetUnauthorized',
   FallbackUnavailable: 'FallbackUnavailable',
+  JetStreamUnavailable: 'JetStreamUnavailable',
+  SourceNotReplicated: 'SourceNotReplicated',
   Throttled: 'Throttled',
   FallbackGrowing: 'FallbackGrowing',
   SlaMissed: 'SlaMissed',

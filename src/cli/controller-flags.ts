@@ -32,6 +32,14 @@ Flags:
   --runtime BOOL           run Integration pipelines on this replica (default true)
   --transform-workers N    worker threads that evaluate JSONata transforms, shared by all
                            Integrations; one that outlives its time box is terminated (default 2)
+  --nats-replicas N|auto   replicas of every stream and KV bucket Ferry creates (fallback streams,
+                           shared state); existing ones with fewer are scaled up. auto: 3 when
+                           JetStream can place 3 replicas, else 1 (default: $FERRY_NATS_REPLICAS,
+                           else auto)
+  --fallback-placement-cluster NAME
+                           JetStream cluster for fallback streams (default: any)
+  --fallback-placement-tags LIST
+                           server tags fallback streams must be placed on, comma separated
 `;
 
 export interface ControllerConfig {
@@ -53,6 +61,22 @@ export interface ControllerConfig {
   readonly denyCidrs: readonly string[];
   readonly runtime: boolean;
   readonly transformWorkers: number;
+  /** Replicas of Ferry's own streams and buckets; `auto` detects what the JetStream domain can place. */
+  readonly natsReplicas: number | 'auto';
+  readonly fallbackPlacement: { readonly cluster?: string; readonly tags?: readonly string[] } | undefined;
+}
+
+function replicas(value: string): number | 'auto' {
+  if (value === 'auto') return 'auto';
+  if (!/^[1-5]$/.test(value)) throw new UsageError(`--nats-replicas must be auto or a number from 1 to 5, got ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
+function placement(cluster: string | undefined, tags: string | undefined): ControllerConfig['fallbackPlacement'] {
+  const tagList = (tags ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  if (cluster !== undefined && !/^[^\s.*>]+$/.test(cluster)) throw new UsageError(`--fallback-placement-cluster: ${JSON.stringify(cluster)} is not a cluster name`);
+  if (cluster === undefined && tagList.length === 0) return undefined;
+  return { ...(cluster === undefined ? {} : { cluster }), ...(tagList.length === 0 ? {} : { tags: tagList }) };
 }
 
 const CIDR = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]+)\/\d{1,3}$/;
@@ -99,6 +123,9 @@ export function parseControllerFlags(argv: readonly string[], env: NodeJS.Proces
         'deny-cidrs': { type: 'string' },
         runtime: { type: 'string' },
         'transform-workers': { type: 'string' },
+        'nats-replicas': { type: 'string' },
+        'fallback-placement-cluster': { type: 'string' },
+        'fallback-placement-tags': { type: 'string' },
       },
     }));
   } catch (err) {
@@ -139,5 +166,7 @@ export function parseControllerFlags(argv: readonly string[], env: NodeJS.Proces
     denyCidrs: cidrs('deny-cidrs', values['deny-cidrs'] ?? env.FERRY_DENY_CIDRS),
     runtime: bool('runtime', values.runtime ?? 'true'),
     transformWorkers: positiveInt('transform-workers', values['transform-workers'] ?? '2'),
+    natsReplicas: replicas(values['nats-replicas'] ?? env.FERRY_NATS_REPLICAS ?? 'auto'),
+    fallbackPlacement: placement(values['fallback-placement-cluster'], values['fallback-placement-tags']),
   };
 }

@@ -21,6 +21,7 @@ import {
   referencedObjects,
   resourceType,
   RuntimeViewPoller,
+  SharedBuckets,
   shouldEnqueue,
   syncScheduleReconciler,
   type FerryObject,
@@ -42,7 +43,6 @@ import {
 } from '../kube/index.ts';
 import {
   ATTEMPTS_BUCKET,
-  ATTEMPTS_TTL_MS,
   AttemptLedger,
   connectNats,
   ConsumerControl,
@@ -120,7 +120,7 @@ export async function runController(config: ControllerConfig, version: string): 
       if (s.type === 'reconnect') natsConnected = true;
     }
   })();
-  const jetstream = new JetStreamResources(nc);
+  const jetstream = new JetStreamResources(nc, { replicas: config.natsReplicas, fallbackPlacement: config.fallbackPlacement });
 
   const watch = <T extends KubeObject>(name: string, path: string, notServedHint?: string): Watcher<T> =>
     new Watcher<T>({
@@ -239,23 +239,9 @@ export async function runController(config: ControllerConfig, version: string): 
       : undefined,
   });
   for (const w of [secrets, configMaps, integrations, syncSchedules]) manager.add(watcherRunnable(w), 'caches');
-  manager.add(
-    {
-      name: 'shared KV buckets',
-      // Buckets every Integration's runtime shares; idempotent, so every leader term re-ensures them.
-      start: async (signal) => {
-        await jetstream.ensureKvBucket({ name: INTEGRATION_STATE_BUCKET, history: 1 });
-        await jetstream.ensureKvBucket({ name: MEMBERS_BUCKET, history: 1, ttlMs: 15_000 });
-        await jetstream.ensureKvBucket({ name: ATTEMPTS_BUCKET, history: 1, ttlMs: ATTEMPTS_TTL_MS });
-        await new Promise<void>((resolve) => {
-          signal.addEventListener('abort', () => {
-            resolve();
-          }, { once: true });
-        });
-      },
-    },
-    'leader',
-  );
+  // Buckets every Integration's runtime shares; every leader term re-ensures them (and scales up
+  // what an older version created with fewer replicas).
+  manager.add(new SharedBuckets({ jetstream, serverHasJetStream: () => (natsConnected ? nc.info?.jetstream === true : undefined), clock, logger }), 'leader');
   for (const c of controllers) manager.add({ name: `controller ${c.name}`, start: (signal) => c.start(signal) }, 'leader');
   manager.add(runtimeView, 'leader');
 

@@ -4,3 +4,4 @@ export { integrationReconciler, integrationType, INTEGRATION_RESYNC_MS, type Int
 export { syncScheduleReconciler, syncScheduleType, type SyncScheduleReconcilerDeps } from './reconcile-sync-schedule.ts';
 export { referencedObjects, shouldEnqueue } from './watch-predicates.ts';
 export { CONTRACT_DRIFT_WINDOW_MS, degradation, runtimeStatusFields, RuntimeViewPoller, type RuntimeView, type RuntimeViewPollerDeps } from './runtime-view.ts';
+export { JetStreamDisabledError, SHARED_BUCKETS, SharedBuckets, type SharedBucketsDeps } from './shared-buckets.ts';

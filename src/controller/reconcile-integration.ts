@@ -21,6 +21,7 @@ import {
   integrationStateKeyPrefix,
   lastGoodKey,
   StreamNotFoundError,
+  FerryNatsError,
   type AttemptLedger,
   type JetStreamResources,
   type LastGoodGeneration,
@@ -55,6 +56,11 @@ export interface IntegrationReconcilerDeps {
   readonly logger: Logger;
   /** What the runtime replicas report (counters, circuit, throttle, fallback size); leader's poller. */
   runtimeView(key: string): RuntimeView | undefined;
+}
+
+/** A NATS failure that passes on its own (a node down, an election, no quorum, a timeout). */
+function isUnavailable(err: unknown): err is FerryNatsError {
+  return err instanceof FerryNatsError && err.retryable;
 }
 
 /** The stream an object's (possibly invalid) spec names, for cleanup of what was provisioned. */
@@ -155,8 +161,13 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
     const config = check.config.config;
 
     let outcome: Outcome;
+    let sourceWarning: string | undefined;
     try {
-      await deps.jetstream.ensureSourceStream({ name: config.source.stream, subjects: config.source.subjects, create: config.source.create });
+      const source = await deps.jetstream.ensureSourceStream({ name: config.source.stream, subjects: config.source.subjects, create: config.source.create });
+      if (source.replicas < 2 && (await deps.jetstream.replication()).clustered) {
+        // The source belongs to the user and is never changed; a node loss there loses events.
+        sourceWarning = `source stream ${config.source.stream} has 1 replica on a NATS cluster: losing the node that stores it loses its events (Ferry never changes a source stream; give it num_replicas 3)`;
+      }
       await deps.jetstream.ensureConsumer({
         stream: config.source.stream,
         name: integrationConsumerName(ref),
@@ -178,12 +189,13 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
         maxAgeMs: config.fallback.retentionMs,
         duplicateWindowMs: FALLBACK_DUPLICATE_WINDOW_MS,
       });
+      const warning = sourceWarning === undefined ? '' : `; warning: ${sourceWarning}`;
       outcome = config.suspend
-        ? { kind: 'ready', reason: Reason.Suspended, message: 'suspended: the pipeline does not consume until spec.suspend is false' }
+        ? { kind: 'ready', reason: Reason.Suspended, message: `suspended: the pipeline does not consume until spec.suspend is false${warning}` }
         : {
             kind: 'ready',
             reason: Reason.Delivering,
-            message: `consuming ${config.source.stream} (${config.source.subjects.join(', ')}) through consumer ${integrationConsumerName(ref)}; fallback stream ${fallback}`,
+            message: `consuming ${config.source.stream} (${config.source.subjects.join(', ')}) through consumer ${integrationConsumerName(ref)}; fallback stream ${fallback}${warning}`,
           };
     } catch (err) {
       if (err instanceof StreamNotFoundError) {
@@ -191,6 +203,13 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
         await steps.reportStalled(obj, { reason: Reason.StreamNotFound, message, field: 'spec.source.stream' }, generation, now, fields, signal);
         // Streams are not Kubernetes objects: no watch event will say it appeared, so look again.
         return { requeueAfter: STREAM_MISSING_RETRY_MS };
+      }
+      if (isUnavailable(err) && steps.wasReady(obj) && steps.statusOf(obj)?.observedGeneration === generation) {
+        // Part of Ferry's JetStream state cannot be served (no quorum, an election, a node gone):
+        // the pipelines keep delivering what needs nothing from it, so the object stays Ready and
+        // says what is missing. The work queue retries with backoff; Ready on its own once back.
+        await steps.reportUnavailable(obj, Reason.JetStreamUnavailable, `JetStream state unavailable: ${err.message}; delivery continues, events that must be parked wait in their source stream`, generation, now, fields, signal, view ? runtimeStatusFields(view, now) : {});
+        throw err;
       }
       await steps.reportProgressing(obj, Reason.ProvisioningFailed, err, generation, now, fields, signal);
       throw err;
@@ -204,6 +223,10 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
     const extra = { ...(current?.fallbackPending === undefined ? { fallbackPending: 0 } : {}), ...(view ? runtimeStatusFields(view, now) : {}) };
     await steps.writeStatus(obj, statusFor(outcome, current, generation, now, extra, view ? degradation(view, now, obj.spec) : undefined), signal);
     steps.announceReady(obj, wasReady, outcome.reason, outcome.message, fields, 'integration');
+    if (sourceWarning !== undefined && !(current?.conditions?.some((c) => c.type === 'Ready' && c.message.includes(sourceWarning)) ?? false)) {
+      log.warn({ ...fields, stream: config.source.stream }, sourceWarning);
+      void deps.events.record(obj, { type: 'Warning', reason: Reason.SourceNotReplicated, note: sourceWarning, action: 'Reconcile' });
+    }
     return { requeueAfter: INTEGRATION_RESYNC_MS };
   };
 }

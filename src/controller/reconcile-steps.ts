@@ -102,6 +102,33 @@ export class ReconcileSteps {
     });
   }
 
+  /**
+   * Ready stays as it was (the runtime keeps delivering) while `Degraded=True` says which part of
+   * Ferry's state is unavailable; the caller rethrows so the work queue retries with backoff.
+   * Best effort, like {@link reportProgressing}.
+   */
+  async reportUnavailable(
+    obj: FerryObject,
+    reason: Reason,
+    message: string,
+    generation: number,
+    now: number,
+    fields: Readonly<Record<string, unknown>>,
+    signal: AbortSignal,
+    extra: Readonly<Record<string, unknown>> = {},
+  ): Promise<void> {
+    const current = this.statusOf(obj);
+    const ready = current?.conditions?.find((c) => c.type === 'Ready');
+    // Only called for an object Ready at this generation: keep that condition as it is.
+    const outcome = { kind: 'ready' as const, reason: (ready?.reason ?? 'Delivering') as Reason, message: ready?.message ?? '' };
+    await this.writeStatus(obj, statusFor(outcome, current, generation, now, extra, { status: 'True', reason, message }), signal).catch((writeErr: unknown) => {
+      this.deps.log.warn({ ...fields, err: writeErr }, 'could not write status');
+    });
+    if (current?.conditions?.some((c) => c.type === 'Degraded' && c.reason === reason)) return;
+    this.deps.log.warn({ ...fields, reason }, message);
+    void this.deps.events.record(obj, { type: 'Warning', reason, note: message, action: 'Reconcile' });
+  }
+
   /** A Normal Event when the object turns Ready (not on every reconcile); `wasReady` from {@link wasReady}. */
   announceReady(obj: FerryObject, wasReady: boolean, reason: Reason, message: string, fields: Readonly<Record<string, unknown>>, what: string): void {
     if (wasReady) return;

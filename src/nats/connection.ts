@@ -1,6 +1,11 @@
 /**
  * The operator's NATS connection. It reconnects forever: a NATS outage degrades Ferry, it never
  * ends the process, and every status change is logged.
+ *
+ * On a cluster: give one URL or several (`--nats-url a,b,c`, or the Service of the NATS Helm
+ * chart); the client learns every other server from the cluster's INFO gossip and keeps the list
+ * current, tries them in random order (so replicas spread over the nodes), and moves to another
+ * one within a second (500 ms ± jitter between attempts) when its server goes away.
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../observability/index.ts';
@@ -23,6 +28,9 @@ export async function connectNats(options: ConnectOptions): Promise<NatsConnecti
       name: options.name,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 500,
+      reconnectJitter: 250,
+      // Server discovery: the other cluster members' URLs come from the server (the default, said here).
+      ignoreClusterUpdates: false,
       pingInterval: 10_000,
       waitOnFirstConnect: true,
     });

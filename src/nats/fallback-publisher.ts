@@ -3,9 +3,9 @@
  * PubAck. `Nats-Msg-Id` is `<source stream>:<sequence>`, so a re-publish after a crash between
  * the PubAck and the term is dropped by the stream's duplicate window: one event, one entry.
  */
-import { jetstream } from '@nats-io/jetstream';
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { translateNatsError } from './errors.ts';
+import { jetstreamClient, JETSTREAM_REQUEST_TIMEOUT_MS } from './jetstream-manager.ts';
 
 export interface FallbackMessage {
   readonly subject: string;
@@ -19,11 +19,11 @@ export class FallbackPublisher {
   private readonly js;
 
   constructor(nc: NatsConnection) {
-    this.js = jetstream(nc);
+    this.js = jetstreamClient(nc);
   }
 
   /** Resolves once the fallback stream stored it (or already had it); throws a Ferry NATS error otherwise. */
-  async publish(message: FallbackMessage, timeoutMs = 5_000): Promise<{ readonly seq: number; readonly duplicate: boolean }> {
+  async publish(message: FallbackMessage, timeoutMs = JETSTREAM_REQUEST_TIMEOUT_MS): Promise<{ readonly seq: number; readonly duplicate: boolean }> {
     const h = natsHeaders();
     for (const [name, values] of message.headers) for (const v of values) h.append(name, v);
     try {

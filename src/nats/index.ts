@@ -18,8 +18,10 @@ export {
   syncStateBucketName,
   type ObjectRef,
 } from './names.ts';
+export { detectReplication, type Replication } from './replication.ts';
 export {
   JetStreamResources,
+  type ResourcesOptions,
   type ConsumerSummary,
   type DurableConsumerSpec,
   type FallbackStreamSpec,

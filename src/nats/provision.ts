@@ -2,6 +2,10 @@
  * Idempotent provisioning of the JetStream resources Ferry objects need: calling any `ensure…`
  * twice with the same input changes nothing the second time, so the controller can call them on
  * every reconcile. Only the leader calls them.
+ *
+ * Replication: every stream and KV bucket Ferry creates gets the configured replicas (see
+ * replication.ts); one that exists with fewer is scaled up (JetStream updates `num_replicas` in
+ * place and copies the data). Source streams belong to the user: they are read, never changed.
  */
 import {
   AckPolicy,
@@ -17,7 +21,8 @@ import {
 } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
-import { lazyJetStreamManager } from './jetstream-manager.ts';
+import { jetstreamClient, lazyJetStreamManager } from './jetstream-manager.ts';
+import { detectReplication, type Replication } from './replication.ts';
 import { isConsumerNotFound, isStreamNotFound, StreamNotFoundError, translateNatsError } from './errors.ts';
 
 export interface SourceStreamSpec {
@@ -62,6 +67,13 @@ export interface FallbackStreamSpec {
   readonly duplicateWindowMs: number;
 }
 
+export interface ResourcesOptions {
+  /** Replicas of what Ferry creates: a number, or `auto` (see replication.ts). */
+  readonly replicas: number | 'auto';
+  /** Where fallback streams are placed (JetStream cluster name, server tags). */
+  readonly fallbackPlacement?: { readonly cluster?: string; readonly tags?: readonly string[] } | undefined;
+}
+
 export interface KvBucketSpec {
   readonly name: string;
   readonly history?: number;
@@ -90,30 +102,47 @@ function filterOf(config: Partial<ConsumerConfig>): string[] {
 export class JetStreamResources {
   private readonly nc: NatsConnection;
   private readonly jsm: () => Promise<JetStreamManager>;
+  private readonly options: ResourcesOptions;
+  private detected: Promise<Replication> | undefined;
 
-  constructor(nc: NatsConnection) {
+  constructor(nc: NatsConnection, options: ResourcesOptions = { replicas: 1 }) {
     this.nc = nc;
     this.jsm = lazyJetStreamManager(nc);
+    this.options = options;
   }
 
-  /** Returns the stream's subjects; throws StreamNotFoundError when missing and not to be created. */
-  async ensureSourceStream(spec: SourceStreamSpec): Promise<{ readonly subjects: readonly string[] }> {
+  /** The replication decided for this process (detected once; a failed detection is retried). */
+  async replication(): Promise<Replication> {
+    this.detected ??= (async () => detectReplication(this.nc, await this.jsm(), this.options.replicas))().catch((err: unknown) => {
+      this.detected = undefined;
+      throw err;
+    });
+    return await this.detected;
+  }
+
+  /**
+   * Returns the stream's subjects and replicas; throws StreamNotFoundError when missing and not to
+   * be created. A stream Ferry creates for the user (`create`) gets Ferry's replicas.
+   */
+  async ensureSourceStream(spec: SourceStreamSpec): Promise<{ readonly subjects: readonly string[]; readonly replicas: number }> {
     const jsm = await this.jsm();
     try {
       const info = await jsm.streams.info(spec.name);
-      return { subjects: info.config.subjects };
+      return { subjects: info.config.subjects, replicas: info.config.num_replicas };
     } catch (err) {
       if (!isStreamNotFound(err)) throw translateNatsError(err, `reading stream ${spec.name}`);
     }
     if (!spec.create) throw new StreamNotFoundError(spec.name);
+    const { replicas } = await this.replication();
     try {
       const info = await jsm.streams.add({
         name: spec.name,
         subjects: [...spec.subjects],
         storage: StorageType.File,
         retention: RetentionPolicy.Limits,
+        num_replicas: replicas,
       });
-      return { subjects: info.config.subjects };
+      return { subjects: info.config.subjects, replicas: info.config.num_replicas };
     } catch (err) {
       throw translateNatsError(err, `creating stream ${spec.name}`);
     }
@@ -192,21 +221,42 @@ export class JetStreamResources {
     }
   }
 
+  /**
+   * Creates the fallback stream, or brings an existing one to the wanted retention, dedup window,
+   * replicas (scaled up, never down) and placement. Parked messages are kept through every update.
+   */
   async ensureFallbackStream(spec: FallbackStreamSpec): Promise<void> {
     const jsm = await this.jsm();
+    const { replicas } = await this.replication();
+    const placement = this.placement();
     const wanted: Partial<StreamConfig> = {
       subjects: [spec.subject],
       max_age: nanos(spec.maxAgeMs),
       duplicate_window: nanos(Math.min(spec.duplicateWindowMs, spec.maxAgeMs)),
     };
+    let existing: StreamConfig | undefined;
     try {
-      const info = await jsm.streams.info(spec.name);
-      const c = info.config;
-      if (c.max_age === wanted.max_age && c.duplicate_window === wanted.duplicate_window && sameSet(c.subjects, [spec.subject])) return;
-      await jsm.streams.update(spec.name, { ...c, ...wanted });
-      return;
+      existing = (await jsm.streams.info(spec.name)).config;
     } catch (err) {
       if (!isStreamNotFound(err)) throw translateNatsError(err, `provisioning fallback stream ${spec.name}`);
+    }
+    if (existing) {
+      const c = existing;
+      const scale = c.num_replicas < replicas;
+      const move = placement !== undefined && ((c.placement?.cluster ?? '') !== placement.cluster || !sameSet(c.placement?.tags, placement.tags));
+      if (c.max_age === wanted.max_age && c.duplicate_window === wanted.duplicate_window && sameSet(c.subjects, [spec.subject]) && !scale && !move) return;
+      try {
+        await jsm.streams.update(spec.name, {
+          ...c,
+          ...wanted,
+          ...(scale ? { num_replicas: replicas } : {}),
+          ...(move ? { placement } : {}),
+        });
+      } catch (err) {
+        const what = scale ? ` (scaling from ${c.num_replicas} to ${replicas} replicas)` : '';
+        throw translateNatsError(err, `updating fallback stream ${spec.name}${what}`);
+      }
+      return;
     }
     try {
       await jsm.streams.add({
@@ -217,6 +267,8 @@ export class JetStreamResources {
         // Never drop a parked event to make room: a full fallback stream refuses new ones, and
         // the runtime then keeps the event in its source (nak) instead of losing it.
         discard: DiscardPolicy.New,
+        num_replicas: replicas,
+        ...(placement === undefined ? {} : { placement }),
       });
     } catch (err) {
       throw translateNatsError(err, `creating fallback stream ${spec.name}`);
@@ -234,15 +286,43 @@ export class JetStreamResources {
     }
   }
 
+  /**
+   * Creates the bucket with Ferry's replicas, or scales an existing one up (never down): a bucket
+   * an older version created with one replica gets the configured number, its keys kept.
+   */
   async ensureKvBucket(spec: KvBucketSpec): Promise<void> {
+    const jsm = await this.jsm();
+    const { replicas } = await this.replication();
+    const stream = `KV_${spec.name}`;
+    let existing: StreamConfig | undefined;
     try {
-      // Kvm.create binds to an existing bucket with the same name instead of failing.
-      await new Kvm(this.nc).create(spec.name, {
+      existing = (await jsm.streams.info(stream)).config;
+    } catch (err) {
+      if (!isStreamNotFound(err)) throw translateNatsError(err, `reading KV bucket ${spec.name}`);
+    }
+    if (existing) {
+      if (existing.num_replicas >= replicas) return;
+      try {
+        await jsm.streams.update(stream, { ...existing, num_replicas: replicas });
+      } catch (err) {
+        throw translateNatsError(err, `scaling KV bucket ${spec.name} from ${existing.num_replicas} to ${replicas} replicas`);
+      }
+      return;
+    }
+    try {
+      await new Kvm(jetstreamClient(this.nc)).create(spec.name, {
         history: spec.history ?? 1,
+        replicas,
         ...(spec.ttlMs === undefined ? {} : { ttl: spec.ttlMs }),
       });
     } catch (err) {
-      throw translateNatsError(err, `provisioning KV bucket ${spec.name}`);
+      throw translateNatsError(err, `creating KV bucket ${spec.name} with ${replicas} replicas`);
     }
+  }
+
+  private placement(): { cluster: string; tags: string[] } | undefined {
+    const p = this.options.fallbackPlacement;
+    if (!p) return undefined;
+    return { cluster: p.cluster ?? '', tags: [...(p.tags ?? [])] };
   }
 }

@@ -7,9 +7,10 @@
  * that is briefly missing (it re-creates the pull after a capped backoff and logs why); it ends
  * only when `signal` aborts. At most `maxMessages` messages are buffered client-side.
  */
-import { jetstream, type JsMsg } from '@nats-io/jetstream';
+import type { JsMsg } from '@nats-io/jetstream';
 import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
 import type { Clock, Logger } from '../observability/index.ts';
+import { jetstreamClient } from './jetstream-manager.ts';
 
 export interface InboundMessage {
   readonly data: Uint8Array;
@@ -88,7 +89,7 @@ export interface PullReaderOptions {
 }
 
 export async function* readConsumer(options: PullReaderOptions, signal: AbortSignal): AsyncGenerator<InboundMessage> {
-  const js = jetstream(options.nc);
+  const js = jetstreamClient(options.nc);
   const log = options.logger.child({ stream: options.stream, consumer: options.consumer });
   let failures = 0;
   // A function, not the property: TypeScript would otherwise narrow `signal.aborted` to false

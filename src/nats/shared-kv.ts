@@ -2,10 +2,10 @@
  * JSON values in a JetStream KV bucket, shared by every replica: compare-and-set updates (so
  * concurrent replicas never lose each other's writes) and a watch that delivers every change.
  */
-import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { isStreamNotFound, translateNatsError } from './errors.ts';
+import { jetstreamClient, lazyJetStreamManager } from './jetstream-manager.ts';
 
 export interface Versioned<T> {
   readonly value: T;
@@ -16,14 +16,16 @@ export class SharedKv {
   private readonly nc: NatsConnection;
   private readonly bucket: string;
   private kv: Promise<KV> | undefined;
+  private readonly manager: ReturnType<typeof lazyJetStreamManager>;
 
   constructor(nc: NatsConnection, bucket: string) {
     this.nc = nc;
     this.bucket = bucket;
+    this.manager = lazyJetStreamManager(nc);
   }
 
   private async open(): Promise<KV> {
-    this.kv ??= new Kvm(this.nc).open(this.bucket).catch((err: unknown) => {
+    this.kv ??= new Kvm(jetstreamClient(this.nc)).open(this.bucket).catch((err: unknown) => {
       this.kv = undefined;
       throw translateNatsError(err, `opening KV bucket ${this.bucket}`);
     });
@@ -82,7 +84,7 @@ export class SharedKv {
    */
   async purge(filter: string): Promise<void> {
     try {
-      const jsm = await jetstreamManager(this.nc);
+      const jsm = await this.manager();
       await jsm.streams.purge(`KV_${this.bucket}`, { filter: `$KV.${this.bucket}.${filter}` });
     } catch (err) {
       if (isStreamNotFound(err)) return;
