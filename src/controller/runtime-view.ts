@@ -10,6 +10,8 @@
 import { findSecretRefs, formatKubeTime, Reason } from '../api/index.ts';
 import type { EventRecorder, Store, WorkQueue } from '../kube/index.ts';
 import {
+  FerryNatsError,
+  INTEGRATION_STATE_BUCKET,
   fallbackStreamName,
   integrationStateKeyPrefix,
   type JetStreamResources,
@@ -26,7 +28,12 @@ export interface RuntimeView {
   readonly circuit?: SharedCircuit | undefined;
   readonly throttle?: SharedThrottle | undefined;
   readonly fallbackPending?: number | undefined;
+  /** Part of Ferry's JetStream state that cannot be served now (its fallback stream, the shared KV), and why. */
+  readonly unavailable?: string | undefined;
 }
+
+/** How often the leader checks that the shared state can be served. */
+const SHARED_PROBE_MS = 2_000;
 
 /** A contract failure this recent keeps Degraded=True (ContractDrift). */
 export const CONTRACT_DRIFT_WINDOW_MS = 15 * 60_000;
@@ -70,6 +77,13 @@ function fallbackFailingNow(stats: SharedStats | undefined): boolean {
  * parked events, then recent contract drift. `spec` names the Secrets in the message.
  */
 export function degradation(view: RuntimeView | undefined, now: number, spec?: unknown): Degradation {
+  if (view?.unavailable !== undefined) {
+    return {
+      status: 'True',
+      reason: Reason.JetStreamUnavailable,
+      message: `JetStream state unavailable: ${view.unavailable}; delivery continues where it needs nothing from it, events that must be parked wait in their source stream`,
+    };
+  }
   const stats = view?.stats;
   if (unauthorizedNow(stats) && stats?.lastUnauthorized) {
     return { status: 'True', reason: Reason.TargetUnauthorized, message: unauthorizedMessage(stats.lastUnauthorized, spec) };
@@ -154,6 +168,8 @@ interface Raw {
   circuit?: SharedCircuit | undefined;
   throttle?: SharedThrottle | undefined;
   fallbackPending?: number | undefined;
+  /** Why the fallback stream could not be read at the last try. */
+  fallbackError?: string | undefined;
   fallbackCountedAt: number;
   recount: boolean;
 }
@@ -171,6 +187,8 @@ export class RuntimeViewPoller {
   private readonly raw = new Map<string, Raw>();
   private readonly byPrefix = new Map<string, string>();
   private readonly log: Logger;
+  /** Why the shared state cannot be served, while it cannot. */
+  private sharedError: string | undefined;
 
   constructor(deps: RuntimeViewPollerDeps) {
     this.deps = deps;
@@ -193,7 +211,34 @@ export class RuntimeViewPoller {
     this.views.clear();
     this.raw.clear();
     this.byPrefix.clear();
-    await Promise.all([this.watchLoop(signal), this.fallbackLoop(signal)]);
+    this.sharedError = undefined;
+    await Promise.all([this.watchLoop(signal), this.fallbackLoop(signal), this.sharedStateLoop(signal)]);
+  }
+
+  /**
+   * Every two seconds, whether the shared state (the KV bucket every replica writes counters,
+   * circuit and throttle to) can be served. When it cannot — no quorum, no leader — every
+   * Integration says so in status at once, instead of at its next resync.
+   */
+  private async sharedStateLoop(signal: AbortSignal): Promise<void> {
+    const aborted = (): boolean => signal.aborted;
+    while (!aborted()) {
+      let error: string | undefined;
+      try {
+        const probed = await untilAborted(this.deps.jetstream.streamMessages(`KV_${INTEGRATION_STATE_BUCKET}`), signal);
+        if (probed.aborted) return;
+      } catch (err) {
+        error = err instanceof FerryNatsError && err.retryable ? `the shared state (KV bucket ${INTEGRATION_STATE_BUCKET}) cannot be served: ${err.message}` : undefined;
+      }
+      if (error !== this.sharedError) {
+        this.sharedError = error;
+        if (error === undefined) this.log.info('shared state available again');
+        else this.log.warn({ err: error }, 'shared state unavailable');
+        this.refreshPrefixes();
+        for (const key of this.byPrefix.values()) this.publish(key);
+      }
+      await this.deps.clock.sleep(SHARED_PROBE_MS, signal).catch(() => undefined);
+    }
   }
 
   private rawOf(key: string): Raw {
@@ -271,9 +316,17 @@ export class RuntimeViewPoller {
           r.fallbackPending = counted.value;
           r.fallbackCountedAt = now;
           r.recount = false;
+          r.fallbackError = undefined;
           this.publish(key);
         } catch (err) {
-          this.log.debug({ integration: key, err: err instanceof Error ? err.message : String(err) }, 'could not count the fallback stream');
+          const message = err instanceof Error ? err.message : String(err);
+          this.log.debug({ integration: key, err: message }, 'could not count the fallback stream');
+          if (err instanceof FerryNatsError && err.retryable) {
+            // Looked at again next second; meanwhile status says what is unavailable.
+            r.fallbackError = message;
+            r.recount = true;
+            this.publish(key);
+          }
         }
       }
       const live = new Set(this.byPrefix.values());
@@ -290,7 +343,8 @@ export class RuntimeViewPoller {
   /** Stores the new view; when it changed, enqueues the Integration and raises escalations. */
   private publish(key: string): void {
     const r = this.rawOf(key);
-    const next: RuntimeView = { stats: r.stats, circuit: r.circuit, throttle: r.throttle, fallbackPending: r.fallbackPending };
+    const unavailable = this.sharedError ?? r.fallbackError;
+    const next: RuntimeView = { stats: r.stats, circuit: r.circuit, throttle: r.throttle, fallbackPending: r.fallbackPending, ...(unavailable === undefined ? {} : { unavailable }) };
     const previous = this.views.get(key);
     if (JSON.stringify(previous) === JSON.stringify(next)) return;
     this.views.set(key, next);

@@ -72,6 +72,14 @@ describe('runtime view → status', () => {
     assert.equal(degradation({ stats: { ...failing, lastParkedTime: now } }, now).status, 'False');
   });
 
+  it('says first when part of Ferry\'s JetStream state cannot be served', () => {
+    const now = 1_000_000;
+    const refused = { delivered: 1, retried: 0, fallback: 0, invalid: 0, throttled: 0, lastUnauthorized: { time: now, httpStatus: 401 } };
+    const d = degradation({ stats: refused, unavailable: 'the shared state (KV bucket ferry_integrations) cannot be served: timeout' }, now);
+    assert.equal(d.reason, 'JetStreamUnavailable');
+    assert.match(d.message, /ferry_integrations\) cannot be served: timeout; delivery continues/);
+  });
+
   it('renders counters and times as status fields', () => {
     const f = runtimeStatusFields(
       { stats: { delivered: 3, retried: 1, fallback: 1, invalid: 1, throttled: 0, lastError: { time: Date.UTC(2026, 0, 1), reason: 'invalid', message: 'm' } }, fallbackPending: 1 },
