@@ -1,6 +1,7 @@
 /**
  * A real local control plane for tests, the demo and `npm run env:up`: etcd, kube-apiserver and
- * nats-server with JetStream, all on 127.0.0.1 with free ports and temporary data directories.
+ * nats-server with JetStream (one server, or with `natsCluster: N` an N-node JetStream cluster, see
+ * nats-cluster.ts), all on 127.0.0.1 with free ports and temporary data directories.
  *
  * Guarantees: `startControlPlane()` resolves only when each server is truly ready (etcd /health,
  * kube-apiserver /readyz with the admin certificate, a JetStream account-info round trip), and
@@ -8,7 +9,6 @@
  * call twice. The restart helpers keep ports and data, so clients can reconnect.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -18,7 +18,9 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { Agent, request } from 'undici';
 import { stringify } from 'yaml';
 import { ensureBinaries, type Binaries, type BuildLog } from './binaries.ts';
+import { freePort } from './free-port.ts';
 import { ManagedProcess } from './managed-process.ts';
+import { startNatsCluster, type NatsCluster } from './nats-cluster.ts';
 import { generatePki, type ControlPlanePki } from './pki.ts';
 
 export interface ControlPlaneOptions {
@@ -26,6 +28,11 @@ export interface ControlPlaneOptions {
   readonly kube?: boolean;
   /** Start nats-server with JetStream (default true). */
   readonly nats?: boolean;
+  /**
+   * Run NATS as a JetStream cluster of this many nodes (3 for R3 streams) instead of one server.
+   * Default: one server, as before.
+   */
+  readonly natsCluster?: number;
   /** Keep the temp dir (logs, data) after stop, for debugging. Also FERRY_KEEP_ENV=1. */
   readonly keep?: boolean;
   readonly log?: BuildLog;
@@ -40,38 +47,36 @@ export interface ControlPlane {
   readonly apiServerUrl: string;
   /** etcd's client URL (http://127.0.0.1:port), e.g. for its JSON gateway. Empty when kube is off. */
   readonly etcdUrl: string;
-  /** nats://127.0.0.1:port. Empty when nats is off. */
+  /**
+   * nats://127.0.0.1:port; with a cluster every node's URL, comma-joined (what `--nats-url` takes).
+   * Empty when nats is off.
+   */
   readonly natsUrl: string;
+  /** The cluster's nodes, kill/stop/start/restart and leader look-ups; only with `natsCluster`. */
+  readonly natsCluster?: NatsCluster;
   /** Temp directory with data dirs, certificates and one log file per server. */
   readonly dir: string;
   readonly binaries: Binaries;
+  /** `nats` is the single server; a cluster's processes are `natsCluster.nodes[i].process`. */
   readonly processes: { readonly etcd?: ManagedProcess; readonly apiServer?: ManagedProcess; readonly nats?: ManagedProcess };
-  /** Stops nats-server and starts it again on the same port and store. */
+  /**
+   * Stops nats-server and starts it again on the same port and store. With a cluster: every node
+   * stops, then all start again (a full outage; `natsCluster.rollingRestart()` is the rolling one).
+   */
   restartNats(): Promise<void>;
   /** Stops kube-apiserver and starts it again on the same port (etcd keeps the data). */
   restartApiServer(): Promise<void>;
   /** Stops kube-apiserver (etcd keeps running); `startApiServer()` brings it back on the same port. */
   stopApiServer(): Promise<void>;
   startApiServer(): Promise<void>;
+  /** Stops nats-server (with a cluster: every node). */
   stopNats(): Promise<void>;
+  /** Starts it again (with a cluster: every stopped node, until JetStream has its quorum). */
   startNats(): Promise<void>;
   stop(): Promise<void>;
 }
 
-export async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => {
-        if (address && typeof address === 'object') resolve(address.port);
-        else reject(new Error('no port'));
-      });
-    });
-  });
-}
+export { freePort };
 
 async function waitUntil(
   what: string,
@@ -112,6 +117,7 @@ function kubeconfigYaml(server: string, pki: ControlPlanePki): string {
 export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const withKube = options.kube ?? true;
   const withNats = options.nats ?? true;
+  if (options.natsCluster !== undefined && !withNats) throw new Error('natsCluster needs nats: the two options contradict each other');
   const readyTimeoutMs = options.readyTimeoutMs ?? 90_000;
   const binaries = await ensureBinaries(options.log);
   const dir = await mkdtemp(join(process.env.FERRY_TMP_DIR ?? tmpdir(), 'ferry-env-'));
@@ -120,6 +126,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   let etcd: ManagedProcess | undefined;
   let apiServer: ManagedProcess | undefined;
   let nats: ManagedProcess | undefined;
+  let natsCluster: NatsCluster | undefined;
   let apiAgent: Agent | undefined;
   let stopped = false;
 
@@ -127,7 +134,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     if (stopped) return;
     stopped = true;
     // Reverse start order: the API server before its etcd.
-    await Promise.all([apiServer?.stop(), nats?.stop()]);
+    await Promise.all([apiServer?.stop(), nats?.stop(), natsCluster?.stop()]);
     await etcd?.stop();
     await apiAgent?.close();
     if (!keep) await rm(dir, { recursive: true, force: true });
@@ -228,7 +235,14 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
 
     let natsUrl = '';
     let startNats = async (): Promise<void> => {};
-    if (withNats) {
+    let stopNats = async (): Promise<void> => {};
+    if (withNats && options.natsCluster !== undefined) {
+      const cluster = await startNatsCluster({ dir: join(dir, 'nats-cluster'), size: options.natsCluster, name: 'ferry-local', readyTimeoutMs });
+      natsCluster = cluster;
+      natsUrl = cluster.url;
+      startNats = () => cluster.start();
+      stopNats = () => cluster.stop();
+    } else if (withNats) {
       const natsPort = await freePort();
       natsUrl = `nats://127.0.0.1:${natsPort}`;
       const natsProc = new ManagedProcess({
@@ -238,6 +252,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         args: ['-a', '127.0.0.1', '-p', String(natsPort), '-js', '-sd', join(dir, 'jetstream'), '-n', 'ferry-local'],
       });
       nats = natsProc;
+      stopNats = () => natsProc.stop();
       startNats = async () => {
         natsProc.start();
         await waitUntil('nats-server', natsProc, readyTimeoutMs, async () => {
@@ -260,17 +275,18 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       apiServerUrl,
       etcdUrl,
       natsUrl,
+      natsCluster,
       dir,
       binaries,
       processes: { etcd, apiServer, nats },
       async restartNats() {
-        if (!nats) throw new Error('this control plane was started without NATS');
-        await nats.stop();
+        if (!withNats) throw new Error('this control plane was started without NATS');
+        await stopNats();
         await startNats();
       },
       async stopNats() {
-        if (!nats) throw new Error('this control plane was started without NATS');
-        await nats.stop();
+        if (!withNats) throw new Error('this control plane was started without NATS');
+        await stopNats();
       },
       async startNats() {
         await startNats();
