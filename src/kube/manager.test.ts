@@ -143,6 +143,33 @@ describe('Manager', { timeout: 10_000 }, () => {
     assert.deepEqual(log.slice(4), ['stop controller', 'stop pipelines']);
   });
 
+  it('with recampaign, leader work that ignores the end of its term stops the process instead of blocking every later term', async () => {
+    const log: string[] = [];
+    const clock = new ManualClock(0);
+    const election = new FakeElection();
+    const m = new Manager({ logger: silentLogger(), clock, leaderElection: election, onLeadershipLost: 'recampaign', gracefulShutdownMs: 5_000 });
+    m.add(runnable('controller', log), 'leader');
+    m.add(runnable('stuck watch', log, { ignoreStop: true }), 'leader');
+    m.add(runnable('pipelines', log), 'others');
+    const exit = m.start(new AbortController().signal);
+    await settle();
+    election.elect();
+    await settle();
+    const ended = election.end('lost');
+    await settle();
+    assert.deepEqual(log, ['start pipelines', 'start controller', 'start stuck watch', 'stop controller', 'stop stuck watch']);
+    await clock.advance(4_999);
+    await settle();
+    assert.equal(m.ready, true, 'still waiting within the budget');
+    await clock.advance(1);
+    await ended;
+    await clock.advance(5_000);
+    const result = await exit;
+    assert.ok(result.reason === 'failed');
+    assert.equal(result.runnable, 'stuck watch', 'names the runnable that did not stop');
+    assert.match(result.error.message, /leader runnables did not stop: stuck watch/);
+  });
+
   it('stops everything when a runnable fails', async () => {
     const log: string[] = [];
     const m = new Manager({ logger: silentLogger(), clock: new ManualClock() });

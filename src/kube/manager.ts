@@ -15,6 +15,8 @@
  *   `{ reason: 'leadership-lost' }`: the process should exit, as controller-runtime's does,
  *   rather than keep running with state built for a term that is over.
  * - A runnable that rejects stops the manager (`{ reason: 'failed', error }`).
+ * - Leader work that has not returned `gracefulShutdownMs` after its term ended is named in an
+ *   error line and stops the manager (`failed`): it would otherwise block every later term.
  * - Stopping is bounded: all groups together get `gracefulShutdownMs`; a group still running
  *   when that budget is spent is abandoned, logged, and reported in `ManagerExit.timedOut`, and
  *   the groups after it are still stopped (each gets whatever is left, at least a moment).
@@ -70,6 +72,8 @@ export interface ManagerOptions {
 interface Running {
   readonly name: string;
   readonly done: Promise<void>;
+  /** Set once `done` settled. */
+  settled: boolean;
 }
 
 type Stop = { readonly reason: 'signal' } | { readonly reason: 'leadership-lost' } | { readonly reason: 'failed'; readonly error: Error; readonly runnable: string };
@@ -157,7 +161,11 @@ export class Manager {
           requestStop({ reason: 'failed', error, runnable: runnable.name });
         },
       );
-      running.get(group)?.push({ name: runnable.name, done });
+      const entry: Running = { name: runnable.name, done, settled: false };
+      void done.finally(() => {
+        entry.settled = true;
+      });
+      running.get(group)?.push(entry);
     };
 
     // Start the groups before the leader group, each after the previous is ready.
@@ -188,7 +196,19 @@ export class Manager {
                 running.set('leader', []);
                 for (const r of leaderRunnables) launch('leader', r, leaderSignal);
                 // The elector awaits this before releasing the Lease: leader work must be over.
-                await Promise.all((running.get('leader') ?? []).map((r) => r.done));
+                const term = running.get('leader') ?? [];
+                const over = Promise.all(term.map((r) => r.done));
+                await Promise.race([over, new Promise<void>((resolve) => {
+                  leaderSignal.addEventListener('abort', () => {
+                    resolve();
+                  }, { once: true });
+                })]);
+                if (await this.within(over, this.gracefulShutdownMs)) return;
+                // Leader work that outlives its term would run beside the next leader's: this
+                // process cannot lead again safely, so it ends and the Deployment restarts it.
+                const stuck = term.filter((r) => !r.settled).map((r) => r.name);
+                this.logger.error({ runnables: stuck, waitedMs: this.gracefulShutdownMs }, 'leader work did not stop when the term ended; stopping the process');
+                requestStop({ reason: 'failed', error: new Error(`leader runnables did not stop: ${stuck.join(', ')}`), runnable: stuck.join(', ') });
               },
             })
             .then(

@@ -128,24 +128,50 @@ export class SharedKv {
     }
   }
 
-  /** Calls `onChange` for the current value and every later change of keys matching `key`, until `signal` aborts. */
+  /**
+   * Calls `onChange` for the current value and every later change of keys matching `key`, until
+   * `signal` aborts. Returns as soon as `signal` aborts, also while the watch is being set up or
+   * is re-creating its consumer after missed heartbeats (its iterator may then end only later).
+   */
   async watch(key: string, onChange: (key: string, value: unknown) => void, signal: AbortSignal): Promise<void> {
-    let iter;
-    try {
-      iter = await (await this.open()).watch({ key });
-    } catch (err) {
-      throw translateNatsError(err, `watching ${this.bucket}/${key}`);
-    }
-    const stop = (): void => {
-      iter.stop();
-    };
-    signal.addEventListener('abort', stop, { once: true });
-    try {
+    if (signal.aborted) return;
+    let stopIter = (): void => {};
+    let onAbort = (): void => {};
+    const aborted = new Promise<void>((resolve) => {
+      onAbort = () => {
+        stopIter();
+        resolve();
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    // A function, not the property: TypeScript narrows `signal.aborted` across awaits otherwise.
+    const isAborted = (): boolean => signal.aborted;
+    const consume = async (): Promise<void> => {
+      let iter;
+      try {
+        iter = await (await this.open()).watch({ key });
+      } catch (err) {
+        throw translateNatsError(err, `watching ${this.bucket}/${key}`);
+      }
+      stopIter = () => {
+        iter.stop();
+      };
+      if (isAborted()) {
+        iter.stop();
+        return;
+      }
       for await (const e of iter) {
+        if (isAborted()) break;
         onChange(e.key, e.operation === 'PUT' && e.value.length > 0 ? e.json<unknown>() : undefined);
       }
+    };
+    const consuming = consume();
+    // Once aborted nobody awaits the consumer any more: its late failure must not go unhandled.
+    consuming.catch(() => undefined);
+    try {
+      await Promise.race([consuming, aborted]);
     } finally {
-      signal.removeEventListener('abort', stop);
+      signal.removeEventListener('abort', onAbort);
     }
   }
 }
