@@ -12,6 +12,7 @@ import type { EventRecorder, Store, WorkQueue } from '../kube/index.ts';
 import {
   FerryNatsError,
   INTEGRATION_STATE_BUCKET,
+  KvWatchStalledError,
   fallbackStreamName,
   integrationStateKeyPrefix,
   type JetStreamResources,
@@ -291,7 +292,7 @@ export class RuntimeViewPoller {
       signal,
       (ms, s) => this.deps.clock.sleep(ms, s),
       (err) => {
-        this.log.debug({ err: err instanceof Error ? err.message : String(err) }, 'shared state watch failed; retrying');
+        this.log[err instanceof KvWatchStalledError ? 'warn' : 'debug']({ err: err instanceof Error ? err.message : String(err) }, 'shared state watch failed; retrying');
       },
     );
   }
@@ -308,6 +309,9 @@ export class RuntimeViewPoller {
         const r = this.rawOf(key);
         if (!r.recount && now - r.fallbackCountedAt < recountMs) continue;
         const [namespace = '', name = ''] = key.split('/');
+        // Cleared before asking, not after: a park the KV watch reports while the count is on its
+        // way may not be in it, and must trigger the next count instead of being forgotten.
+        r.recount = false;
         try {
           // Not waiting out a request when the term ends: with NATS gone each one takes its full
           // timeout, and the Lease is released only after every leader runnable returned.
@@ -315,16 +319,15 @@ export class RuntimeViewPoller {
           if (counted.aborted) return;
           r.fallbackPending = counted.value;
           r.fallbackCountedAt = now;
-          r.recount = false;
           r.fallbackError = undefined;
           this.publish(key);
         } catch (err) {
           const message = err instanceof Error ? err.message : String(err);
           this.log.debug({ integration: key, err: message }, 'could not count the fallback stream');
+          r.recount = true;
           if (err instanceof FerryNatsError && err.retryable) {
             // Looked at again next second; meanwhile status says what is unavailable.
             r.fallbackError = message;
-            r.recount = true;
             this.publish(key);
           }
         }
@@ -352,6 +355,9 @@ export class RuntimeViewPoller {
     const obj = this.deps.integrations.get(key);
     if (!obj) return;
     // Escalations as Warning Events, on the change only (the recorder also folds repeats).
+    if (next.unavailable !== undefined && previous?.unavailable === undefined) {
+      void this.deps.events.record(obj, { type: 'Warning', reason: Reason.JetStreamUnavailable, note: `JetStream state unavailable: ${next.unavailable}`, action: 'Deliver' });
+    }
     if (next.circuit && next.circuit.state === 'Open' && previous?.circuit?.state !== 'Open') {
       void this.deps.events.record(obj, { type: 'Warning', reason: Reason.CircuitOpen, note: `circuit opened after ${next.circuit.consecutiveFailures} failures; consumption paused`, action: 'Deliver' });
     }

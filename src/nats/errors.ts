@@ -29,6 +29,13 @@ export class StreamNotFoundError extends FerryNatsError {
   }
 }
 
+/** A KV watch stopped receiving changes the bucket has (its consumer's node died); it is re-created. */
+export class KvWatchStalledError extends FerryNatsError {
+  override readonly name = 'KvWatchStalledError';
+  readonly code = 'KV_WATCH_STALLED';
+  readonly retryable = true;
+}
+
 /** JetStream refused a request (bad config, limits); the server's code is kept. */
 export class JetStreamRequestError extends FerryNatsError {
   override readonly name = 'JetStreamRequestError';

@@ -2,6 +2,7 @@ export { connectNats, type ConnectOptions, type NatsConnection } from './connect
 export {
   FerryNatsError,
   JetStreamRequestError,
+  KvWatchStalledError,
   NatsUnavailableError,
   StreamNotFoundError,
   translateNatsError,

@@ -4,8 +4,11 @@
  */
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { isStreamNotFound, translateNatsError } from './errors.ts';
+import { isStreamNotFound, KvWatchStalledError, translateNatsError } from './errors.ts';
 import { jetstreamClient, lazyJetStreamManager } from './jetstream-manager.ts';
+
+/** How often a watch of a whole bucket checks that it keeps up (see `watchUntilAborted`). */
+export const WATCH_CHECK_MS = 5_000;
 
 export interface Versioned<T> {
   readonly value: T;
@@ -107,6 +110,12 @@ export class SharedKv {
    * Like {@link watch}, but never gives up: after any failure (the bucket not created yet, NATS
    * restarting) it reports the error to `onError` and watches again a second later, until
    * `signal` aborts. Resolves only then.
+   *
+   * A watch of every key (`>`) also has a watchdog: every {@link WATCH_CHECK_MS} it compares the
+   * last revision it delivered with the bucket's last sequence, and when the bucket stayed ahead
+   * across two checks, the watch is re-created. The watch's consumer lives on one NATS node; when
+   * that node dies, the client only notices after missed heartbeats and a slow reset (a minute
+   * was measured on a 3-node cluster), while every change in between would be missed silently.
    */
   async watchUntilAborted(
     key: string,
@@ -118,13 +127,62 @@ export class SharedKv {
     // A function, not the property: TypeScript narrows `signal.aborted` across awaits otherwise.
     const aborted = (): boolean => signal.aborted;
     while (!aborted()) {
+      const attempt = new AbortController();
+      const onAbort = (): void => {
+        attempt.abort();
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      const seen = { revision: 0 };
+      const watchdog = key === '>' ? this.watchdog(seen, attempt, sleep, onError) : Promise.resolve();
       try {
-        await this.watch(key, onChange, signal);
+        await this.watch(key, onChange, attempt.signal, (revision) => {
+          seen.revision = Math.max(seen.revision, revision);
+        });
       } catch (err) {
-        if (aborted()) return;
-        onError(err);
+        if (!aborted()) onError(err);
+      } finally {
+        attempt.abort();
+        signal.removeEventListener('abort', onAbort);
+        await watchdog;
       }
+      if (aborted()) return;
       await sleep(1_000, signal).catch(() => undefined);
+    }
+  }
+
+  /** Aborts `attempt` once the bucket's last sequence stayed ahead of `seen` for two checks. */
+  private async watchdog(
+    seen: { readonly revision: number },
+    attempt: AbortController,
+    sleep: (ms: number, signal: AbortSignal) => Promise<void>,
+    onError: (err: unknown) => void,
+  ): Promise<void> {
+    const stopped = (): boolean => attempt.signal.aborted;
+    let behind: number | undefined;
+    while (!stopped()) {
+      await sleep(WATCH_CHECK_MS, attempt.signal).catch(() => undefined);
+      if (stopped()) return;
+      let last: number;
+      try {
+        const info = await (await this.manager()).streams.info(`KV_${this.bucket}`);
+        // In a bucket with a TTL the newest entry may have expired: its sequence is never delivered.
+        if (info.config.max_age > 0) return;
+        last = info.state.last_seq;
+      } catch {
+        // Cannot tell now (no quorum, a restart); the watch's own errors are what gets reported.
+        continue;
+      }
+      if (last <= seen.revision) {
+        behind = undefined;
+        continue;
+      }
+      // Behind once is normal (a change on its way); behind the same point twice is a stall.
+      if (behind !== undefined && seen.revision <= behind) {
+        onError(new KvWatchStalledError(`watch of KV bucket ${this.bucket} stalled at revision ${seen.revision} while the bucket is at ${last}; watching again`));
+        attempt.abort();
+        return;
+      }
+      behind = seen.revision;
     }
   }
 
@@ -133,7 +191,7 @@ export class SharedKv {
    * `signal` aborts. Returns as soon as `signal` aborts, also while the watch is being set up or
    * is re-creating its consumer after missed heartbeats (its iterator may then end only later).
    */
-  async watch(key: string, onChange: (key: string, value: unknown) => void, signal: AbortSignal): Promise<void> {
+  async watch(key: string, onChange: (key: string, value: unknown) => void, signal: AbortSignal, onRevision?: (revision: number) => void): Promise<void> {
     if (signal.aborted) return;
     let stopIter = (): void => {};
     let onAbort = (): void => {};
@@ -162,6 +220,7 @@ export class SharedKv {
       }
       for await (const e of iter) {
         if (isAborted()) break;
+        onRevision?.(e.revision);
         onChange(e.key, e.operation === 'PUT' && e.value.length > 0 ? e.json<unknown>() : undefined);
       }
     };

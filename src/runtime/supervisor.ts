@@ -18,7 +18,7 @@
 import { inputsKey, type ReferenceLookup } from '../api/index.ts';
 import type { Deliverer, TokenCache } from '../delivery/index.ts';
 import type { KubeObject, Store } from '../kube/index.ts';
-import { integrationStateKeyPrefix, type LastGoodGeneration } from '../nats/index.ts';
+import { integrationStateKeyPrefix, KvWatchStalledError, type LastGoodGeneration } from '../nats/index.ts';
 import type { Logger } from '../observability/index.ts';
 import { compileIntegration, type CompiledIntegration } from './compile-integration.ts';
 import { LeaseKeeper } from './lease-keeper.ts';
@@ -176,7 +176,7 @@ export class RuntimeSupervisor {
       (ms, s) => this.deps.clock.sleep(ms, s),
       (err) => {
         // The bucket may not exist yet (the leader creates it).
-        this.log.debug({ err: err instanceof Error ? err.message : String(err) }, 'shared state watch failed; retrying');
+        this.log[err instanceof KvWatchStalledError ? 'warn' : 'debug']({ err: err instanceof Error ? err.message : String(err) }, 'shared state watch failed; retrying');
       },
     );
   }
