@@ -27,7 +27,8 @@ export class FallbackPublisher {
     const h = natsHeaders();
     for (const [name, values] of message.headers) for (const v of values) h.append(name, v);
     try {
-      const ack = await this.js.publish(message.subject, message.payload, { msgID: message.msgId, headers: h, timeout: timeoutMs });
+      // A few retries: on a cluster a publish made during an election finds no responder for a moment.
+      const ack = await this.js.publish(message.subject, message.payload, { msgID: message.msgId, headers: h, timeout: timeoutMs, retries: 3 });
       return { seq: ack.seq, duplicate: ack.duplicate };
     } catch (err) {
       throw translateNatsError(err, `publishing to ${message.subject}`);

@@ -32,13 +32,19 @@ export interface RuntimeEnv {
   stop(): Promise<void>;
 }
 
-export async function setupRuntimeEnv(): Promise<RuntimeEnv> {
-  const env = await startControlPlane();
+export interface RuntimeEnvOptions {
+  /** Run NATS as a JetStream cluster of this many nodes (the source stream gets 3 replicas). */
+  readonly natsCluster?: number;
+}
+
+export async function setupRuntimeEnv(options: RuntimeEnvOptions = {}): Promise<RuntimeEnv> {
+  const env = await startControlPlane(options.natsCluster === undefined ? {} : { natsCluster: options.natsCluster });
+  const servers = env.natsUrl.split(',');
   await installCrds(env);
   await env.kubeConfig.makeApiClient(CoreV1Api).createNamespace({ body: { metadata: { name: NS } } });
-  const nc = await connect({ servers: env.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+  const nc = await connect({ servers, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
   const jsm = await jetstreamManager(nc);
-  await jsm.streams.add({ name: SOURCE, subjects: ['events.>'] });
+  await jsm.streams.add({ name: SOURCE, subjects: ['events.>'], num_replicas: options.natsCluster === undefined ? 1 : Math.min(3, options.natsCluster) });
   const operators: OperatorProcess[] = [];
   const self: RuntimeEnv = {
     env,
@@ -55,7 +61,7 @@ export async function setupRuntimeEnv(): Promise<RuntimeEnv> {
     },
     async reconnect() {
       await self.nc.close().catch(() => undefined);
-      self.nc = await connect({ servers: env.natsUrl, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+      self.nc = await connect({ servers, maxReconnectAttempts: -1, reconnectTimeWait: 250 });
       self.js = jetstream(self.nc);
       self.jsm = await jetstreamManager(self.nc);
     },
@@ -122,7 +128,9 @@ export async function publishEvents(r: Pick<RuntimeEnv, 'js'>, subject: string, 
     const acks = events.slice(i, i + batch).map((e) => {
       const h = natsHeaders();
       h.set('Nats-Msg-Id', String(e.id));
-      return r.js.publish(subject, JSON.stringify(e), { headers: h });
+      // Retries: on a cluster, a publish made during an election or before the stream's interest
+      // reached this server finds no responder for a moment.
+      return r.js.publish(subject, JSON.stringify(e), { headers: h, retries: 20 });
     });
     for (const a of await Promise.all(acks)) seqs.push(a.seq);
   }
@@ -192,11 +200,11 @@ export interface RuntimeSuite {
  * Registers the suite's hooks: one control plane per test file, an operator when `operator`
  * names one, and every fault target closed at the end. Call at the top of a `describe`.
  */
-export function runtimeSuite(operator?: string): RuntimeSuite {
+export function runtimeSuite(operator?: string, options: RuntimeEnvOptions = {}): RuntimeSuite {
   let r: RuntimeEnv | undefined;
   const targets: FaultTarget[] = [];
   before(async () => {
-    r = await setupRuntimeEnv();
+    r = await setupRuntimeEnv(options);
     if (operator) await r.startOperator(operator);
   });
   after(async () => {
