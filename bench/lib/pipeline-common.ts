@@ -18,12 +18,18 @@ export function monoMs(): number {
 }
 
 /**
- * Idempotency keys are `<prefix>:<index>`: the prefix names one run (or its warm-up), so one sink
- * serves every run and reports each apart. The pipeline's default key is the event's
- * `Nats-Msg-Id`, which the bench sets to this.
+ * Event keys are `<prefix>:<index>`: the prefix names one run (or its warm-up), so one sink
+ * serves every run and reports each apart. The bench sets `Nats-Msg-Id` to it; Ferry's default
+ * idempotency key is that id scoped by Integration (`<namespace>/<name>/<id>`, see
+ * {@link eventKeyOf}), the floors send it as it is.
  */
 export function eventKey(prefix: string, index: number): string {
   return `${prefix}:${index}`;
+}
+
+/** The event key in an Idempotency-Key header: what follows Ferry's `<namespace>/<name>/` scope. */
+export function eventKeyOf(header: string): string {
+  return header.slice(header.lastIndexOf('/') + 1);
 }
 
 export function prefixOf(key: string): string {

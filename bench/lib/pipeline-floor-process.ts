@@ -139,7 +139,7 @@ function newPool(config: FloorConfig): Pool {
 
 /** Reads `warmup + count` messages through `handle`; closes the connection once `settled` resolves (the last acks sent). */
 async function consumeLoop(config: FloorConfig, handle: (m: JsMsg, index: number) => Promise<void> | void, settled: () => Promise<void> = () => Promise.resolve()): Promise<void> {
-  const nc = await connect({ servers: required(config.natsUrl, 'natsUrl') });
+  const nc = await connect({ servers: required(config.natsUrl, 'natsUrl').split(',') });
   const js = jetstream(nc);
   const consumer = await js.consumers.get(required(config.stream, 'stream'), required(config.consumer, 'consumer'));
   const messages = await consumer.consume(ferryLikeConsumeOptions(config.concurrency));

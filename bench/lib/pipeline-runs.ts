@@ -80,7 +80,8 @@ export const collection = `/apis/ferry.dev/v1alpha1/namespaces/${NS}/integration
 
 export function integrationSpec(subject: string, sinkUrl: string, transform: TransformKind, concurrency: number): Record<string, unknown> {
   return {
-    source: { stream: STREAM, subjects: [subject] },
+    // The backlog is published before the Integration exists: it must start at the beginning.
+    source: { stream: STREAM, subjects: [subject], startAt: 'Beginning' },
     schema: { inline: EVENT_SCHEMA },
     transform: transform === 'mapping' ? { mapping: MAPPING } : { jsonata: JSONATA },
     target: { url: `${sinkUrl}${SINK_PATH}`, timeout: `${TARGET_TIMEOUT_MS}ms` },
@@ -140,7 +141,9 @@ export const MAIN_THREADS = ['operator', 'floor'];
 
 /** The processes whose CPU every run accounts for, besides the one under test. */
 export function commonPids(e: Env): Record<string, number | undefined> {
-  return { nats: e.cp.processes.nats?.pid, sink: e.sink.pid, apiServer: e.cp.processes.apiServer?.pid, etcd: e.cp.processes.etcd?.pid, bench: process.pid };
+  // On a cluster every node is one of ours: left out, their CPU would count as other work.
+  const nats = e.cp.natsCluster ? Object.fromEntries(e.cp.natsCluster.nodes.map((n) => [`nats${n.index}`, n.process.pid])) : { nats: e.cp.processes.nats?.pid };
+  return { ...nats, sink: e.sink.pid, apiServer: e.cp.processes.apiServer?.pid, etcd: e.cp.processes.etcd?.pid, bench: process.pid };
 }
 
 /**

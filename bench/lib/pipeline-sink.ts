@@ -19,7 +19,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { monoMs, prefixOf } from './pipeline-common.ts';
+import { eventKeyOf, monoMs, prefixOf } from './pipeline-common.ts';
 
 interface Bucket {
   readonly times: Map<string, number>;
@@ -73,7 +73,7 @@ function runSinkProcess(): void {
   const server = createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
     const at = monoMs();
     const header = req.headers['idempotency-key'];
-    const key = typeof header === 'string' ? header : '';
+    const key = typeof header === 'string' ? eventKeyOf(header) : '';
     const b = bucket(prefixOf(key));
     if (b.times.has(key)) b.duplicates++;
     else b.times.set(key, at);
