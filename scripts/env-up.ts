@@ -8,13 +8,19 @@
 import { parseArgs } from 'node:util';
 import { startControlPlane } from '../test/env/control-plane.ts';
 
-const { values } = parseArgs({ options: { 'nats-cluster': { type: 'string' } } });
-const clusterFlag = values['nats-cluster'];
+const usage = 'usage: npm run env:up [-- --nats-cluster=N]   (N ≥ 2 nodes; 3 for R3 streams)';
+let clusterFlag: string | undefined;
+try {
+  clusterFlag = parseArgs({ options: { 'nats-cluster': { type: 'string' } } }).values['nats-cluster'];
+} catch (err) {
+  console.error(`${err instanceof Error ? err.message : String(err)}\n${usage}`);
+  process.exit(2);
+}
 let natsCluster: number | undefined;
 if (clusterFlag !== undefined) {
   natsCluster = Number(clusterFlag);
   if (!Number.isInteger(natsCluster) || natsCluster < 2) {
-    console.error(`--nats-cluster takes a node count of at least 2 (3 for R3 streams), got ${JSON.stringify(clusterFlag)}`);
+    console.error(`--nats-cluster takes a node count of at least 2 (3 for R3 streams), got ${JSON.stringify(clusterFlag)}\n${usage}`);
     process.exit(2);
   }
 }
