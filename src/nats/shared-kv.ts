@@ -113,7 +113,7 @@ export class SharedKv {
    *
    * A watch of every key (`>`) also has a watchdog: every {@link WATCH_CHECK_MS} it compares the
    * last revision it delivered with the bucket's last sequence, and when the bucket stayed ahead
-   * across two checks, the watch is re-created. The watch's consumer lives on one NATS node; when
+   * across two checks (and that last entry still exists), the watch is re-created. The watch's consumer lives on one NATS node; when
    * that node dies, the client only notices after missed heartbeats and a slow reset (a minute
    * was measured on a 3-node cluster), while every change in between would be missed silently.
    */
@@ -162,22 +162,24 @@ export class SharedKv {
     while (!stopped()) {
       await sleep(WATCH_CHECK_MS, attempt.signal).catch(() => undefined);
       if (stopped()) return;
+      const stream = `KV_${this.bucket}`;
       let last: number;
+      let stalled: boolean;
       try {
-        const info = await (await this.manager()).streams.info(`KV_${this.bucket}`);
-        // In a bucket with a TTL the newest entry may have expired: its sequence is never delivered.
-        if (info.config.max_age > 0) return;
-        last = info.state.last_seq;
+        const jsm = await this.manager();
+        last = (await jsm.streams.info(stream)).state.last_seq;
+        if (last <= seen.revision) {
+          behind = undefined;
+          continue;
+        }
+        // Behind once is normal (a change on its way); behind the same point twice is a stall —
+        // unless that last entry is gone (purged, or expired by a TTL): then it is never delivered.
+        stalled = behind !== undefined && seen.revision <= behind && (await jsm.streams.getMessage(stream, { seq: last })) !== null;
       } catch {
         // Cannot tell now (no quorum, a restart); the watch's own errors are what gets reported.
         continue;
       }
-      if (last <= seen.revision) {
-        behind = undefined;
-        continue;
-      }
-      // Behind once is normal (a change on its way); behind the same point twice is a stall.
-      if (behind !== undefined && seen.revision <= behind) {
+      if (stalled) {
         onError(new KvWatchStalledError(`watch of KV bucket ${this.bucket} stalled at revision ${seen.revision} while the bucket is at ${last}; watching again`));
         attempt.abort();
         return;
