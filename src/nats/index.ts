@@ -35,6 +35,7 @@ export { ConsumerControl } from './consumer-control.ts';
 export { SharedKv, type Versioned } from './shared-kv.ts';
 export {
   addStats,
+  applyStatsFlush,
   circuitKey,
   EMPTY_STATS,
   lastGoodKey,
@@ -45,5 +46,6 @@ export {
   type SharedLastError,
   type SharedStats,
   type SharedThrottle,
+  type StatsFlush,
 } from './integration-state.ts';
 export { AttemptLedger, NO_ATTEMPTS, type AttemptRecord } from './attempt-ledger.ts';

@@ -46,7 +46,22 @@ export interface SharedStats {
   readonly lastParkedTime?: number | undefined;
   /** Last failed fallback publish: the event stayed in its source. */
   readonly lastFallbackFailure?: { readonly time: number; readonly message: string } | undefined;
+  /**
+   * Per writer (one pipeline instance), its last flush that was applied and when: a flush retried
+   * after its reply was lost (applied, yet reported as failed) is recognised and not added twice.
+   */
+  readonly writers?: Readonly<Record<string, { readonly seq: number; readonly at: number }>> | undefined;
 }
+
+/** One flush of a writer's counters: the writer's id and its flush number, from 1 up. */
+export interface StatsFlush {
+  readonly writer: string;
+  readonly seq: number;
+  readonly delta: SharedStats;
+}
+
+/** A writer not heard from for this long is forgotten (its flushes were long applied or dropped). */
+export const STATS_WRITER_TTL_MS = 60 * 60_000;
 
 export const EMPTY_STATS: SharedStats = { delivered: 0, retried: 0, fallback: 0, invalid: 0, throttled: 0 };
 
@@ -77,6 +92,20 @@ export function lastGoodKey(ref: ObjectRef): string {
 
 export function statsKey(ref: ObjectRef): string {
   return `${integrationStateKeyPrefix(ref)}.stats`;
+}
+
+/**
+ * Applies `flush` to the shared counters exactly once: a flush whose number the writer already
+ * recorded is not added again (the stored value is returned as it is). Writers idle for
+ * {@link STATS_WRITER_TTL_MS} are pruned.
+ */
+export function applyStatsFlush(current: SharedStats | undefined, flush: StatsFlush, now: number): SharedStats {
+  const seen = current?.writers?.[flush.writer];
+  if (current && seen && seen.seq >= flush.seq) return current;
+  const writers: Record<string, { readonly seq: number; readonly at: number }> = {};
+  for (const [id, w] of Object.entries(current?.writers ?? {})) if (w.at > now - STATS_WRITER_TTL_MS) writers[id] = w;
+  writers[flush.writer] = { seq: flush.seq, at: now };
+  return { ...addStats(current, flush.delta), writers };
 }
 
 /** Adds a replica's delta to the shared counters; later times and errors win. */

@@ -27,6 +27,7 @@
  *   flight to finish.
  * Caveats: `delivery.orderingKey` is refused when compiling (Stalled) until ordered delivery exists.
  */
+import { randomUUID } from 'node:crypto';
 import { describeValidationErrors, renderTemplate } from '../api/index.ts';
 import {
   backoffDelay,
@@ -42,6 +43,7 @@ import {
 } from '../delivery/index.ts';
 import {
   addStats,
+  applyStatsFlush,
   circuitKey,
   integrationConsumerName,
   NO_ATTEMPTS,
@@ -57,6 +59,7 @@ import {
   type SharedCircuit,
   type SharedKv,
   type SharedStats,
+  type StatsFlush,
   type SharedThrottle,
 } from '../nats/index.ts';
 import type { Clock, Logger } from '../observability/index.ts';
@@ -127,8 +130,14 @@ export class IntegrationPipeline {
   /** Counters since the last flush; plain fields, bumped in place on every event. */
   private readonly unflushed = { delivered: 0, retried: 0, fallback: 0, invalid: 0, throttled: 0 };
   private unflushedTimes: StatTimes = {};
-  /** A delta whose flush failed, kept for the next one: counters are never dropped, only late. */
-  private carried: SharedStats | undefined;
+  /**
+   * A flush that has not been confirmed: retried as it is (same number) until it is, so counters
+   * are never dropped, only late — and, its number being recorded in KV, never added twice.
+   */
+  private pendingFlush: StatsFlush | undefined;
+  private flushSeq = 0;
+  /** This pipeline instance, as a writer of the shared counters. */
+  private readonly statsWriter = randomUUID();
   /** Ledger records whose KV write failed, by stream sequence: used until it is written. */
   private readonly localRecords = new Map<number, AttemptRecord>();
   /** When this replica last delivered an event (tells a per-event 403 from wrong credentials). */
@@ -707,25 +716,33 @@ export class IntegrationPipeline {
   private takeDelta(): SharedStats | undefined {
     const u = this.unflushed;
     const t = this.unflushedTimes;
-    const fresh = u.delivered + u.retried + u.fallback + u.invalid + u.throttled > 0 || Object.keys(t).length > 0;
-    let delta = this.carried;
-    this.carried = undefined;
-    if (fresh) {
-      delta = addStats(delta, { ...u, ...t });
-      u.delivered = u.retried = u.fallback = u.invalid = u.throttled = 0;
-      this.unflushedTimes = {};
-    }
+    if (u.delivered + u.retried + u.fallback + u.invalid + u.throttled === 0 && Object.keys(t).length === 0) return undefined;
+    const delta = addStats(undefined, { ...u, ...t });
+    u.delivered = u.retried = u.fallback = u.invalid = u.throttled = 0;
+    this.unflushedTimes = {};
     return delta;
   }
 
+  /** Writes the unconfirmed flush, then what was counted since, each exactly once. */
   private async flushStats(): Promise<void> {
-    const delta = this.takeDelta();
-    if (!delta || this.discardStats) return;
-    try {
-      await this.deps.state.update<SharedStats>(statsKey(this.ref), (current) => addStats(current, delta));
-    } catch (err) {
-      this.carried = addStats(this.carried, delta);
-      this.log.debug({ err: errorMessage(err) }, 'stats flush failed; will retry');
+    if (this.discardStats) return;
+    for (;;) {
+      if (!this.pendingFlush) {
+        const delta = this.takeDelta();
+        if (!delta) return;
+        this.flushSeq += 1;
+        this.pendingFlush = { writer: this.statsWriter, seq: this.flushSeq, delta };
+      }
+      const flush = this.pendingFlush;
+      try {
+        // A write whose reply was lost is applied: the retry (here or in update's own loop)
+        // finds this flush's number recorded and adds nothing.
+        await this.deps.state.update<SharedStats>(statsKey(this.ref), (current) => applyStatsFlush(current, flush, this.deps.clock.now()));
+        this.pendingFlush = undefined;
+      } catch (err) {
+        this.log.debug({ err: errorMessage(err) }, 'stats flush failed; will retry');
+        return;
+      }
     }
   }
 }
