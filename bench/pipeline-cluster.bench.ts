@@ -22,11 +22,6 @@
  * FERRY_BENCH_CLUSTER_CONCURRENCY (16,64), FERRY_BENCH_ROUNDS (3), FERRY_BENCH_TIMEOUT_S (300),
  * FERRY_BENCH_QUIET_WAIT_S (120). The single-server figures are the `pipeline` benchmark's.
  */
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { startControlPlane, type ControlPlane } from '../test/env/control-plane.ts';
-import { installCrds } from '../test/support/crds.ts';
-import { RawKube } from './lib/kube-raw.ts';
 import { machineFacts } from './lib/machine.ts';
 import { FERRY_CONNECTIONS_PER_ORIGIN, intEnv, intListEnv } from './lib/pipeline-common.ts';
 import {
@@ -38,6 +33,7 @@ import {
   integrationSpec,
   launchOperator,
   NS,
+  setupPipelineEnv,
   STREAM,
   SUBJECT_ROOT,
   waitForIntegrationGone,
@@ -47,7 +43,6 @@ import {
   type RunResult,
   type Settings,
 } from './lib/pipeline-runs.ts';
-import { startSink, type Sink } from './lib/pipeline-sink.ts';
 import { RATIOS_GROUP, runBenchmark, type BenchContext } from './lib/result.ts';
 import { ratio } from './lib/stats.ts';
 
@@ -107,24 +102,12 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
     published: 'before consuming (backlog)',
   });
 
-  let cp: ControlPlane | undefined;
-  let raw: RawKube | undefined;
-  let nc: NatsConnection | undefined;
-  let sink: Sink | undefined;
+  ctx.log(`starting etcd, kube-apiserver and a ${NODES}-node nats-server cluster`);
+  const setup = await setupPipelineEnv(ctx, settings, { natsCluster: NODES });
+  const e = setup.env;
+  const cp = e.cp;
   let operator: Operator | undefined;
   try {
-    ctx.log(`starting etcd, kube-apiserver and a ${NODES}-node nats-server cluster`);
-    cp = await startControlPlane({ natsCluster: NODES });
-    await installCrds(cp.kubeConfig);
-    raw = await RawKube.create(cp.kubeConfig, { connections: 4 });
-    await raw.request('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
-    nc = await connect({ servers: cp.natsUrl.split(',') });
-    const jsm = await jetstreamManager(nc);
-    await jsm.streams.add({ name: STREAM, subjects: [`${SUBJECT_ROOT}.>`], num_replicas: NODES });
-    sink = await startSink();
-    const e: Env = { busyStarts: new Map(), disturbed: new Map(), ctx, cp, raw, nc, js: jetstream(nc), jsm, sink, settings };
-    ctx.details.servers = { nats: nc.info?.version, cluster: nc.info?.cluster, urls: cp.natsUrl, sink: sink.url };
-
     ctx.log('starting the operator (log level info, --nats-replicas auto)');
     operator = await launchOperator({ cp, ctx }, 'bench-cluster');
     const o = operator;
@@ -190,10 +173,7 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
     return incomplete.length === 0 && wrongReplicas.length === 0 ? 'complete' : 'incomplete';
   } finally {
     await operator?.op.stop().catch(() => undefined);
-    await sink?.close().catch(() => undefined);
-    await raw?.close().catch(() => undefined);
-    await nc?.close().catch(() => undefined);
-    await cp?.stop();
+    await setup.close();
   }
 }
 

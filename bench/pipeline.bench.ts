@@ -43,12 +43,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { startControlPlane, type ControlPlane } from '../test/env/control-plane.ts';
-import { installCrds } from '../test/support/crds.ts';
 import type { LogLine } from '../test/support/operator-process.ts';
-import { RawKube } from './lib/kube-raw.ts';
 import { machineFacts } from './lib/machine.ts';
 import { FERRY_CONNECTIONS_PER_ORIGIN, intEnv, intListEnv } from './lib/pipeline-common.ts';
 import { MAIN_THREAD } from './lib/pipeline-cpu.ts';
@@ -66,16 +61,12 @@ import {
   launchOperator,
   LATENCY_WARMUP,
   MAX_ATTEMPTS,
-  NS,
   RATE_LIMIT_PER_SECOND,
-  STREAM,
-  SUBJECT_ROOT,
-  type Env,
+  setupPipelineEnv,
   type Operator,
   type RunResult,
   type Settings,
 } from './lib/pipeline-runs.ts';
-import { startSink, type Sink } from './lib/pipeline-sink.ts';
 import { ProcessSampler, readProcMemory } from './lib/proc.ts';
 import { RATIOS_GROUP, resultsDir, runBenchmark, type BenchContext } from './lib/result.ts';
 import { ratio } from './lib/stats.ts';
@@ -144,24 +135,12 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
     commit: gitCommit(),
   });
 
-  let cp: ControlPlane | undefined;
-  let raw: RawKube | undefined;
-  let nc: NatsConnection | undefined;
-  let sink: Sink | undefined;
+  ctx.log('starting etcd, kube-apiserver and nats-server');
+  const setup = await setupPipelineEnv(ctx, settings);
+  const e = setup.env;
+  const cp = e.cp;
   let operator: Operator | undefined;
   try {
-    ctx.log('starting etcd, kube-apiserver and nats-server');
-    cp = await startControlPlane();
-    await installCrds(cp.kubeConfig);
-    raw = await RawKube.create(cp.kubeConfig, { connections: 4 });
-    await raw.request('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
-    nc = await connect({ servers: cp.natsUrl });
-    const jsm = await jetstreamManager(nc);
-    await jsm.streams.add({ name: STREAM, subjects: [`${SUBJECT_ROOT}.>`] });
-    sink = await startSink();
-    const e: Env = { busyStarts: new Map(), disturbed: new Map(), ctx, cp, raw, nc, js: jetstream(nc), jsm, sink, settings };
-    ctx.details.servers = { nats: nc.info?.version, sink: sink.url };
-
     ctx.log('starting the operator (log level info)');
     operator = await launchOperator({ cp, ctx }, 'bench');
     const o = operator;
@@ -347,10 +326,7 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
     return incomplete.length === 0 ? 'complete' : 'incomplete';
   } finally {
     await operator?.op.stop().catch(() => undefined);
-    await sink?.close().catch(() => undefined);
-    await raw?.close().catch(() => undefined);
-    await nc?.close().catch(() => undefined);
-    await cp?.stop();
+    await setup.close();
   }
 }
 

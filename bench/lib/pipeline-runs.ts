@@ -7,17 +7,18 @@
  * its subject purged from the stream.
  */
 import { realpathSync } from 'node:fs';
-import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { integrationConsumerName } from '../../src/nats/index.ts';
-import type { ControlPlane } from '../../test/env/control-plane.ts';
+import { startControlPlane, type ControlPlane } from '../../test/env/control-plane.ts';
+import { installCrds } from '../../test/support/crds.ts';
 import { isTrueNow, type FerryObj } from '../../test/support/ferry-client.ts';
 import { startOperator, type OperatorProcess } from '../../test/support/operator-process.ts';
-import { KubeRequestError, type RawKube } from './kube-raw.ts';
+import { KubeRequestError, RawKube } from './kube-raw.ts';
 import { benchEvent, EVENT_SCHEMA, eventKey, FERRY_CONNECTIONS_PER_ORIGIN, ferryLikeConsumer, JSONATA, MAPPING, monoMs } from './pipeline-common.ts';
 import { cpuBetween, cpuSnapshot, MAIN_THREAD, waitForQuietMachine, type CpuSnapshot, type CpuWindow } from './pipeline-cpu.ts';
 import { startFloor, type FloorConfig, type FloorResult } from './pipeline-floor-process.ts';
-import type { Sink } from './pipeline-sink.ts';
+import { startSink, type Sink } from './pipeline-sink.ts';
 import { readProcExe, readProcMemory } from './proc.ts';
 import { parsePrometheusText, sumSamples } from './prometheus.ts';
 import type { BenchContext } from './result.ts';
@@ -74,6 +75,42 @@ export interface Env {
   readonly jsm: JetStreamManager;
   readonly sink: Sink;
   readonly settings: Settings;
+}
+
+/**
+ * Starts what every pipeline run needs: a control plane (one nats-server, or a JetStream cluster
+ * of `natsCluster` nodes with the source stream replicated on every one, up to 3), the CRDs, the
+ * namespace, the source stream and the sink. `close` stops all of it, also after a failure.
+ */
+export async function setupPipelineEnv(
+  ctx: BenchContext,
+  settings: Settings,
+  options: { readonly natsCluster?: number } = {},
+): Promise<{ readonly env: Env; close(): Promise<void> }> {
+  const cp = await startControlPlane(options.natsCluster === undefined ? {} : { natsCluster: options.natsCluster });
+  let raw: RawKube | undefined;
+  let nc: NatsConnection | undefined;
+  let sink: Sink | undefined;
+  const close = async (): Promise<void> => {
+    await sink?.close().catch(() => undefined);
+    await raw?.close().catch(() => undefined);
+    await nc?.close().catch(() => undefined);
+    await cp.stop();
+  };
+  try {
+    await installCrds(cp.kubeConfig);
+    raw = await RawKube.create(cp.kubeConfig, { connections: 4 });
+    await raw.request('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
+    nc = await connect({ servers: cp.natsUrl.split(',') });
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: STREAM, subjects: [`${SUBJECT_ROOT}.>`], num_replicas: Math.min(3, options.natsCluster ?? 1) });
+    sink = await startSink();
+    ctx.details.servers = { nats: nc.info?.version, cluster: nc.info?.cluster, urls: cp.natsUrl, sink: sink.url };
+    return { env: { busyStarts: new Map(), disturbed: new Map(), ctx, cp, raw, nc, js: jetstream(nc), jsm, sink, settings }, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
 }
 
 export const collection = `/apis/ferry.dev/v1alpha1/namespaces/${NS}/integrations`;
