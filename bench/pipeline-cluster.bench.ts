@@ -25,13 +25,13 @@
 import { machineFacts } from './lib/machine.ts';
 import { FERRY_CONNECTIONS_PER_ORIGIN, intEnv, intListEnv } from './lib/pipeline-common.ts';
 import {
-  clean,
   collection,
   ferryRun,
-  floorRun,
+  ferryAndFloor,
   fmtCores,
   integrationSpec,
   launchOperator,
+  medianAt,
   NS,
   setupPipelineEnv,
   STREAM,
@@ -48,12 +48,6 @@ import { ratio } from './lib/stats.ts';
 
 const NAME = 'pipeline-cluster';
 const NODES = 3;
-
-/** The median run (nearest rank, the lower of two) at concurrency c. */
-function medianAt(runs: readonly RunResult[], c: number): RunResult | undefined {
-  const sorted = runs.filter((r) => r.concurrency === c).sort((x, y) => (x.perSecond ?? -1) - (y.perSecond ?? -1));
-  return sorted[Math.ceil(sorted.length / 2) - 1];
-}
 
 /** CPU of every nats-server node together during a run, in cores. */
 function natsCores(r: RunResult | undefined): number | undefined {
@@ -122,11 +116,9 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
     const io: RunResult[] = [];
     for (let round = 1; round <= rounds; round++) {
       for (const c of concurrencies) {
-        const pair = [
-          async () => a.push(await clean(e, `a-mapping-c${c}-r${round}`, (l) => ferryRun(e, o, l, 'mapping', c))),
-          async () => io.push(await clean(e, `c-io-c${c}-r${round}`, (l) => floorRun(e, 'io', l, c))),
-        ];
-        for (const run of round % 2 === 1 ? pair : pair.reverse()) await run();
+        const pair = await ferryAndFloor(e, o, c, round);
+        a.push(pair.ferry);
+        io.push(pair.floor);
       }
     }
 

@@ -57,10 +57,12 @@ import {
   fmtCores,
   fmtCpu,
   fmtSys,
+  ferryAndFloor,
   fmtTail,
   launchOperator,
   LATENCY_WARMUP,
   MAX_ATTEMPTS,
+  medianAt,
   RATE_LIMIT_PER_SECOND,
   setupPipelineEnv,
   type Operator,
@@ -157,12 +159,9 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
     const consume: RunResult[] = [];
     for (let round = 1; round <= rounds; round++) {
       for (const c of concurrencies) {
-        // Alternate which of the pair goes first, so a drift in the machine's load favours neither.
-        const pair = [
-          async () => a.push(await clean(e, `a-mapping-c${c}-r${round}`, (l) => ferryRun(e, o, l, 'mapping', c))),
-          async () => io.push(await clean(e, `c-io-c${c}-r${round}`, (l) => floorRun(e, 'io', l, c))),
-        ];
-        for (const run of round % 2 === 1 ? pair : pair.reverse()) await run();
+        const pair = await ferryAndFloor(e, o, c, round);
+        a.push(pair.ferry);
+        io.push(pair.floor);
         post.push(await clean(e, `d-post-c${c}-r${round}`, (l) => floorRun(e, 'post', l, c)));
         consume.push(await floorRun(e, 'consume', `e-consume-c${c}-r${round}`, c));
       }
@@ -176,11 +175,7 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
       for (const c of concurrencies) b.push(await clean(e, `b-jsonata-c${c}-r${round}`, (l) => ferryRun(e, o, l, 'jsonata', c)));
     }
 
-    /** The median run (nearest rank, the lower of two) at concurrency c. */
-    const at = <T extends { readonly concurrency: number; readonly perSecond: number | undefined }>(runs: readonly T[], c: number): T | undefined => {
-      const sorted = runs.filter((r) => r.concurrency === c).sort((x, y) => (x.perSecond ?? -1) - (y.perSecond ?? -1));
-      return sorted[Math.ceil(sorted.length / 2) - 1];
-    };
+    const at = medianAt;
     const medians = <T extends { readonly concurrency: number; readonly perSecond: number | undefined }>(runs: readonly T[]): T[] =>
       concurrencies.flatMap((c) => at(runs, c) ?? []);
     const bestA = best(medians(a));

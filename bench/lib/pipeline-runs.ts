@@ -356,6 +356,27 @@ export async function ferryRun(e: Env, o: Operator, label: string, transform: Tr
   };
 }
 
+/**
+ * (a) Ferry with mapping and (c) the I/O floor at concurrency `c`, each re-run when disturbed.
+ * Which goes first alternates with the round, so a drift in the machine's load favours neither.
+ */
+export async function ferryAndFloor(e: Env, o: Operator, c: number, round: number): Promise<{ readonly ferry: RunResult; readonly floor: RunResult }> {
+  const ferry = (): Promise<RunResult> => clean(e, `a-mapping-c${c}-r${round}`, (l) => ferryRun(e, o, l, 'mapping', c));
+  const floor = (): Promise<RunResult> => clean(e, `c-io-c${c}-r${round}`, (l) => floorRun(e, 'io', l, c));
+  if (round % 2 === 1) {
+    const first = await ferry();
+    return { ferry: first, floor: await floor() };
+  }
+  const first = await floor();
+  return { ferry: await ferry(), floor: first };
+}
+
+/** The median run (nearest rank, the lower of two) at concurrency c. */
+export function medianAt<T extends { readonly concurrency: number; readonly perSecond: number | undefined }>(runs: readonly T[], c: number): T | undefined {
+  const sorted = runs.filter((r) => r.concurrency === c).sort((x, y) => (x.perSecond ?? -1) - (y.perSecond ?? -1));
+  return sorted[Math.ceil(sorted.length / 2) - 1];
+}
+
 /** One floor run (io, post or consume) with the same backlog and consumer as a Ferry run. */
 export async function floorRun(e: Env, mode: FloorConfig['mode'], label: string, concurrency: number, execArgv: readonly string[] = []): Promise<RunResult & { readonly window: { from: number; to: number } | undefined }> {
   const { events, warmup } = e.settings;
