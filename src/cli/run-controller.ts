@@ -58,11 +58,12 @@ import {
   HealthRegistry,
   serveOperatorEndpoints,
   systemClock,
+  untilAborted,
   type Logger,
 } from '../observability/index.ts';
 import { Membership, RuntimeMetrics, RuntimeSupervisor, TransformPool, transformPoolMetrics } from '../runtime/index.ts';
 import type { ControllerConfig } from './controller-flags.ts';
-import { closeNats, closeWithin, unlessAborted } from './shutdown.ts';
+import { closeNats, closeWithin } from './shutdown.ts';
 
 /** How long the manager may take to stop every runnable (all groups together). */
 export const STOP_BUDGET_MS = 15_000;
@@ -107,12 +108,13 @@ export async function runController(config: ControllerConfig, version: string): 
   let natsConnected = false;
   health.addReadiness('nats', () => ({ ok: natsConnected, detail: 'not connected to NATS' }));
   // The first connection waits for a server as long as it takes; a SIGTERM meanwhile ends it.
-  const nc = await unlessAborted(connectNats({ servers: config.natsServers, name: `ferry-${config.identity}`, logger }), stop.signal);
-  if (!nc) {
+  const connected = await untilAborted(connectNats({ servers: config.natsServers, name: `ferry-${config.identity}`, logger }), stop.signal);
+  if (connected.aborted) {
     logger.info('stopped before NATS was reachable');
     await closeWithin(clock, logger, 'operator endpoints', HTTP_CLOSE_MS, () => endpoints.close());
     return 0;
   }
+  const nc = connected.value;
   natsConnected = true;
   void (async () => {
     for await (const s of nc.status()) {

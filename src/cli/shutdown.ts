@@ -23,23 +23,6 @@ export async function settlesWithin(clock: Clock, work: Promise<unknown>, ms: nu
   }
 }
 
-/** `work`'s value, or `undefined` once `signal` aborts first (the work is abandoned, not cancelled). */
-export async function unlessAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T | undefined> {
-  if (signal.aborted) return undefined;
-  let onAbort = (): void => {};
-  const aborted = new Promise<undefined>((resolve) => {
-    onAbort = () => {
-      resolve(undefined);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  try {
-    return await Promise.race([work, aborted]);
-  } finally {
-    signal.removeEventListener('abort', onAbort);
-  }
-}
-
 /**
  * Drains the connection (pending publishes and subscriptions flushed) within `drainMs`; when the
  * drain fails or does not finish — the server is gone and the client would reconnect forever —

@@ -21,7 +21,7 @@ import {
   type SharedStats,
   type SharedThrottle,
 } from '../nats/index.ts';
-import type { Clock, Logger } from '../observability/index.ts';
+import { untilAborted, type Clock, type Logger } from '../observability/index.ts';
 import type { FerryObject } from './ferry-object.ts';
 
 export interface RuntimeView {
@@ -383,22 +383,5 @@ export class RuntimeViewPoller {
     if (next.stats?.lastContractDrift !== undefined && next.stats.lastContractDrift !== previous?.stats?.lastContractDrift) {
       void this.deps.events.record(obj, { type: 'Warning', reason: Reason.ContractDrift, note: next.stats.lastError?.message ?? 'a 2xx response broke spec.target.responseSchema', action: 'Deliver' });
     }
-  }
-}
-
-/** `work`'s outcome, or `{ aborted: true }` as soon as `signal` aborts (the work is abandoned). */
-async function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<{ readonly aborted: false; readonly value: T } | { readonly aborted: true }> {
-  if (signal.aborted) return { aborted: true };
-  let onAbort = (): void => {};
-  const aborted = new Promise<{ readonly aborted: true }>((resolve) => {
-    onAbort = () => {
-      resolve({ aborted: true });
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  try {
-    return await Promise.race([work.then((value) => ({ aborted: false as const, value })), aborted]);
-  } finally {
-    signal.removeEventListener('abort', onAbort);
   }
 }

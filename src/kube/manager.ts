@@ -21,7 +21,7 @@
  *   when that budget is spent is abandoned, logged, and reported in `ManagerExit.timedOut`, and
  *   the groups after it are still stopped (each gets whatever is left, at least a moment).
  */
-import type { Clock, Logger } from '../observability/index.ts';
+import { untilAborted, type Clock, type Logger } from '../observability/index.ts';
 import { toError } from './errors.ts';
 import type { LeaderCallbacks, LeaderElectionEnd } from './leader-election.ts';
 
@@ -198,11 +198,7 @@ export class Manager {
                 // The elector awaits this before releasing the Lease: leader work must be over.
                 const term = running.get('leader') ?? [];
                 const over = Promise.all(term.map((r) => r.done));
-                await Promise.race([over, new Promise<void>((resolve) => {
-                  leaderSignal.addEventListener('abort', () => {
-                    resolve();
-                  }, { once: true });
-                })]);
+                await untilAborted(over, leaderSignal);
                 if (await this.within(over, this.gracefulShutdownMs)) return;
                 // Leader work that outlives its term would run beside the next leader's: this
                 // process cannot lead again safely, so it ends and the Deployment restarts it.

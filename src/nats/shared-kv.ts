@@ -4,6 +4,7 @@
  */
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { untilAborted } from '../observability/index.ts';
 import { isStreamNotFound, KvWatchStalledError, translateNatsError } from './errors.ts';
 import { jetstreamClient, lazyJetStreamManager } from './jetstream-manager.ts';
 
@@ -113,9 +114,10 @@ export class SharedKv {
    *
    * A watch of every key (`>`) also has a watchdog: every {@link WATCH_CHECK_MS} it compares the
    * last revision it delivered with the bucket's last sequence, and when the bucket stayed ahead
-   * across two checks (and that last entry still exists), the watch is re-created. The watch's consumer lives on one NATS node; when
-   * that node dies, the client only notices after missed heartbeats and a slow reset (a minute
-   * was measured on a 3-node cluster), while every change in between would be missed silently.
+   * across two checks (and that last entry still exists), the watch is re-created. The watch's
+   * consumer lives on one NATS node; when that node dies, the client only notices after missed
+   * heartbeats and a slow reset (a minute was measured on a 3-node cluster), while every change
+   * in between would be missed silently.
    */
   async watchUntilAborted(
     key: string,
@@ -194,16 +196,11 @@ export class SharedKv {
    * is re-creating its consumer after missed heartbeats (its iterator may then end only later).
    */
   async watch(key: string, onChange: (key: string, value: unknown) => void, signal: AbortSignal, onRevision?: (revision: number) => void): Promise<void> {
-    if (signal.aborted) return;
     let stopIter = (): void => {};
-    let onAbort = (): void => {};
-    const aborted = new Promise<void>((resolve) => {
-      onAbort = () => {
-        stopIter();
-        resolve();
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-    });
+    const stop = (): void => {
+      stopIter();
+    };
+    signal.addEventListener('abort', stop, { once: true });
     // A function, not the property: TypeScript narrows `signal.aborted` across awaits otherwise.
     const isAborted = (): boolean => signal.aborted;
     const consume = async (): Promise<void> => {
@@ -230,9 +227,9 @@ export class SharedKv {
     // Once aborted nobody awaits the consumer any more: its late failure must not go unhandled.
     consuming.catch(() => undefined);
     try {
-      await Promise.race([consuming, aborted]);
+      await untilAborted(consuming, signal);
     } finally {
-      signal.removeEventListener('abort', onAbort);
+      signal.removeEventListener('abort', stop);
     }
   }
 }

@@ -1,4 +1,5 @@
 export { systemClock, ManualClock, type Clock } from './clock.ts';
+export { untilAborted } from './abort.ts';
 export { createLogger, silentLogger, redactPaths, type Logger, type LoggerOptions } from './logger.ts';
 export { createRegistry, Registry, Counter, Gauge, Histogram } from './metrics.ts';
 export { HealthRegistry, type HealthCheck, type HealthReport } from './health.ts';
