@@ -223,8 +223,22 @@ export function nextRun(schedule: string, timeZone: string, from: Date): { ok: t
   }
 }
 
-/** Checks one SyncSchedule generation; see the file header. */
-export function checkSyncScheduleSpec(namespace: string, rawSpec: unknown, lookup: ReferenceLookup, now: Date): SpecCheck<ResolvedSyncScheduleConfig & { readonly nextRun: Date | undefined }> {
+/** One SyncSchedule generation, compiled. Holds Secret values: keep it in memory only, never log it. */
+export interface CompiledSyncScheduleSpec extends ResolvedSyncScheduleConfig {
+  /** The first scheduled run after the check's `now`. */
+  readonly nextRun: Date | undefined;
+  readonly validate: ValidateFunction | undefined;
+  /** Undefined: records are written as read. */
+  readonly compiledTransform: CompiledTransform | undefined;
+  readonly url: CompiledTemplate;
+  readonly deleteUrlTemplate: CompiledTemplate;
+  readonly sourceCredentials: AuthCredentials | undefined;
+  readonly targetCredentials: AuthCredentials | undefined;
+  readonly configMapTexts: Readonly<Record<string, string>>;
+}
+
+/** Checks and compiles one SyncSchedule generation; see the file header. */
+export function checkSyncScheduleSpec(namespace: string, rawSpec: unknown, lookup: ReferenceLookup, now: Date): SpecCheck<CompiledSyncScheduleSpec> {
   const parsed = parseSyncScheduleSpec(rawSpec);
   if (!parsed.ok) return problem(Reason.SpecInvalid, parsed.error.field, parsed.error.detail);
   const config = resolveSyncScheduleConfig(parsed.spec);
@@ -234,7 +248,24 @@ export function checkSyncScheduleSpec(namespace: string, rawSpec: unknown, looku
   if ('ok' in schema) return schema;
   const transform = compileTransformSpec(config.transform);
   if ('ok' in transform) return transform;
+  const url = compileTemplateAt('spec.target.url', config.target.url);
+  if ('ok' in url) return url;
+  const deleteUrl = compileTemplateAt('spec.target.deleteUrl', config.target.deleteUrl);
+  if ('ok' in deleteUrl) return deleteUrl;
   const secrets = checkSecrets(namespace, parsed.spec, lookup);
   if (secrets) return secrets;
-  return { ok: true, config: { ...config, nextRun: timing.next } };
+  return {
+    ok: true,
+    config: {
+      ...config,
+      nextRun: timing.next,
+      validate: schema.validate,
+      compiledTransform: transform.value,
+      url: url.value ?? compileTemplate(config.target.url),
+      deleteUrlTemplate: deleteUrl.value ?? compileTemplate(config.target.deleteUrl),
+      sourceCredentials: readCredentials(namespace, config.source.auth, lookup),
+      targetCredentials: readCredentials(namespace, config.target.auth, lookup),
+      configMapTexts: schema.configMapTexts,
+    },
+  };
 }

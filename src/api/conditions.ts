@@ -59,6 +59,7 @@ export const Reason = {
   RunPartial: 'RunPartial',
   DeleteThresholdExceeded: 'DeleteThresholdExceeded',
   MismatchesFound: 'MismatchesFound',
+  Mismatch: 'Mismatch',
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
 

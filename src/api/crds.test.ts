@@ -141,8 +141,9 @@ describe('buildCrds', () => {
     assert.deepEqual(columns(syncSchedule), {
       Ready: `${ready}.status`,
       Reason: `${ready}.reason`,
-      'Last run': '.status.lastRun.result',
-      'Last schedule': '.status.lastScheduleTime',
+      'Last run': '.status.lastRun.startedAt',
+      Result: '.status.lastRun.result',
+      'Next run': '.status.nextScheduleTime',
       Fallback: '.status.fallbackPending',
       Schedule: '.spec.schedule',
       Suspended: '.spec.suspend',
@@ -242,6 +243,8 @@ describe('buildCrds', () => {
     const ss = specOf(syncSchedule);
     assert.deepEqual(rules(ss), [
       'batch.size above 1 needs a batch endpoint: target.url must not template from the record',
+      'mode Mirror needs target.lookup (to find records gone from the source) or deletes.softDeleteField',
+      'mode Mirror deletes one record at a time: target.url must template the key, or set target.deleteUrl',
       'deletes applies only to mode Mirror',
       'reconcile needs target.lookup to read the target',
     ]);

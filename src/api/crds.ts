@@ -115,8 +115,9 @@ export function buildSyncScheduleCrd(): CustomResourceDefinition {
     'SyncSchedule reads a source API incrementally on a cron schedule, writes changes to a target API in batches within a rate limit, and reconciles the two by key.',
     [
       ...readyColumns,
-      { name: 'Last run', type: 'string', jsonPath: '.status.lastRun.result' },
-      { name: 'Last schedule', type: 'date', jsonPath: '.status.lastScheduleTime' },
+      { name: 'Last run', type: 'date', jsonPath: '.status.lastRun.startedAt' },
+      { name: 'Result', type: 'string', jsonPath: '.status.lastRun.result' },
+      { name: 'Next run', type: 'date', jsonPath: '.status.nextScheduleTime' },
       { name: 'Fallback', type: 'integer', jsonPath: '.status.fallbackPending' },
       { name: 'Schedule', type: 'string', jsonPath: '.spec.schedule', priority: 1 },
       { name: 'Suspended', type: 'boolean', jsonPath: '.spec.suspend', priority: 1 },

@@ -38,6 +38,7 @@ export {
   type SyncScheduleSpecInput,
   type SyncScheduleStatus,
 } from './sync-schedule.ts';
+export { syncReportEventSchema, syncReportSchema, type SyncReport, type SyncReportEvent } from './sync-report.ts';
 export type { Auth, ConfigMapKeyRef, SecretKeyRef } from './auth.ts';
 export type { SchemaSource, Transform } from './pipeline.ts';
 export type { RateLimit } from './http.ts';
@@ -95,6 +96,7 @@ export {
   nextRun,
   type AuthCredentials,
   type CompiledIntegrationSpec,
+  type CompiledSyncScheduleSpec,
   type ReferenceLookup,
   type SpecCheck,
   type SpecProblem,

@@ -227,7 +227,7 @@ describe('parseSyncScheduleSpec', () => {
       key: '/id',
       target: { url: 'https://erp.example.com/customers/{{/id}}', method: 'PUT', encoding: 'JSON', timeout: '30s', successCodes: [200, 201, 202, 204] },
       mode: 'Upsert',
-      batch: { size: 1 },
+      batch: { size: 1, itemsPath: '/records', resultsPath: '/results', itemStatusPath: '/status' },
       reconcile: { mode: 'None', dryRun: false },
       failedRecords: { maxAttempts: 5 },
       fallback: { retention: '14d' },
@@ -242,6 +242,7 @@ describe('parseSyncScheduleSpec', () => {
           s.source.pagination = { type: 'LinkHeader' };
           s.mode = 'Mirror';
           s.deletes = {};
+          s.target.lookup = { url: 'https://erp.example.com/customers', key: '/id' };
         }),
       ),
     );
@@ -251,8 +252,8 @@ describe('parseSyncScheduleSpec', () => {
   });
 
   const cases: [string, (s: SyncScheduleSpecInput) => void, string][] = [
-    ['a schedule croner cannot parse', (s) => (s.schedule = '61 * * * *'), 'spec.schedule: must be a cron expression with 5 fields (such as */15 * * * *) or @hourly, @daily, @weekly, @monthly, @yearly'],
-    ['a six-field schedule', (s) => (s.schedule = '0 0 * * * *'), 'spec.schedule: must be a cron expression with 5 fields (such as */15 * * * *) or @hourly, @daily, @weekly, @monthly, @yearly'],
+    ['a schedule croner cannot parse', (s) => (s.schedule = '61 * * * *'), 'spec.schedule: must be a cron expression with 5 fields (such as */15 * * * *), 6 with seconds first (such as 0 */15 * * * *), or @hourly, @daily, @weekly, @monthly, @yearly'],
+    ['a seven-field schedule', (s) => (s.schedule = '0 0 * * * * 2027'), 'spec.schedule: must be a cron expression with 5 fields (such as */15 * * * *), 6 with seconds first (such as 0 */15 * * * *), or @hourly, @daily, @weekly, @monthly, @yearly'],
     ['an unknown time zone', (s) => (s.timeZone = 'Mars/Olympus'), 'spec.timeZone: must be an IANA time zone such as Europe/Berlin'],
     ['concurrencyPolicy Allow', (s) => (s.concurrencyPolicy = 'Allow' as 'Forbid'), 'spec.concurrencyPolicy: must be one of "Forbid", "Replace"'],
     ['batch size 0', (s) => (s.batch = { size: 0 }), 'spec.batch.size: must be at least 1'],

@@ -239,7 +239,13 @@ describe('resolveSyncScheduleConfig', () => {
   });
 
   it('gives mirror mode delete thresholds even when deletes is left out', () => {
-    assert.deepEqual(resolveSyncScheduleConfig(syncSchedule((s) => (s.mode = 'Mirror'))).deletes, { maxCount: 100, maxPercent: 10 });
+    assert.deepEqual(
+      resolveSyncScheduleConfig(
+        syncSchedule((s) => {
+          s.mode = 'Mirror';
+          s.target.lookup = { url: 'https://erp.example.com/customers', key: '/id' };
+        }),
+      ).deletes, { maxCount: 100, maxPercent: 10 });
     assert.equal(resolveSyncScheduleConfig(syncSchedule()).deletes, undefined);
   });
 

@@ -29,7 +29,7 @@ const SIGNATURE_ENCODING = { Hex: 'hex', Base64: 'base64' } as const satisfies R
 const SYNC_MODE = { Upsert: 'upsert', Update: 'update', Insert: 'insert', Mirror: 'mirror' } as const satisfies Record<SyncScheduleSpec['mode'], string>;
 const RECONCILE_MODE = { None: 'none', Report: 'report', Repair: 'repair' } as const satisfies Record<SyncScheduleSpec['reconcile']['mode'], string>;
 type Pagination = NonNullable<SyncScheduleSpec['source']['pagination']>;
-const PAGINATION = { Cursor: 'cursor', Page: 'page', Offset: 'offset', LinkHeader: 'linkHeader' } as const satisfies Record<Pagination['type'], string>;
+const PAGINATION = { Cursor: 'cursor', Page: 'page', Offset: 'offset', LinkHeader: 'linkHeader', NextUrl: 'nextUrl' } as const satisfies Record<Pagination['type'], string>;
 type Incremental = NonNullable<SyncScheduleSpec['source']['incremental']>;
 const CURSOR_FORMAT = { RFC3339: 'rfc3339', UnixSeconds: 'unixSeconds', UnixMillis: 'unixMillis' } as const satisfies Record<Incremental['format'], string>;
 
@@ -249,11 +249,13 @@ export function resolveSyncScheduleConfig(spec: SyncScheduleSpec) {
     timeZone: spec.timeZone ?? 'UTC',
     suspend: spec.suspend,
     concurrencyPolicy: spec.concurrencyPolicy,
+    startingDeadlineMs: spec.startingDeadline === undefined ? undefined : parseDuration(spec.startingDeadline),
     source: {
       url: source.url,
       headers: source.headers ?? {},
       auth: sourceAuth,
       timeoutMs: parseDuration(source.timeout),
+      rateLimit: resolveRateLimit(source.rateLimit),
       pagination: resolvePagination(source.pagination),
       incremental:
         source.incremental === undefined
@@ -279,11 +281,13 @@ export function resolveSyncScheduleConfig(spec: SyncScheduleSpec) {
       auth: targetAuth,
       timeoutMs: parseDuration(target.timeout),
       successCodes: target.successCodes,
+      deleteUrl: target.deleteUrl ?? target.url,
       lookup: target.lookup === undefined ? undefined : { ...target.lookup, pagination: resolvePagination(target.lookup.pagination) },
     },
     mode: SYNC_MODE[spec.mode],
     deletes,
     batchSize: spec.batch.size,
+    batch: spec.batch,
     rateLimit: resolveRateLimit(spec.rateLimit),
     reconcile: { mode: RECONCILE_MODE[spec.reconcile.mode], dryRun: spec.reconcile.dryRun },
     failedRecordsMaxAttempts: spec.failedRecords.maxAttempts,

@@ -5,16 +5,16 @@ import { CronPattern } from 'croner';
 import { z } from 'zod';
 import { describe, matching } from './crd-meta.ts';
 
-const CRON_MESSAGE = 'must be a cron expression with 5 fields (such as */15 * * * *) or @hourly, @daily, @weekly, @monthly, @yearly';
+const CRON_MESSAGE = 'must be a cron expression with 5 fields (such as */15 * * * *), 6 with seconds first (such as 0 */15 * * * *), or @hourly, @daily, @weekly, @monthly, @yearly';
 // A cheap shape check that the CRD can carry; croner below does the real parse.
-const CRON_SHAPE = /^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|\S+( +\S+){4})$/;
+const CRON_SHAPE = /^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|\S+( +\S+){4,5})$/;
 
 const TIME_ZONE_SHAPE = /^[A-Za-z0-9_+\-/]+$/;
 const TIME_ZONE_MESSAGE = 'must be an IANA time zone such as Europe/Berlin';
 
 function isCron(text: string): boolean {
   try {
-    new CronPattern(text, undefined, { mode: '5-part' });
+    new CronPattern(text, undefined, { mode: '5-or-6-parts' });
     return true;
   } catch {
     return false;
@@ -30,7 +30,10 @@ function isTimeZone(name: string): boolean {
   }
 }
 
-/** A five-field cron expression or a nickname, as a Kubernetes CronJob takes. */
+/**
+ * A five-field cron expression or a nickname, as a Kubernetes CronJob takes — or six fields with
+ * seconds first, for syncs that must run more often than once a minute.
+ */
 export const cronSchema = describe(
   // The full parse only judges text of the right shape, so a bad value gets one message.
   matching(
@@ -38,7 +41,7 @@ export const cronSchema = describe(
     CRON_SHAPE,
     CRON_MESSAGE,
   ),
-  'Cron expression with 5 fields (minute hour day-of-month month day-of-week) or @hourly, @daily, @weekly, @monthly, @yearly.',
+  'Cron expression with 5 fields (minute hour day-of-month month day-of-week), 6 with seconds first, or @hourly, @daily, @weekly, @monthly, @yearly.',
 );
 
 /** An IANA time zone name such as Europe/Berlin. */

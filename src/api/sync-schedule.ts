@@ -23,13 +23,17 @@ import { timeSchema } from './time.ts';
  * - `Cursor`: the next cursor is at `cursorPath` in the response and sent as `param`.
  * - `Page`: page numbers from `start` (default 1) in `param`.
  * - `Offset`: the number of records read so far in `param`.
- * - `LinkHeader`: follow the `Link: <…>; rel="next"` response header.
+ * - `LinkHeader`: follow the `Link: <…>; rel="next"` response header (RFC 8288).
+ * - `NextUrl`: follow the next page's full URL, from the body (`nextUrlPath`, e.g.
+ *   `/@odata.nextLink`, `/paging/next/link`, `/next`) or a header of its own (`nextUrlHeader`).
  */
 const paginationSchema = describe(
   withRules(
     z.strictObject({
-      type: describe(z.enum(['Cursor', 'Page', 'Offset', 'LinkHeader']), 'How the next page is found: Cursor, Page, Offset or LinkHeader.'),
+      type: describe(z.enum(['Cursor', 'Page', 'Offset', 'LinkHeader', 'NextUrl']), 'How the next page is found: Cursor, Page, Offset, LinkHeader or NextUrl.'),
       cursorPath: describe(jsonPointerSchema, 'JSON Pointer to the next cursor in a response (Cursor).').optional(),
+      nextUrlPath: describe(fieldPointerSchema, 'JSON Pointer to the next page\'s URL in a response (NextUrl), such as /@odata.nextLink.').optional(),
+      nextUrlHeader: describe(z.string().max(64).regex(/^[A-Za-z0-9-]{1,64}$/, 'must be an HTTP header name'), 'Response header that carries the next page\'s URL (NextUrl).').optional(),
       param: describe(queryParamSchema, 'Query parameter that carries the cursor, page number or offset.').optional(),
       sizeParam: describe(queryParamSchema, 'Query parameter that carries size.').optional(),
       size: describe(z.int().min(1).max(10_000), 'Records per page to ask for.').optional(),
@@ -49,9 +53,14 @@ const paginationSchema = describe(
         reason: 'FieldValueRequired',
         holds: (p) => (p.type !== 'Page' && p.type !== 'Offset') || p.param !== undefined,
       },
+      {
+        rule: "self.type != 'NextUrl' || (has(self.nextUrlPath) != has(self.nextUrlHeader))",
+        message: 'NextUrl pagination needs exactly one of nextUrlPath or nextUrlHeader',
+        holds: (p) => p.type !== 'NextUrl' || (p.nextUrlPath !== undefined) !== (p.nextUrlHeader !== undefined),
+      },
     ],
   ),
-  'Pagination: Cursor (cursorPath + param), Page (param), Offset (param) or LinkHeader (the Link rel="next" header).',
+  'Pagination: Cursor (cursorPath + param), Page (param), Offset (param), LinkHeader (the Link rel="next" header) or NextUrl (nextUrlPath or nextUrlHeader). A next URL or cursor already followed, or a page identical to the previous one, fails the run.',
 );
 
 /**
@@ -74,6 +83,7 @@ const sourceSchema = describe(z.strictObject({
   headers: headersSchema.optional(),
   auth: authSchema.optional(),
   timeout: describe(positiveDurationSchema, 'Time limit for one request.').default('30s'),
+  rateLimit: describe(rateLimitSchema, 'Requests per second to the source, shared by all replicas.').optional(),
   pagination: paginationSchema.optional(),
   incremental: incrementalSchema.optional(),
   recordsPath: describe(jsonPointerSchema, 'JSON Pointer to the array of records in a response ("" = the whole body).').default(''),
@@ -97,6 +107,7 @@ const targetSchema = describe(z.strictObject({
   auth: authSchema.optional(),
   timeout: describe(positiveDurationSchema, 'Time limit for one request.').default('30s'),
   successCodes: successCodesSchema.default(DEFAULT_SUCCESS_CODES),
+  deleteUrl: describe(urlTemplateSchema, 'Where a record is deleted (mode Mirror), with DELETE; default target.url, which then must template the key.').optional(),
   lookup: lookupSchema.optional(),
 }), 'The API records are written to.');
 
@@ -116,6 +127,10 @@ export const syncScheduleSpecSchema = describe(withRules(
     schedule: cronSchema,
     timeZone: timeZoneSchema.optional(),
     suspend: describe(z.boolean(), 'Skip scheduled runs; a running run finishes.').default(false),
+    startingDeadline: describe(
+      positiveDurationSchema,
+      'A run missed while no operator ran is still started (once, however many were missed) if it is at most this late; default 1h.',
+    ).optional(),
     concurrencyPolicy: describe(
       z.enum(['Forbid', 'Replace']),
       'When a run is due while the previous one still runs: Forbid skips it, Replace cancels the old run.',
@@ -131,8 +146,13 @@ export const syncScheduleSpecSchema = describe(withRules(
     ).default('Upsert'),
     deletes: deletesSchema.optional(),
     batch: describe(
-      z.strictObject({ size: describe(z.int().min(1).max(1_000), 'Records per request; above 1 needs a batch endpoint.').default(1) }),
-      'Records per target request.',
+      z.strictObject({
+        size: describe(z.int().min(1).max(1_000), 'Records per request; above 1 needs a batch endpoint.').default(1),
+        itemsPath: describe(jsonPointerSchema, 'Where the records go in the batch request body ("" = the body is the array).').default('/records'),
+        resultsPath: describe(jsonPointerSchema, 'Where the per-record results are in a batch response, in request order; absent: the HTTP status judges the whole batch.').default('/results'),
+        itemStatusPath: describe(fieldPointerSchema, 'The HTTP-like status of one record in its result.').default('/status'),
+      }),
+      'Records per target request, and how a batch endpoint reports each record.',
     ).prefault({}),
     rateLimit: describe(rateLimitSchema, 'Requests per second to the target, shared by all replicas.').optional(),
     reconcile: describe(
@@ -164,6 +184,19 @@ export const syncScheduleSpecSchema = describe(withRules(
       message: 'batch.size above 1 needs a batch endpoint: target.url must not template from the record',
       fieldPath: '.batch.size',
       holds: (s) => s.batch.size <= 1 || !s.target.url.includes('{{'),
+    },
+    {
+      rule: "self.mode != 'Mirror' || has(self.target.lookup) || (has(self.deletes) && has(self.deletes.softDeleteField))",
+      message: 'mode Mirror needs target.lookup (to find records gone from the source) or deletes.softDeleteField',
+      fieldPath: '.mode',
+      holds: (s) => s.mode !== 'Mirror' || s.target.lookup !== undefined || s.deletes?.softDeleteField !== undefined,
+    },
+    {
+      rule: "self.mode != 'Mirror' || self.target.url.contains('{{') || has(self.target.deleteUrl)",
+      message: 'mode Mirror deletes one record at a time: target.url must template the key, or set target.deleteUrl',
+      fieldPath: '.target.deleteUrl',
+      reason: 'FieldValueRequired',
+      holds: (s) => s.mode !== 'Mirror' || s.target.url.includes('{{') || s.target.deleteUrl !== undefined,
     },
     {
       rule: "!has(self.deletes) || self.mode == 'Mirror'",

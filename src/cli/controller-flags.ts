@@ -29,7 +29,9 @@ Flags:
                            (default: $FERRY_ALLOW_CIDRS, else none: only public unicast targets)
   --deny-cidrs LIST        extra denied target ranges, e.g. the pod and service CIDRs
                            (default: $FERRY_DENY_CIDRS)
-  --runtime BOOL           run Integration pipelines on this replica (default true)
+  --runtime BOOL           run Integration pipelines and SyncSchedule runs on this replica (default true)
+  --sync-lock-ttl SECS     lease of a SyncSchedule run's lock, renewed every third of it; a runner
+                           that dies holds it at most this long (default 30)
   --transform-workers N    worker threads that evaluate JSONata transforms, shared by all
                            Integrations; one that outlives its time box is terminated (default 2)
   --nats-replicas N|auto   replicas of every stream and KV bucket Ferry creates (fallback streams,
@@ -61,6 +63,7 @@ export interface ControllerConfig {
   readonly denyCidrs: readonly string[];
   readonly runtime: boolean;
   readonly transformWorkers: number;
+  readonly syncLockTtlMs: number;
   /** Replicas of Ferry's own streams and buckets; `auto` detects what the JetStream domain can place. */
   readonly natsReplicas: number | 'auto';
   readonly fallbackPlacement: { readonly cluster?: string; readonly tags?: readonly string[] } | undefined;
@@ -123,6 +126,7 @@ export function parseControllerFlags(argv: readonly string[], env: NodeJS.Proces
         'deny-cidrs': { type: 'string' },
         runtime: { type: 'string' },
         'transform-workers': { type: 'string' },
+        'sync-lock-ttl': { type: 'string' },
         'nats-replicas': { type: 'string' },
         'fallback-placement-cluster': { type: 'string' },
         'fallback-placement-tags': { type: 'string' },
@@ -166,6 +170,7 @@ export function parseControllerFlags(argv: readonly string[], env: NodeJS.Proces
     denyCidrs: cidrs('deny-cidrs', values['deny-cidrs'] ?? env.FERRY_DENY_CIDRS),
     runtime: bool('runtime', values.runtime ?? 'true'),
     transformWorkers: positiveInt('transform-workers', values['transform-workers'] ?? '2'),
+    syncLockTtlMs: positiveInt('sync-lock-ttl', values['sync-lock-ttl'] ?? '30') * 1000,
     natsReplicas: replicas(values['nats-replicas'] ?? env.FERRY_NATS_REPLICAS ?? 'auto'),
     fallbackPlacement: placement(values['fallback-placement-cluster'], values['fallback-placement-tags']),
   };

@@ -24,6 +24,7 @@ import {
   SharedBuckets,
   shouldEnqueue,
   syncScheduleReconciler,
+  SyncReportView,
   type FerryObject,
 } from '../controller/index.ts';
 import { createAddressPolicy, HttpDeliverer, TokenCache } from '../delivery/index.ts';
@@ -51,6 +52,7 @@ import {
   JetStreamResources,
   MEMBERS_BUCKET,
   SharedKv,
+  SYNC_RUNS_BUCKET,
 } from '../nats/index.ts';
 import {
   createLogger,
@@ -61,12 +63,17 @@ import {
   untilAborted,
   type Logger,
 } from '../observability/index.ts';
-import { Membership, RuntimeMetrics, RuntimeSupervisor, TransformPool, transformPoolMetrics } from '../runtime/index.ts';
+import { applyMapping, authProvider, Membership, RuntimeMetrics, RuntimeSupervisor, TransformPool, transformPoolMetrics } from '../runtime/index.ts';
+import { SyncMetrics, SyncScheduler, type RecordTransformer } from '../sync/index.ts';
 import type { ControllerConfig } from './controller-flags.ts';
 import { closeNats, closeWithin } from './shutdown.ts';
 
 /** How long the manager may take to stop every runnable (all groups together). */
 export const STOP_BUDGET_MS = 15_000;
+/** Source pages can be large (a page of 1,000 records); error bodies of targets are cut far lower. */
+const SYNC_MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+/** JSONata recursion bound, as for Integrations. */
+const JSONATA_MAX_DEPTH = 200;
 /** Deadlines of the close steps after the manager stopped. */
 const DELIVERER_CLOSE_MS = 3_000;
 const NATS_DRAIN_MS = 2_000;
@@ -162,6 +169,8 @@ export async function runController(config: ControllerConfig, version: string): 
   const ledger = new AttemptLedger(new SharedKv(nc, ATTEMPTS_BUCKET));
   const runtimeView = new RuntimeViewPoller({ integrations: integrations.store, queue: integrationQueue, state: integrationState, jetstream, events, clock, logger });
   const syncQueue = new WorkQueue({ name: 'syncschedule', clock, registry });
+  const syncRuns = new SharedKv(nc, SYNC_RUNS_BUCKET);
+  const syncReports = new SyncReportView({ syncSchedules: syncSchedules.store, queue: syncQueue, runs: syncRuns, clock, logger });
   integrations.addHandler((type, obj, old) => {
     if (shouldEnqueue(type, obj, old)) integrationQueue.add(objectKey(obj));
   });
@@ -212,7 +221,16 @@ export async function runController(config: ControllerConfig, version: string): 
       name: 'syncschedule',
       queue: syncQueue,
       keys: () => syncSchedules.store.keys(),
-      reconcile: syncScheduleReconciler({ syncSchedules: syncSchedules.store, references, client, jetstream, events, clock, logger }),
+      reconcile: syncScheduleReconciler({
+        syncSchedules: syncSchedules.store,
+        references,
+        client,
+        jetstream,
+        events,
+        clock,
+        logger,
+        report: (namespace, name, uid) => syncReports.report(namespace, name, uid),
+      }),
       concurrency: config.concurrency,
       clock,
       logger,
@@ -246,7 +264,9 @@ export async function runController(config: ControllerConfig, version: string): 
   manager.add(new SharedBuckets({ jetstream, serverHasJetStream: () => (natsConnected ? nc.info?.jetstream === true : undefined), clock, logger }), 'leader');
   for (const c of controllers) manager.add({ name: `controller ${c.name}`, start: (signal) => c.start(signal) }, 'leader');
   manager.add(runtimeView, 'leader');
+  manager.add(syncReports, 'leader');
 
+  const closers: (() => Promise<void>)[] = [];
   // The runtime: every replica runs the pipelines; JetStream spreads events across replicas.
   const deliverer = new HttpDeliverer({
     policy: createAddressPolicy({ allowCidrs: config.allowCidrs, denyCidrs: config.denyCidrs }),
@@ -268,13 +288,15 @@ export async function runController(config: ControllerConfig, version: string): 
         runtimeMetrics.replicas.set(n);
       },
     });
+    // One OAuth2 token cache for both kinds: the same client credentials fetch one token.
+    const tokenCache = new TokenCache(clock);
     const supervisor = new RuntimeSupervisor({
       integrations: integrations.store,
       secrets: secrets.store,
       configMaps: configMaps.store,
       nc,
       deliverer,
-      tokenCache: new TokenCache(clock),
+      tokenCache,
       publisher: new FallbackPublisher(nc),
       control: new ConsumerControl(nc),
       state: integrationState,
@@ -290,6 +312,42 @@ export async function runController(config: ControllerConfig, version: string): 
         supervisor.notify();
       });
     }
+    // SyncSchedule runs: every replica schedules, one takes each run's lock.
+    const syncDeliverer = new HttpDeliverer({
+      policy: createAddressPolicy({ allowCidrs: config.allowCidrs, denyCidrs: config.denyCidrs }),
+      clock,
+      logger,
+      userAgent: `ferry/${version}`,
+      maxResponseBytes: SYNC_MAX_RESPONSE_BYTES,
+    });
+    closers.push(() => syncDeliverer.close());
+    const transform: RecordTransformer = async (t, record, timeoutMs, scope) =>
+      t.kind === 'mapping' ? applyMapping(t, record) : await transforms.evaluate({ key: scope, source: t.source, data: record, limits: { timeoutMs, maxDepth: JSONATA_MAX_DEPTH } });
+    const scheduler = new SyncScheduler({
+      syncSchedules: syncSchedules.store,
+      secrets: secrets.store,
+      configMaps: configMaps.store,
+      nc,
+      runs: syncRuns,
+      publisher: new FallbackPublisher(nc),
+      deliverer: syncDeliverer,
+      authFor: (credentials) => {
+        const provider = authProvider(credentials, { deliverer: syncDeliverer, tokenCache, clock });
+        if (!provider) throw new Error('credentials without a provider');
+        return provider;
+      },
+      transform,
+      metrics: new SyncMetrics(registry, () => clock.now()),
+      clock,
+      logger,
+      identity: config.identity,
+      lockTtlMs: config.syncLockTtlMs,
+      members: () => membership.count,
+    });
+    syncSchedules.addHandler(() => {
+      scheduler.notify();
+    });
+    manager.add({ name: 'sync', start: (signal) => scheduler.start(signal) }, 'others');
     manager.add({ name: 'membership', start: (signal) => membership.start(signal) }, 'others');
     manager.add({ name: 'runtime', start: (signal) => supervisor.start(signal) }, 'others');
   }
@@ -298,6 +356,7 @@ export async function runController(config: ControllerConfig, version: string): 
   const exit = await manager.start(stop.signal);
   logger.info({ exit: exit.reason }, 'manager exited');
   await closeWithin(clock, logger, 'HTTP deliverer', DELIVERER_CLOSE_MS, () => deliverer.close());
+  for (const close of closers) await closeWithin(clock, logger, 'sync HTTP deliverer', DELIVERER_CLOSE_MS, close);
   // After the manager: every pipeline has stopped, so no transform is waiting or running.
   if (transforms) await closeWithin(clock, logger, 'transform workers', DELIVERER_CLOSE_MS, () => transforms.close());
   await closeNats(nc, clock, logger, NATS_DRAIN_MS);

@@ -5,3 +5,4 @@ export { syncScheduleReconciler, syncScheduleType, type SyncScheduleReconcilerDe
 export { referencedObjects, shouldEnqueue } from './watch-predicates.ts';
 export { CONTRACT_DRIFT_WINDOW_MS, degradation, runtimeStatusFields, RuntimeViewPoller, type RuntimeView, type RuntimeViewPollerDeps } from './runtime-view.ts';
 export { JetStreamDisabledError, SHARED_BUCKETS, SharedBuckets, type SharedBucketsDeps } from './shared-buckets.ts';
+export { SyncReportView, type SyncReportViewDeps } from './sync-report-view.ts';

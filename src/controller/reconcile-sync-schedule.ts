@@ -1,7 +1,9 @@
 /**
  * Reconciles one SyncSchedule (leader only), level-based, like the Integration reconciler: the
  * spec is checked (parse, cron and time zone, schema, transform, Secrets), the KV bucket that
- * keeps its watermark, locks and change hashes is ensured, and status reports the next run.
+ * keeps its watermark, change hashes and failed-key index and its fallback stream are ensured,
+ * and status reports the next run and what the runs (on any replica) reported: last run,
+ * history, schedule times, failed records, fallback pending, Degraded, and each run's Events.
  *
  * Guarantees: `nextScheduleTime` is computed in the spec's time zone; status is written only when
  * it changed; configuration problems are terminal (`Stalled=True`) until the spec or a referenced
@@ -9,13 +11,13 @@
  * the sync state bucket is kept (it is small, and a re-created SyncSchedule resumes from its
  * watermark); the finalizer is released.
  */
-import { checkSyncScheduleSpec, FINALIZER, formatKubeTime, Reason, SYNC_SCHEDULE, type ReferenceLookup } from '../api/index.ts';
+import { checkSyncScheduleSpec, FINALIZER, formatKubeTime, Reason, SYNC_SCHEDULE, type ReferenceLookup, type SyncReport } from '../api/index.ts';
 import type { EventRecorder, ObjectClient, Reconciler, Store } from '../kube/index.ts';
-import { syncStateBucketName, type JetStreamResources } from '../nats/index.ts';
+import { syncFallbackStreamName, syncFallbackSubject, syncStateBucketName, type JetStreamResources } from '../nats/index.ts';
 import type { Clock, Logger } from '../observability/index.ts';
 import { refOf, resourceType, type FerryObject } from './ferry-object.ts';
 import { ReconcileSteps } from './reconcile-steps.ts';
-import { statusFor } from './status.ts';
+import { statusFor, type DegradedUpdate } from './status.ts';
 
 export const syncScheduleType = resourceType(SYNC_SCHEDULE.plural);
 
@@ -30,10 +32,25 @@ export interface SyncScheduleReconcilerDeps {
   readonly events: EventRecorder;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** The latest run report of a SyncSchedule (see SyncReportView). */
+  report?(namespace: string, name: string, uid: string | undefined): SyncReport | undefined;
+}
+
+/** Dedup window of the sync fallback stream: a parking repeated after a crash is stored once. */
+const SYNC_FALLBACK_DUPLICATE_WINDOW_MS = 24 * 3_600_000;
+
+function degradedFrom(report: SyncReport | undefined): DegradedUpdate | undefined {
+  if (!report) return undefined;
+  const last = report.lastRun;
+  if (last?.result === 'Failed') return { status: 'True', reason: Reason.RunFailed, message: `run ${last.id} failed: ${last.message ?? 'no detail'}` };
+  if (report.degraded) return { status: 'True', reason: report.degraded.reason, message: report.degraded.message };
+  return { status: 'False', reason: Reason.Healthy, message: last ? `last run ${last.id}: ${last.result}` : 'no run yet' };
 }
 
 export function syncScheduleReconciler(deps: SyncScheduleReconcilerDeps): Reconciler {
   const log = deps.logger.child({ controller: 'syncschedule' });
+  /** Per SyncSchedule uid, the run whose Events were emitted (each run's Events once per leader). */
+  const announced = new Map<string, string>();
   const steps = new ReconcileSteps(syncScheduleType, { client: deps.client, events: deps.events, log });
 
   return async (key, signal) => {
@@ -58,6 +75,12 @@ export function syncScheduleReconciler(deps: SyncScheduleReconcilerDeps): Reconc
     const config = check.config;
     try {
       await deps.jetstream.ensureKvBucket({ name: syncStateBucketName(ref), history: 1 });
+      await deps.jetstream.ensureFallbackStream({
+        name: syncFallbackStreamName(ref),
+        subject: syncFallbackSubject(ref),
+        maxAgeMs: config.fallback.retentionMs,
+        duplicateWindowMs: SYNC_FALLBACK_DUPLICATE_WINDOW_MS,
+      });
     } catch (err) {
       await steps.reportProgressing(obj, Reason.ProvisioningFailed, err, generation, now, fields, signal);
       throw err;
@@ -72,8 +95,24 @@ export function syncScheduleReconciler(deps: SyncScheduleReconcilerDeps): Reconc
           message: next ? `next run at ${formatKubeTime(next)} (${config.schedule}, ${config.timeZone})` : `schedule ${config.schedule} has no future run`,
         };
     const wasReady = steps.wasReady(obj);
+    const report = deps.report?.(ref.namespace, ref.name, meta.uid);
+    const fallbackPending = await deps.jetstream.streamMessages(syncFallbackStreamName(ref)).catch(() => undefined);
+    const fromRuns = report
+      ? {
+          ...(report.lastRun ? { lastRun: report.lastRun } : {}),
+          history: report.history,
+          ...(report.lastScheduleTime ? { lastScheduleTime: report.lastScheduleTime } : {}),
+          ...(report.lastSuccessfulTime ? { lastSuccessfulTime: report.lastSuccessfulTime } : {}),
+          failedRecords: report.failedRecords,
+        }
+      : {};
     // null removes a stale nextScheduleTime in the merge patch when suspended.
-    await steps.writeStatus(obj, statusFor(outcome, steps.statusOf(obj), generation, now, { nextScheduleTime: next ? formatKubeTime(next) : null }), signal);
+    const extra = { nextScheduleTime: next ? formatKubeTime(next) : null, ...fromRuns, ...(fallbackPending === undefined ? {} : { fallbackPending }) };
+    await steps.writeStatus(obj, statusFor(outcome, steps.statusOf(obj), generation, now, extra, degradedFrom(report)), signal);
+    if (report?.eventsRunId !== undefined && meta.uid !== undefined && announced.get(meta.uid) !== report.eventsRunId) {
+      announced.set(meta.uid, report.eventsRunId);
+      for (const e of report.events) void deps.events.record(obj, { type: e.type, reason: e.reason, note: e.message, action: 'Sync' });
+    }
     steps.announceReady(obj, wasReady, outcome.reason, outcome.message, fields, 'sync schedule');
     const untilNext = next ? next.getTime() - now : SYNC_RESYNC_MAX_MS;
     return { requeueAfter: Math.min(Math.max(untilNext, 1_000), SYNC_RESYNC_MAX_MS) };

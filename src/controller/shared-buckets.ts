@@ -15,6 +15,7 @@ import {
   FerryNatsError,
   INTEGRATION_STATE_BUCKET,
   MEMBERS_BUCKET,
+  SYNC_RUNS_BUCKET,
   type JetStreamResources,
   type KvBucketSpec,
 } from '../nats/index.ts';
@@ -25,6 +26,7 @@ export const SHARED_BUCKETS: readonly KvBucketSpec[] = [
   { name: INTEGRATION_STATE_BUCKET, history: 1 },
   { name: MEMBERS_BUCKET, history: 1, ttlMs: 15_000 },
   { name: ATTEMPTS_BUCKET, history: 1, ttlMs: ATTEMPTS_TTL_MS },
+  { name: SYNC_RUNS_BUCKET, history: 1 },
 ];
 
 /** The server Ferry is connected to has JetStream switched off: nothing Ferry does can work. */

@@ -17,6 +17,10 @@ export {
   INTEGRATION_STATE_BUCKET,
   MEMBERS_BUCKET,
   syncStateBucketName,
+  SYNC_RUNS_BUCKET,
+  syncRunsKeyPrefix,
+  syncFallbackStreamName,
+  syncFallbackSubject,
   type ObjectRef,
 } from './names.ts';
 export { detectReplication, type Replication } from './replication.ts';
@@ -31,6 +35,7 @@ export {
 } from './provision.ts';
 export { readConsumer, type InboundMessage, type PullReaderOptions } from './pull-reader.ts';
 export { FallbackPublisher, type FallbackMessage } from './fallback-publisher.ts';
+export { fallbackHeaders, fallbackMsgId, type FallbackFacts, type FallbackReason } from './fallback-message.ts';
 export { ConsumerControl } from './consumer-control.ts';
 export { SharedKv, type Versioned } from './shared-kv.ts';
 export {

@@ -54,3 +54,25 @@ export function integrationStateKeyPrefix(ref: ObjectRef): string {
 export function syncStateBucketName(ref: ObjectRef): string {
   return `ferry_sync_${part(ref.namespace)}_${part(ref.name)}`;
 }
+
+/**
+ * Run locks and run reports of every SyncSchedule, keyed `<namespace>.<name>.lock` and
+ * `<namespace>.<name>.report`: small, and in one bucket so one watch serves every replica's
+ * scheduler and the leader's status writer.
+ */
+export const SYNC_RUNS_BUCKET = 'ferry_syncs';
+
+/** Key prefix of one SyncSchedule inside SYNC_RUNS_BUCKET. */
+export function syncRunsKeyPrefix(ref: ObjectRef): string {
+  return `${part(ref.namespace)}.${part(ref.name)}`;
+}
+
+/** The stream that keeps a SyncSchedule's records that failed `failedRecords.maxAttempts` runs. */
+export function syncFallbackStreamName(ref: ObjectRef): string {
+  return `FERRY_SYNC_FALLBACK_${part(ref.namespace)}_${part(ref.name)}`;
+}
+
+/** The single subject of a SyncSchedule's fallback stream (its own token: never an Integration's). */
+export function syncFallbackSubject(ref: ObjectRef): string {
+  return `ferry.syncfallback.${part(ref.namespace)}.${part(ref.name)}`;
+}

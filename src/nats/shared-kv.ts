@@ -5,7 +5,8 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { untilAborted } from '../observability/index.ts';
-import { isStreamNotFound, KvWatchStalledError, translateNatsError } from './errors.ts';
+import { DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
+import { isStreamNotFound, isWrongLastSequence, KvWatchStalledError, translateNatsError } from './errors.ts';
 import { jetstreamClient, lazyJetStreamManager } from './jetstream-manager.ts';
 
 /** How often a watch of a whole bucket checks that it keeps up (see `watchUntilAborted`). */
@@ -71,6 +72,82 @@ export class SharedKv {
         if (i + 1 >= attempts) throw translateNatsError(err, `updating ${this.bucket}/${key}`);
       }
     }
+  }
+
+  /**
+   * Writes `value` only if the key is still at `revision` (0: only if absent). Returns the new
+   * revision, or undefined when another writer got there first — the caller re-reads and decides.
+   */
+  async compareAndSet(key: string, value: unknown, revision: number): Promise<number | undefined> {
+    const kv = await this.open();
+    try {
+      return revision === 0 ? await kv.create(key, JSON.stringify(value)) : await kv.update(key, JSON.stringify(value), revision);
+    } catch (err) {
+      if (isWrongLastSequence(err)) return undefined;
+      // create() on a key that was deleted (a tombstone) reports it the same way as a lost race.
+      throw translateNatsError(err, `updating ${this.bucket}/${key}`);
+    }
+  }
+
+  /**
+   * Writes many values with up to `concurrency` writes in flight: one awaited write after another
+   * would make a run of 100,000 records wait 100,000 round trips. Rejects if any write fails
+   * (after the others settled), so the caller knows the batch is not all stored.
+   */
+  async putMany(entries: Iterable<readonly [string, unknown]>, concurrency = 128): Promise<void> {
+    const kv = await this.open();
+    const iterator = entries[Symbol.iterator]();
+    let failure: Error | undefined;
+    const lane = async (): Promise<void> => {
+      for (let next = iterator.next(); !next.done; next = iterator.next()) {
+        const [key, value] = next.value;
+        try {
+          await kv.put(key, JSON.stringify(value));
+        } catch (err) {
+          failure ??= translateNatsError(err, `writing ${this.bucket}/${key}`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, lane));
+    if (failure !== undefined) throw failure;
+  }
+
+  /**
+   * The current value of every key under `filter` (`a.>`), read with one ordered consumer on the
+   * bucket's stream delivering the last message per subject: a get per key would be one round
+   * trip each, and `keys()` then `get()` two. Deleted keys are left out.
+   */
+  async snapshot<T>(filter: string): Promise<Map<string, T>> {
+    const out = new Map<string, T>();
+    const prefix = `$KV.${this.bucket}.`;
+    try {
+      const consumer = await jetstreamClient(this.nc).consumers.get(`KV_${this.bucket}`, {
+        filter_subjects: [`${prefix}${filter}`],
+        deliver_policy: DeliverPolicy.LastPerSubject,
+      });
+      const info = await consumer.info(true);
+      if (info.num_pending === 0) return out;
+      const messages = await consumer.consume();
+      try {
+        for await (const m of messages) {
+          this.takeEntry(m, prefix, out);
+          if (m.info.pending === 0) break;
+        }
+      } finally {
+        messages.stop();
+      }
+      return out;
+    } catch (err) {
+      if (isStreamNotFound(err)) return out;
+      throw translateNatsError(err, `reading ${this.bucket}/${filter}`);
+    }
+  }
+
+  private takeEntry<T>(m: JsMsg, prefix: string, out: Map<string, T>): void {
+    const key = m.subject.slice(prefix.length);
+    const op = m.headers?.get('KV-Operation');
+    if (op === 'DEL' || op === 'PURGE' || m.data.length === 0) out.delete(key);
+    else out.set(key, m.json<T>());
   }
 
   async delete(key: string): Promise<void> {

@@ -50,7 +50,11 @@ export interface CompileContext {
   readonly clock: Clock;
 }
 
-function authProvider(credentials: AuthCredentials | undefined, ctx: CompileContext): AuthProvider | undefined {
+/**
+ * Outbound credentials as an auth provider; shared with SyncSchedule runs (through the composition
+ * root), so both kinds authenticate — OAuth2 token cache included — the same way.
+ */
+export function authProvider(credentials: AuthCredentials | undefined, ctx: Pick<CompileContext, 'deliverer' | 'tokenCache' | 'clock'>): AuthProvider | undefined {
   switch (credentials?.kind) {
     case undefined:
       return undefined;

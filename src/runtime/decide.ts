@@ -4,8 +4,9 @@
  * table is a branch here, so the contract is read and tested in one place.
  */
 import { backoffDelay, classify, retryDelay, type BreakerVerdict, type ClassifyPolicy, type DeliveryOutcome } from '../delivery/index.ts';
+import type { FallbackReason } from '../nats/index.ts';
 
-export type FallbackReason = 'invalid' | 'transform' | 'exhausted' | 'rejected' | 'contract';
+export type { FallbackReason };
 
 export type Decision = (
   | { readonly kind: 'ack' }

@@ -3,9 +3,9 @@
  * deliver → ack / nak(delay) / park in the fallback stream and term.
  */
 export { Admission } from './admission.ts';
-export { compileIntegration, type CompiledIntegration, type CompileContext } from './compile-integration.ts';
+export { authProvider, compileIntegration, type CompiledIntegration, type CompileContext } from './compile-integration.ts';
+export { applyMapping } from './transform.ts';
 export { decide, type AttemptFacts, type Decision, type FallbackReason, type RetryPolicy } from './decide.ts';
-export { fallbackHeaders, fallbackMsgId, type FallbackFacts } from './fallback-message.ts';
 export { FERRY_IDEMPOTENCY_KEY_HEADER, idempotencyKey, type IdempotencyKey, type IdempotencyKeySource, type KeyedEvent } from './idempotency.ts';
 export { LeaseKeeper } from './lease-keeper.ts';
 export { Membership } from './membership.ts';

@@ -50,6 +50,8 @@ import {
   readConsumer,
   statsKey,
   throttleKey,
+  fallbackHeaders,
+  fallbackMsgId,
   fallbackSubject,
   type AttemptLedger,
   type AttemptRecord,
@@ -67,7 +69,6 @@ import { Admission } from './admission.ts';
 import type { CompiledIntegration } from './compile-integration.ts';
 import { decodeEvent } from './decode.ts';
 import { decide, type Decision, type FallbackReason } from './decide.ts';
-import { fallbackHeaders, fallbackMsgId } from './fallback-message.ts';
 import { idempotencyKey } from './idempotency.ts';
 import type { LeaseKeeper } from './lease-keeper.ts';
 import type { EventOutcome, IntegrationMetrics, RuntimeMetrics } from './metrics.ts';

@@ -253,7 +253,7 @@ describe('generated CRDs on a real API server', () => {
     assert.ok(igVersion?.subresources?.status, 'Integration has a status subresource');
     assert.ok(ssVersion?.subresources?.status, 'SyncSchedule has a status subresource');
     assert.deepEqual(igVersion.additionalPrinterColumns?.map((c) => c.name), ['Ready', 'Reason', 'Delivered', 'Fallback', 'Suspended', 'Age']);
-    assert.deepEqual(ssVersion.additionalPrinterColumns?.map((c) => c.name), ['Ready', 'Reason', 'Last run', 'Last schedule', 'Fallback', 'Schedule', 'Suspended', 'Age']);
+    assert.deepEqual(ssVersion.additionalPrinterColumns?.map((c) => c.name), ['Ready', 'Reason', 'Last run', 'Result', 'Next run', 'Fallback', 'Schedule', 'Suspended', 'Age']);
   });
 
   for (const [kind, path, parseSpec] of [

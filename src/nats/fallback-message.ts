@@ -1,12 +1,18 @@
 /**
- * Builds the fallback stream entry for an event: the original payload byte for byte, the
- * original headers, and Ferry's headers saying why and how it got here (DESIGN.md lists them).
- * Pure; the pipeline publishes it and terms the source message after the PubAck.
+ * Builds the fallback stream entry for what could not be delivered — an Integration's event or a
+ * SyncSchedule's record: the original payload byte for byte, the original headers, and Ferry's
+ * headers saying why and how it got here (DESIGN.md lists them). One builder for both kinds, so an
+ * SRE (and redrive) reads one format. Pure; the caller publishes it.
  */
-import type { FallbackReason } from './decide.ts';
+
+/** Why something was parked; the same words for both kinds. */
+export type FallbackReason = 'invalid' | 'transform' | 'exhausted' | 'rejected' | 'contract';
 
 export interface FallbackFacts {
-  readonly integration: string;
+  /** `<namespace>/<name>` of the Integration (absent for a SyncSchedule record). */
+  readonly integration?: string | undefined;
+  /** `<namespace>/<name>` of the SyncSchedule whose record this is. */
+  readonly syncSchedule?: string | undefined;
   readonly reason: FallbackReason;
   readonly error: string;
   readonly httpStatus?: number | undefined;
@@ -17,9 +23,13 @@ export interface FallbackFacts {
   /** Absent when no attempt was made. */
   readonly firstAttemptMs?: number | undefined;
   readonly lastAttemptMs?: number | undefined;
-  readonly sourceStream: string;
-  readonly sourceSequence: number;
-  readonly sourceSubject: string;
+  /** Where an event came from (Integration). */
+  readonly sourceStream?: string | undefined;
+  readonly sourceSequence?: number | undefined;
+  readonly sourceSubject?: string | undefined;
+  /** Where a record came from and its key (SyncSchedule). */
+  readonly sourceUrl?: string | undefined;
+  readonly recordKey?: string | undefined;
   readonly idempotencyKey: string | undefined;
 }
 
@@ -55,6 +65,7 @@ export function fallbackHeaders(
     if (value !== undefined) out.set(name, [oneLine(String(value))]);
   };
   set('Ferry-Integration', facts.integration);
+  set('Ferry-Sync-Schedule', facts.syncSchedule);
   set('Ferry-Reason', facts.reason);
   set('Ferry-Error', facts.error);
   set('Ferry-Http-Status', facts.httpStatus);
@@ -66,6 +77,8 @@ export function fallbackHeaders(
   set('Ferry-Source-Sequence', facts.sourceSequence);
   set('Ferry-Source-Subject', facts.sourceSubject);
   set('Ferry-Source-Msg-Id', sourceMsgId);
+  set('Ferry-Source-Url', facts.sourceUrl);
+  set('Ferry-Record-Key', facts.recordKey);
   set('Ferry-Idempotency-Key', facts.idempotencyKey);
   return out;
 }
