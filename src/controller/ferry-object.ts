@@ -36,6 +36,7 @@ export function statusUnchanged(current: FerryObjectStatus | undefined, next: Fe
 }
 
 function normalise(value: unknown): unknown {
-  // JSON round trip: drops `undefined` fields and readonly-array distinctions alike.
-  return value === undefined ? undefined : (JSON.parse(JSON.stringify(value)) as unknown);
+  // JSON round trip: drops `undefined` fields and readonly-array distinctions alike. A null is
+  // how a merge patch removes a field: the same as absent.
+  return value === undefined ? undefined : (JSON.parse(JSON.stringify(value), (_k, v: unknown) => (v === null ? undefined : v)) as unknown);
 }

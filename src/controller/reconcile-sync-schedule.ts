@@ -11,7 +11,7 @@
  * the sync state bucket is kept (it is small, and a re-created SyncSchedule resumes from its
  * watermark); the finalizer is released.
  */
-import { checkSyncScheduleSpec, FINALIZER, formatKubeTime, Reason, SYNC_SCHEDULE, type ReferenceLookup, type SyncReport } from '../api/index.ts';
+import { checkSyncScheduleSpec, FINALIZER, formatKubeTime, Reason, SYNC_SCHEDULE, syncRunSchema, type ReferenceLookup, type SyncReport, type SyncRun } from '../api/index.ts';
 import type { EventRecorder, ObjectClient, Reconciler, Store } from '../kube/index.ts';
 import { syncFallbackStreamName, syncFallbackSubject, syncStateBucketName, type JetStreamResources } from '../nats/index.ts';
 import type { Clock, Logger } from '../observability/index.ts';
@@ -38,6 +38,16 @@ export interface SyncScheduleReconcilerDeps {
 
 /** Dedup window of the sync fallback stream: a parking repeated after a crash is stored once. */
 const SYNC_FALLBACK_DUPLICATE_WINDOW_MS = 24 * 3_600_000;
+
+/**
+ * A run as a merge patch: every field the new run lacks is null, so no field of the previous
+ * run (its message, its mismatches) survives the patch into the new one.
+ */
+function runPatch(run: SyncRun): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(syncRunSchema.shape)) out[k] = (run as Record<string, unknown>)[k] ?? null;
+  return out;
+}
 
 function degradedFrom(report: SyncReport | undefined): DegradedUpdate | undefined {
   if (!report) return undefined;
@@ -99,7 +109,7 @@ export function syncScheduleReconciler(deps: SyncScheduleReconcilerDeps): Reconc
     const fallbackPending = await deps.jetstream.streamMessages(syncFallbackStreamName(ref)).catch(() => undefined);
     const fromRuns = report
       ? {
-          ...(report.lastRun ? { lastRun: report.lastRun } : {}),
+          ...(report.lastRun ? { lastRun: runPatch(report.lastRun) } : {}),
           history: report.history,
           ...(report.lastScheduleTime ? { lastScheduleTime: report.lastScheduleTime } : {}),
           ...(report.lastSuccessfulTime ? { lastSuccessfulTime: report.lastSuccessfulTime } : {}),

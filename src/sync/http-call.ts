@@ -86,6 +86,7 @@ export class HttpCaller {
     const { clock, signal } = this.o;
     let lastError = 'no attempt made';
     let lastStatus: number | undefined;
+    let lastBody: string | undefined;
     for (let attempt = 1; attempt <= SYNC_MAX_ATTEMPTS; attempt++) {
       await this.admit();
       const breaker = this.o.breaker;
@@ -100,7 +101,7 @@ export class HttpCaller {
         breaker?.record(outcome.kind === 'refused' ? 'neutral' : 'failure');
         lastError = err instanceof Error ? err.message : String(err);
         if (outcome.kind === 'refused') throw new HttpCallFailed(lastError, undefined, attempt);
-        await this.wait(backoffDelay(attempt, SYNC_BACKOFF, this.o.random));
+        if (attempt < SYNC_MAX_ATTEMPTS) await this.wait(backoffDelay(attempt, SYNC_BACKOFF, this.o.random));
         continue;
       }
       const s = response.status;
@@ -127,6 +128,7 @@ export class HttpCaller {
         breaker?.record(s >= 500 ? 'failure' : 'neutral');
         lastError = `HTTP ${s}`;
         lastStatus = s;
+        lastBody = response.body.slice(0, 1024);
         if (attempt < SYNC_MAX_ATTEMPTS) await this.wait(backoffDelay(attempt, SYNC_BACKOFF, this.o.random));
         continue;
       }
@@ -134,7 +136,7 @@ export class HttpCaller {
       if (this.throttle && this.bucket) this.bucket.setRate(Math.max(0.01, this.throttle.currentRate()));
       return response;
     }
-    throw new HttpCallFailed(`${lastError} after ${SYNC_MAX_ATTEMPTS} attempts`, lastStatus, SYNC_MAX_ATTEMPTS);
+    throw new HttpCallFailed(`${lastError} after ${SYNC_MAX_ATTEMPTS} attempts`, lastStatus, SYNC_MAX_ATTEMPTS, lastBody);
   }
 
   /** Waits for the Retry-After hold and a token; refuses a wait that would pass the deadline. */

@@ -468,7 +468,7 @@ export class SyncRunner {
         const before = this.counts.written;
         const items = [...missing, ...different].map((k) => {
           const m = this.mapped.get(k);
-          return m ? { key: k, body: m.body, hash: m.hash, source: m.source } : undefined;
+          return m ? { key: k, body: m.body, hash: m.hash, source: m.source, keySalt: `repair-${this.d.runId}` } : undefined;
         });
         await this.write(items.filter((i) => i !== undefined));
         await this.flushPending();
@@ -505,7 +505,7 @@ export class SyncRunner {
     }
     if (this.d.spec.reconcile.dryRun) return;
     await pool(deletes, WRITE_CONCURRENCY, async (d) => {
-      const r = await this.writer.delete(d.key, d.source ?? {});
+      const r = await this.writer.delete(d.key, d.source ?? {}, this.d.runId);
       if (r.ok) {
         this.counts.deleted++;
         this.hashes.delete(d.key);

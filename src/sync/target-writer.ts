@@ -25,6 +25,12 @@ export interface WriteItem {
   readonly hash: string;
   /** The source record (URL templates read from it). */
   readonly source: unknown;
+  /**
+   * Makes the idempotency key differ from the record's first write. A repair rewrites content the
+   * target already acknowledged once (then lost or changed): under the same key a target that
+   * honours keys would replay its old answer and apply nothing.
+   */
+  readonly keySalt?: string | undefined;
 }
 
 export type WriteResult =
@@ -90,7 +96,7 @@ export class TargetWriter {
       if (err instanceof TemplateValueError || err instanceof TemplatePointerMissingError) return { ok: false, reason: 'rejected', error: `target.url: ${err.message}` };
       throw err;
     }
-    return this.judge(await this.send(url, this.c.method, item.body, writeKey(this.c.scope, item.key, item.hash)));
+    return this.judge(await this.send(url, this.c.method, item.body, writeKey(this.c.scope, item.key, item.keySalt === undefined ? item.hash : `${item.hash}:${item.keySalt}`)));
   }
 
   /** Writes records in one batch request (or splits it); one result per item, in order. */
@@ -100,7 +106,7 @@ export class TargetWriter {
       return only ? [await this.write(only)] : [];
     }
     const url = renderTemplate(this.c.url, {}, 'url');
-    const key = writeKey(this.c.scope, 'batch', createHash('sha256').update(items.map((i) => `${i.key}\u0000${i.hash}`).join('\u0001')).digest('base64url'));
+    const key = writeKey(this.c.scope, 'batch', createHash('sha256').update(items.map((i) => `${i.key}\u0000${i.hash}\u0000${i.keySalt ?? ''}`).join('\u0001')).digest('base64url'));
     const sent = await this.send(url, this.c.method, setAt(pointer(this.c.batch.itemsPath), items.map((i) => i.body)), key);
     if ('failed' in sent) return items.map(() => sent.failed);
     const r = sent.response;
@@ -116,6 +122,8 @@ export class TargetWriter {
         const res: unknown = results[i];
         const status = valueAt(res, this.statusAt);
         if (typeof status === 'number' && status >= 200 && status <= 299) return { ok: true, status };
+        const skipped = typeof status === 'number' ? this.skippedByMode(status) : undefined;
+        if (skipped) return skipped;
         const error = valueAt(res, ['error']);
         return {
           ok: false,
@@ -132,10 +140,13 @@ export class TargetWriter {
     return [...(await this.writeBatch(items.slice(0, mid))), ...(await this.writeBatch(items.slice(mid)))];
   }
 
-  /** Deletes one record by key (mode Mirror). A 404 is a success: it is gone either way. */
-  async delete(key: string, source: unknown): Promise<WriteResult> {
+  /**
+   * Deletes one record by key (mode Mirror). A 404 is a success: it is gone either way. `salt`
+   * (the run id) keeps a later delete of a re-created record from replaying an old answer.
+   */
+  async delete(key: string, source: unknown, salt: string): Promise<WriteResult> {
     const url = renderTemplate(this.c.deleteUrl, source, 'url');
-    const sent = await this.send(url, 'DELETE', undefined, writeKey(this.c.scope, key, 'delete'));
+    const sent = await this.send(url, 'DELETE', undefined, writeKey(this.c.scope, key, `delete:${salt}`));
     if ('response' in sent && sent.response.status === 404) return { ok: true, status: 404 };
     return this.judge(sent);
   }
@@ -157,12 +168,19 @@ export class TargetWriter {
     }
   }
 
+  /** Mode Update: 404 means "not in the target", skipped. Mode Insert: 409 means "already there". */
+  private skippedByMode(status: number): WriteResult | undefined {
+    if (this.c.mode === 'update' && status === 404) return { ok: true, status: 404, skipped: 'absent' };
+    if (this.c.mode === 'insert' && status === 409) return { ok: true, status: 409, skipped: 'exists' };
+    return undefined;
+  }
+
   private judge(sent: { response: DeliveryResponse } | { failed: WriteResult & { ok: false } }): WriteResult {
     if ('failed' in sent) return sent.failed;
     const r = sent.response;
     if (this.c.successCodes.includes(r.status)) return { ok: true, status: r.status };
-    if (this.c.mode === 'update' && r.status === 404) return { ok: true, status: 404, skipped: 'absent' };
-    if (this.c.mode === 'insert' && r.status === 409) return { ok: true, status: 409, skipped: 'exists' };
+    const skipped = this.skippedByMode(r.status);
+    if (skipped) return skipped;
     return { ok: false, reason: 'rejected', status: r.status, error: `HTTP ${r.status}`, body: r.body.slice(0, 1024) };
   }
 }

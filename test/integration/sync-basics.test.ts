@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { kubectl } from '../support/crds.ts';
 import { NS, setupRuntimeEnv, type RuntimeEnv } from '../support/runtime-harness.ts';
 import { contacts, startCrm, startErp, type Crm, type Erp } from '../support/sync-apis.ts';
 import { applySyncSchedule, assertMirrors, CRM_TOKEN, ERP_TOKEN, lastRun, putTokens, runNow, syncFallbackMessages, syncSpec } from '../support/sync-harness.ts';
@@ -55,6 +56,23 @@ describe('SyncSchedule runs', { timeout: 600_000 }, () => {
       assert.equal(erp.stats().writesApplied, 0);
     });
   }
+
+  it('kubectl get ss shows Last run, Result and Next run; metrics count runs and records', async () => {
+    const { crm, erp } = await apis();
+    crm.seed(contacts(50));
+    const name = 'columns';
+    await applySyncSchedule(r, name, syncSpec({ name, crm, erp }));
+    await runNow(r, name);
+    const out = await kubectl(r.env.kubeconfigPath, ['get', 'ss', '-n', NS, name]);
+    const [header, row] = out.stdout.trim().split('\n');
+    assert.match(header ?? '', /NAME\s+READY\s+REASON\s+LAST RUN\s+RESULT\s+NEXT RUN\s+FALLBACK\s+AGE/);
+    assert.match(row ?? '', new RegExp(`^${name}\\s+True\\s+Scheduled\\s+\\S+\\s+Succeeded\\s+\\S+\\s+0\\s+`));
+    const metrics = await r.operators[0]?.metrics();
+    assert.match(metrics ?? '', new RegExp(`ferry_sync_runs_total\\{namespace="${NS}",syncschedule="${name}",result="Succeeded"\\} 1`));
+    assert.match(metrics ?? '', new RegExp(`ferry_sync_records_total\\{namespace="${NS}",syncschedule="${name}",outcome="written"\\} 50`));
+    assert.match(metrics ?? '', new RegExp(`ferry_sync_seconds_since_last_success\\{namespace="${NS}",syncschedule="${name}"\\} \\d`));
+    assert.match(metrics ?? '', new RegExp(`ferry_sync_run_duration_seconds_count\\{namespace="${NS}",syncschedule="${name}",result="Succeeded"\\} 1`));
+  });
 
   it('a full (non-incremental) re-sync reports unchanged: N; 1% changed → exactly those are written', async () => {
     const { crm, erp } = await apis();
