@@ -241,28 +241,43 @@ export class SyncRunner {
     const cursorAt = inc ? pointer(inc.field) : undefined;
     let partial: string | undefined;
     let complete = false;
+    const pages = readPages(this.collection(query), this.d.source);
+    // The next page is fetched while this one is written, and a page's hashes are stored while
+    // the next is processed: reading, writing and KV round trips overlap instead of adding up.
+    let flushing: Promise<void> = Promise.resolve();
     try {
-      for await (const page of readPages(this.collection(query), this.d.source)) {
+      let next = pages.next();
+      next.catch(() => undefined);
+      for (;;) {
+        const step = await next;
+        if (step.done) break;
+        const page = step.value;
+        next = pages.next();
+        next.catch(() => undefined);
         const observed: Observed[] = [];
-        const work: { prepared: Prepared; observed: Observed | undefined }[] = [];
+        const work: Prepared[] = [];
         for (const record of page.records) {
-          let obs: Observed | undefined;
           if (inc && cursorAt) {
             const c = cursorMs(record, cursorAt, inc.format);
             if (c !== undefined && upper !== undefined && c > upper) continue;
             if (c !== undefined && lower !== undefined && c < lower) this.staleRecords++;
-            obs = tracker.observe(c);
-            observed.push(obs);
+            observed.push(tracker.observe(c));
           }
           this.counts.fetched++;
-          work.push({ prepared: await this.prepare(record), observed: obs });
+          work.push(await this.prepare(record));
         }
-        await this.apply(work.map((w) => w.prepared));
+        await this.apply(work);
         for (const o of observed) tracker.resolve(o);
-        await this.flushPending();
+        await flushing;
+        flushing = this.flushPending();
+        flushing.catch(() => undefined);
       }
+      await flushing;
       complete = true;
     } catch (err) {
+      // Not awaited: it waits for a prefetch in flight, which may take its full timeout.
+      pages.return(undefined).catch(() => undefined);
+      await flushing.catch(() => undefined);
       if (!(err instanceof RunBudgetExhaustedError)) throw err;
       partial = err.message;
       await this.flushPending();
