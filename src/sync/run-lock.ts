@@ -12,6 +12,9 @@
  */
 import type { SharedKv, Versioned } from '../nats/index.ts';
 
+/** Compare-and-set attempts of a renewal or release that races with skips being recorded. */
+const CAS_ATTEMPTS = 5;
+
 export interface LockRecord {
   readonly owner?: string | undefined;
   readonly runId?: string | undefined;
@@ -75,17 +78,37 @@ export class RunLock {
     return { kind: 'acquired', revision: rev, replaced: isHeld(lock, o.now) ? lock?.runId : undefined };
   }
 
-  /** Extends the lease; undefined when the record changed (replaced or taken over): stop. */
-  async renew(revision: number, runId: string, now: number, ttlMs: number): Promise<number | undefined> {
-    const current = await this.read();
-    if (!current || current.revision !== revision || current.value.runId !== runId) return undefined;
-    return this.kv.compareAndSet(this.key, { ...current.value, expiresAt: now + ttlMs }, revision);
+  /**
+   * Extends the lease; undefined when another run holds the record (replaced or taken over): stop.
+   *
+   * Judged by `runId`, not by the revision the holder last wrote: a Forbid skip or an expired slot
+   * recorded by any replica rewrites the record (`lastSlot`, `lastManual`) and keeps the holder,
+   * so a revision check took every such skip for a takeover and killed the run it had just
+   * deferred to. A lost race with such a writer is re-read and retried; if it keeps losing, this
+   * throws and the caller tries again at its next renewal, well within the TTL.
+   */
+  async renew(runId: string, now: number, ttlMs: number): Promise<number | undefined> {
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const current = await this.read();
+      if (!current || current.value.runId !== runId) return undefined;
+      const rev = await this.kv.compareAndSet(this.key, { ...current.value, expiresAt: now + ttlMs }, current.revision);
+      if (rev !== undefined) return rev;
+    }
+    throw new Error(`renewing ${this.key}: lost ${CAS_ATTEMPTS} races in a row`);
   }
 
-  /** Gives the lock up at the end of a run; a record that changed meanwhile is left alone. */
-  async release(revision: number, runId: string): Promise<void> {
-    const current = await this.read();
-    if (!current || current.revision !== revision || current.value.runId !== runId) return;
-    await this.kv.compareAndSet(this.key, { lastSlot: current.value.lastSlot, lastManual: current.value.lastManual }, revision);
+  /**
+   * Gives the lock up at the end of a run; a record another run holds is left alone. By `runId`
+   * for the reason given at {@link renew}: with a revision check, a slot skipped during the run
+   * left the lock held until its TTL ran out, so the next slot was skipped too.
+   */
+  async release(runId: string): Promise<void> {
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const current = await this.read();
+      if (!current || current.value.runId !== runId) return;
+      const rev = await this.kv.compareAndSet(this.key, { lastSlot: current.value.lastSlot, lastManual: current.value.lastManual }, current.revision);
+      if (rev !== undefined) return;
+    }
+    throw new Error(`releasing ${this.key}: lost ${CAS_ATTEMPTS} races in a row`);
   }
 }

@@ -178,11 +178,10 @@ export class SyncScheduler {
     const meta = obj.metadata ?? {};
     const ref = { namespace: meta.namespace ?? '', name: meta.name ?? '' };
     const prefix = syncRunsKeyPrefix(ref);
-    if (this.active.has(prefix)) {
-      // Only Replace acts while this replica runs it; fall through to find a due slot.
-      const spec0 = this.compile(obj, now);
-      if (spec0?.concurrencyPolicy !== 'Replace') return;
-    }
+    // A run of it active here does not end the look: a trigger due meanwhile goes through
+    // acquire, which under Forbid records it Skipped (and marks it taken) and under Replace takes
+    // the lock. Returning early here for Forbid recorded no skip and, worse, ran the missed slot
+    // late as soon as the long run ended, back to back, off its slot.
     const spec = this.compile(obj, now);
     if (!spec) return;
     const lock = this.locks.get(prefix);
@@ -208,8 +207,6 @@ export class SyncScheduler {
     if (!trigger) return;
     const id = `${prefix}|${trigger.kind === 'slot' ? trigger.slot : `m:${trigger.value}`}`;
     if (this.pending.has(id)) return;
-    // Forbid with the lock visibly held elsewhere still goes through acquire: it records Skipped.
-    if (this.active.has(prefix) && spec.concurrencyPolicy !== 'Replace') return;
     this.pending.add(id);
     deadline ??= now + 24 * 3_600_000;
     void this.attempt(ref, prefix, meta.uid ?? '', spec, trigger, deadline)
@@ -265,19 +262,17 @@ export class SyncScheduler {
       await previous.done;
     }
     const abort = new AbortController();
-    let revision = got.revision;
     const renew = async (): Promise<void> => {
       const stopped = (): boolean => abort.signal.aborted;
       while (!stopped()) {
         await this.d.clock.sleep(this.ttl / 3, abort.signal).catch(() => undefined);
         if (stopped()) return;
         try {
-          const next = await lock.renew(revision, runId, this.d.clock.now(), this.ttl);
-          if (next === undefined) {
+          // By run id, not revision: skips recorded meanwhile rewrite the record (see RunLock.renew).
+          if ((await lock.renew(runId, this.d.clock.now(), this.ttl)) === undefined) {
             abort.abort(new RunLockLostError('the run lock was taken over (replaced, or it expired while this run was paused)'));
             return;
           }
-          revision = next;
         } catch (err) {
           log.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not renew the run lock; trying again');
         }
@@ -290,7 +285,7 @@ export class SyncScheduler {
       } finally {
         abort.abort();
         await renewing;
-        await lock.release(revision, runId).catch((err: unknown) => {
+        await lock.release(runId).catch((err: unknown) => {
           log.warn({ err: err instanceof Error ? err.message : String(err) }, 'could not release the run lock; it expires on its own');
         });
         if (this.active.get(prefix)?.runId === runId) this.active.delete(prefix);
