@@ -85,6 +85,8 @@ export class SyncScheduler {
   private readonly pending = new Set<string>();
   private readonly compiled = new Map<string, { inputs: string; spec: CompiledSyncScheduleSpec | undefined }>();
   private wake: (() => void) | undefined;
+  /** Per SyncSchedule, what its last look saw when nothing was due, and until when that holds. */
+  private readonly idle = new Map<string, { spec: CompiledSyncScheduleSpec; lock: LockRecord | undefined; manual: string | undefined; until: number | undefined }>();
 
   constructor(deps: SyncSchedulerDeps) {
     this.d = deps;
@@ -172,6 +174,7 @@ export class SyncScheduler {
       }
     }
     for (const key of this.compiled.keys()) if (!present.has(key)) this.compiled.delete(key);
+    if (this.idle.size > present.size) this.idle.clear();
   }
 
   private consider(obj: SyncScheduleObject, now: number): void {
@@ -186,6 +189,11 @@ export class SyncScheduler {
     if (!spec) return;
     const lock = this.locks.get(prefix);
     const manual = meta.annotations?.[RUN_NOW_ANNOTATION];
+    // Nothing changed since the last look and the next slot is still ahead: no cron evaluation
+    // (about 80 µs in a time zone), so a thousand idle SyncSchedules cost nothing per tick.
+    const idle = this.idle.get(prefix);
+    if (idle && idle.spec === spec && idle.lock === lock && idle.manual === manual && idle.until !== undefined && now < idle.until) return;
+    this.idle.delete(prefix);
     let trigger: Trigger | undefined;
     let deadline: number | undefined;
     const notBefore = new Date(meta.creationTimestamp ? Date.parse(meta.creationTimestamp) : now);
@@ -204,7 +212,10 @@ export class SyncScheduler {
       this.skipExpired(ref, prefix, meta.uid ?? '', plan.expired.slot.getTime(), spec.startingDeadlineMs);
       return;
     }
-    if (!trigger) return;
+    if (!trigger) {
+      if (plan.kind === 'wait' && !plan.expired) this.idle.set(prefix, { spec, lock, manual, until: plan.next?.getTime() });
+      return;
+    }
     const id = `${prefix}|${trigger.kind === 'slot' ? trigger.slot : `m:${trigger.value}`}`;
     if (this.pending.has(id)) return;
     this.pending.add(id);
