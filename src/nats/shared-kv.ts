@@ -115,9 +115,10 @@ export class SharedKv {
   /**
    * The current value of every key under `filter` (`a.>`), read with one ordered consumer on the
    * bucket's stream delivering the last message per subject: a get per key would be one round
-   * trip each, and `keys()` then `get()` two. Deleted keys are left out.
+   * trip each, and `keys()` then `get()` two. Deleted keys are left out. `decodeKey` maps each
+   * stored key (without the bucket prefix) to the map's key.
    */
-  async snapshot<T>(filter: string): Promise<Map<string, T>> {
+  async snapshot<T>(filter: string, decodeKey: (key: string) => string = (k) => k): Promise<Map<string, T>> {
     const out = new Map<string, T>();
     const prefix = `$KV.${this.bucket}.`;
     try {
@@ -126,12 +127,16 @@ export class SharedKv {
         deliver_policy: DeliverPolicy.LastPerSubject,
       });
       const info = await consumer.info(true);
-      if (info.num_pending === 0) return out;
+      const expected = info.num_pending;
+      if (expected === 0) return out;
       const messages = await consumer.consume();
       try {
+        // Counted against num_pending (one last message per subject at the time of the info):
+        // `m.info.pending` parses every message's reply subject.
+        let received = 0;
         for await (const m of messages) {
-          this.takeEntry(m, prefix, out);
-          if (m.info.pending === 0) break;
+          this.takeEntry(m, prefix, out, decodeKey);
+          if (++received >= expected) break;
         }
       } finally {
         messages.stop();
@@ -143,11 +148,22 @@ export class SharedKv {
     }
   }
 
-  private takeEntry<T>(m: JsMsg, prefix: string, out: Map<string, T>): void {
-    const key = m.subject.slice(prefix.length);
+  private takeEntry<T>(m: JsMsg, prefix: string, out: Map<string, T>, decodeKey: (key: string) => string): void {
+    const key = decodeKey(m.subject.slice(prefix.length));
     const op = m.headers?.get('KV-Operation');
     if (op === 'DEL' || op === 'PURGE' || m.data.length === 0) out.delete(key);
     else out.set(key, m.json<T>());
+  }
+
+  /** The bucket's last sequence: it changes with every write, so equal means unchanged. */
+  async lastSequence(): Promise<number | undefined> {
+    try {
+      const jsm = await this.manager();
+      return (await jsm.streams.info(`KV_${this.bucket}`)).state.last_seq;
+    } catch (err) {
+      if (isStreamNotFound(err)) return undefined;
+      throw translateNatsError(err, `reading the state of ${this.bucket}`);
+    }
   }
 
   async delete(key: string): Promise<void> {

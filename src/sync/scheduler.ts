@@ -85,6 +85,8 @@ export class SyncScheduler {
   private readonly pending = new Set<string>();
   private readonly compiled = new Map<string, { inputs: string; spec: CompiledSyncScheduleSpec | undefined }>();
   private wake: (() => void) | undefined;
+  /** Per SyncSchedule that ran here, its hashes after the run and the bucket version then. */
+  private readonly hashCaches = new Map<string, { uid: string; version: number; hashes: Map<string, string> }>();
   /** Per SyncSchedule, what its last look saw when nothing was due, and until when that holds. */
   private readonly idle = new Map<string, { spec: CompiledSyncScheduleSpec; lock: LockRecord | undefined; manual: string | undefined; until: number | undefined }>();
 
@@ -175,6 +177,10 @@ export class SyncScheduler {
     }
     for (const key of this.compiled.keys()) if (!present.has(key)) this.compiled.delete(key);
     if (this.idle.size > present.size) this.idle.clear();
+    if (this.hashCaches.size > 0) {
+      const live = new Set([...present].map((k) => syncRunsKeyPrefix({ namespace: k.slice(0, k.indexOf('/')), name: k.slice(k.indexOf('/') + 1) })));
+      for (const prefix of this.hashCaches.keys()) if (!live.has(prefix)) this.hashCaches.delete(prefix);
+    }
   }
 
   private consider(obj: SyncScheduleObject, now: number): void {
@@ -339,6 +345,17 @@ export class SyncScheduler {
       runId,
       scheduled,
       signal,
+      hashCache: {
+        take: () => {
+          const prefix = syncRunsKeyPrefix(ref);
+          const c = this.hashCaches.get(prefix);
+          this.hashCaches.delete(prefix);
+          return c?.uid === uid ? c : undefined;
+        },
+        put: (version, hashes) => {
+          this.hashCaches.set(syncRunsKeyPrefix(ref), { uid, version, hashes });
+        },
+      },
     });
     log.info({ scheduled }, 'sync run started');
     await runner.run();

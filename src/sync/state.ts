@@ -56,11 +56,13 @@ export class SyncState {
   }
 
   /** Every stored content hash, by key. */
-  async hashes(): Promise<Map<string, string>> {
-    const raw = await this.kv.snapshot<string>('h.>');
-    const out = new Map<string, string>();
-    for (const [k, v] of raw) out.set(tokenKey(k.slice(2)), v);
-    return out;
+  hashes(): Promise<Map<string, string>> {
+    return this.kv.snapshot<string>('h.>', (k) => tokenKey(k.slice(2)));
+  }
+
+  /** Changes with every write to the bucket (by any replica): equal means nothing changed. */
+  version(): Promise<number | undefined> {
+    return this.kv.lastSequence();
   }
 
   putHashes(entries: readonly (readonly [key: string, hash: string])[]): Promise<void> {

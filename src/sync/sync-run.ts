@@ -53,6 +53,17 @@ export interface RunDeps {
   /** True for a scheduled slot, false for `ferry.dev/run-now`. */
   readonly scheduled: boolean;
   readonly signal: AbortSignal;
+  /**
+   * This replica's copy of the hashes from its last run of this SyncSchedule, kept with the
+   * bucket's version: reused when nothing wrote to the bucket since, instead of reading every
+   * hash again (100,000 keys: about 1.5 s).
+   */
+  readonly hashCache?: HashCache;
+}
+
+export interface HashCache {
+  take(): { readonly version: number; readonly hashes: Map<string, string> } | undefined;
+  put(version: number, hashes: Map<string, string>): void;
 }
 
 interface Counts {
@@ -154,8 +165,12 @@ export class SyncRunner {
     try {
       const stored = await this.d.state.watermark();
       watermark = stored?.value.value;
-      [this.hashes, this.failedIndex] = await Promise.all([this.d.state.hashes(), this.d.state.failed()]);
-      const read = await this.readAndWrite(started, watermark);
+      // Loaded while the first page is fetched.
+      const loading = Promise.all([this.loadHashes(), this.d.state.failed()]);
+      loading.catch(() => undefined);
+      const read = await this.readAndWrite(started, watermark, async () => {
+        [this.hashes, this.failedIndex] = await loading;
+      });
       if (read.partial) {
         result = 'Partial';
         note = read.partial;
@@ -205,6 +220,7 @@ export class SyncRunner {
       ...(note ? { message: note.slice(0, 1024) } : {}),
     };
     this.observe(run, finished - started);
+    if (result === 'Succeeded' || result === 'Partial') await this.keepHashes();
     const failedRecords = this.failedIndex.size;
     await this.d.report
       .finished(run, { scheduled: this.d.scheduled, failedRecords, degraded: result === 'Failed' ? undefined : this.degraded, events: this.events })
@@ -227,11 +243,31 @@ export class SyncRunner {
     }
   }
 
+  private async loadHashes(): Promise<Map<string, string>> {
+    const cached = this.d.hashCache?.take();
+    if (cached && cached.version === (await this.d.state.version())) return cached.hashes;
+    return await this.d.state.hashes();
+  }
+
+  private async keepHashes(): Promise<void> {
+    if (!this.d.hashCache) return;
+    try {
+      const version = await this.d.state.version();
+      if (version !== undefined) this.d.hashCache.put(version, this.hashes);
+    } catch {
+      // No copy kept: the next run reads the bucket.
+    }
+  }
+
   // ---- reading and writing -------------------------------------------------------------
 
   private pendingHashes: [string, string][] = [];
 
-  private async readAndWrite(started: number, watermark: number | undefined): Promise<{ commit: number | undefined; partial: string | undefined; complete: boolean }> {
+  private async readAndWrite(
+    started: number,
+    watermark: number | undefined,
+    ready: () => Promise<void>,
+  ): Promise<{ commit: number | undefined; partial: string | undefined; complete: boolean }> {
     const { spec } = this.d;
     const inc = spec.source.incremental;
     const upper = inc ? started - inc.safetyLagMs : undefined;
@@ -248,6 +284,7 @@ export class SyncRunner {
     try {
       let next = pages.next();
       next.catch(() => undefined);
+      await ready();
       for (;;) {
         const step = await next;
         if (step.done) break;
