@@ -41,10 +41,10 @@
  * not land in a measurement; runs that started busy are listed in the notes). A run during which
  * processes outside the benchmark used more than 0.25 cores is run again, up to 3 times.
  */
-import { execFileSync } from 'node:child_process';
+
 import { join } from 'node:path';
 import type { LogLine } from '../test/support/operator-process.ts';
-import { machineFacts } from './lib/machine.ts';
+import { gitCommit, machineFacts } from './lib/machine.ts';
 import { FERRY_CONNECTIONS_PER_ORIGIN, intEnv, intListEnv } from './lib/pipeline-common.ts';
 import { MAIN_THREAD } from './lib/pipeline-cpu.ts';
 import { functionBursts, moduleDeltaPerEvent, summarizeProfileWindow, type WindowedProfile } from './lib/pipeline-profile.ts';
@@ -98,17 +98,6 @@ function profileNote(what: string, p: WindowedProfile): string {
   return `${what}: busy ${p.busyMs} ms of ${p.windowMs} ms sampled (GC ${p.gcMs} ms); self time by module: ${mods}; inclusive, Ferry functions: ${fns}`;
 }
 
-/** The commit the operator ran from, `+dirty` when src/ has uncommitted changes: src/ moves between runs. */
-function gitCommit(): string {
-  try {
-    const cwd = join(import.meta.dirname, '..');
-    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd, encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd, encoding: 'utf8' }).trim() !== '';
-    return dirty ? `${head}+dirty` : head;
-  } catch {
-    return 'unknown';
-  }
-}
 
 async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
   const settings: Settings = {

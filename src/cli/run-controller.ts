@@ -321,8 +321,8 @@ export async function runController(config: ControllerConfig, version: string): 
       maxResponseBytes: SYNC_MAX_RESPONSE_BYTES,
     });
     closers.push(() => syncDeliverer.close());
-    const transform: RecordTransformer = async (t, record, timeoutMs, scope) =>
-      t.kind === 'mapping' ? applyMapping(t, record) : await transforms.evaluate({ key: scope, source: t.source, data: record, limits: { timeoutMs, maxDepth: JSONATA_MAX_DEPTH } });
+    const transform: RecordTransformer = (t, record, timeoutMs, scope) =>
+      t.kind === 'mapping' ? applyMapping(t, record) : transforms.evaluate({ key: scope, source: t.source, data: record, limits: { timeoutMs, maxDepth: JSONATA_MAX_DEPTH } });
     const scheduler = new SyncScheduler({
       syncSchedules: syncSchedules.store,
       secrets: secrets.store,

@@ -3,7 +3,7 @@
  * into comparable instants, and the content hash of a transformed record (stable under key
  * order, so `{a,b}` and `{b,a}` are one content).
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { parsePointer, resolvePointer } from '../api/index.ts';
 
 export type CursorFormat = 'rfc3339' | 'unixSeconds' | 'unixMillis';
@@ -66,7 +66,21 @@ export function canonicalJson(value: unknown): string {
  * (22 characters). Short, since one is kept per key; collisions are out of reach at any size.
  */
 export function contentHash(value: unknown): string {
-  return createHash('sha256').update(canonicalJson(value)).digest('base64url').slice(0, 22);
+  return hashText(canonicalJson(value));
+}
+
+/**
+ * The content hash of a record whose JSON text is already canonical for its spec: a `mapping`
+ * builds its output in the mapping's order, the same for every record, so sorting keys (half the
+ * cost of a hash) adds nothing. A reordered mapping changes every hash once: one idempotent rewrite.
+ */
+export function orderedContentHash(value: unknown): string {
+  return hashText(value === undefined ? 'null' : JSON.stringify(value));
+}
+
+function hashText(text: string): string {
+  // One-shot hash: no Hash object per record.
+  return hash('sha256', text, 'base64url').slice(0, 22);
 }
 
 /** A key as a KV key token: base64url, so any key (slashes, dots, spaces) is a valid subject token. */

@@ -23,7 +23,7 @@ import type { Clock, Logger } from '../observability/index.ts';
 import { FerrySyncError, RunBudgetExhaustedError, RunCancelledError, RunLockLostError } from './errors.ts';
 import type { HttpCaller } from './http-call.ts';
 import type { SyncMetrics } from './metrics.ts';
-import { canonicalJson, contentHash, cursorMs, formatCursor, keyOf, pointer, projectLike, type Pointer } from './records.ts';
+import { canonicalJson, contentHash, cursorMs, orderedContentHash, formatCursor, keyOf, pointer, projectLike, type Pointer } from './records.ts';
 import type { ReportEvent, ReportWriter } from './report.ts';
 import { readPages, type CollectionSpec } from './source-reader.ts';
 import type { FailedRecord, SyncState } from './state.ts';
@@ -31,7 +31,11 @@ import { TargetWriter, writeKey, type WriteItem, type WriteResult } from './targ
 import { WatermarkTracker, type Observed } from './watermark.ts';
 
 /** Applies a compiled transform to one record (mapping in place, JSONata in the worker pool). */
-export type RecordTransformer = (transform: CompiledTransform, record: unknown, timeoutMs: number, scope: string) => Promise<unknown>;
+/**
+ * Applies a compiled transform to one record: a mapping returns at once (no promise hop per
+ * record), JSONata a promise from the worker pool.
+ */
+export type RecordTransformer = (transform: CompiledTransform, record: unknown, timeoutMs: number, scope: string) => unknown;
 
 /** Writes in flight at once within a run. */
 const WRITE_CONCURRENCY = 16;
@@ -121,12 +125,14 @@ export class SyncRunner {
   private readonly mapped = new Map<string, { body: unknown; hash: string; source: unknown }>();
   private degraded: SyncReport['degraded'] | null = null;
   private staleRecords = 0;
+  private readonly scope: string;
 
   constructor(deps: RunDeps) {
     this.d = deps;
     this.log = deps.logger.child({ namespace: deps.ref.namespace, syncSchedule: deps.ref.name, runId: deps.runId });
     const s = deps.spec;
     this.keyAt = pointer(s.key);
+    this.scope = `${deps.ref.namespace}/${deps.ref.name}`;
     this.softDeleteAt = s.deletes?.softDeleteField === undefined ? undefined : pointer(s.deletes.softDeleteField);
     this.writer = new TargetWriter(
       {
@@ -350,12 +356,13 @@ export class SyncRunner {
     let body: unknown = source;
     if (spec.compiledTransform) {
       try {
-        body = await this.d.transform(spec.compiledTransform, source, spec.transform?.kind === 'jsonata' ? spec.transform.timeoutMs : 1_000, `${this.d.ref.namespace}/${this.d.ref.name}`);
+        const out = this.d.transform(spec.compiledTransform, source, spec.transform?.kind === 'jsonata' ? spec.transform.timeoutMs : 1_000, this.scope);
+        body = out instanceof Promise ? ((await out) as unknown) : out;
       } catch (err) {
         return { kind: 'failed', key, source, reason: 'transform', error: message(err) };
       }
     }
-    const hash = contentHash(body);
+    const hash = spec.compiledTransform?.kind === 'mapping' ? orderedContentHash(body) : contentHash(body);
     if (this.needsFullPicture) this.mapped.set(key, { body, hash, source });
     const known = this.hashes.get(key);
     if (known === hash) return { kind: 'unchanged' };
