@@ -156,11 +156,11 @@ export async function runController(config: ControllerConfig, version: string): 
   const secrets = watch<DataObject>('secrets', '/api/v1/secrets');
   const configMaps = watch<DataObject>('configmaps', '/api/v1/configmaps');
 
-  const references: ReferenceLookup = {
+  const references = {
     secretData: (namespace, name) => secrets.store.get(`${namespace}/${name}`)?.data ?? undefined,
     configMapData: (namespace, name) => configMaps.store.get(`${namespace}/${name}`)?.data ?? undefined,
     version: (kind, namespace, name) => (kind === 'Secret' ? secrets : configMaps).store.get(`${namespace}/${name}`)?.metadata?.resourceVersion,
-  };
+  } satisfies ReferenceLookup;
   const client = new ObjectClient({ kubeConfig, clock, fieldManager: 'ferry-operator' });
   const events = new EventRecorder({ kubeConfig, reportingInstance: config.identity, clock, logger, registry });
 
@@ -325,8 +325,7 @@ export async function runController(config: ControllerConfig, version: string): 
       t.kind === 'mapping' ? applyMapping(t, record) : transforms.evaluate({ key: scope, source: t.source, data: record, limits: { timeoutMs, maxDepth: JSONATA_MAX_DEPTH } });
     const scheduler = new SyncScheduler({
       syncSchedules: syncSchedules.store,
-      secrets: secrets.store,
-      configMaps: configMaps.store,
+      references,
       nc,
       runs: syncRuns,
       publisher: new FallbackPublisher(nc),

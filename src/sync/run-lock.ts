@@ -79,6 +79,16 @@ export class RunLock {
   }
 
   /**
+   * Marks a trigger taken without running it (a slot missed past the starting deadline). True when
+   * this call marked it; false when it was taken already or another replica got there first.
+   */
+  async markTaken(trigger: Trigger): Promise<boolean> {
+    const current = await this.read();
+    if (isTaken(current?.value, trigger)) return false;
+    return (await this.kv.compareAndSet(this.key, { ...current?.value, ...taking(current?.value, trigger) }, current?.revision ?? 0)) !== undefined;
+  }
+
+  /**
    * Extends the lease; undefined when another run holds the record (replaced or taken over): stop.
    *
    * Judged by `runId`, not by the revision the holder last wrote: a Forbid skip or an expired slot

@@ -42,14 +42,13 @@ export interface SyncScheduleObject extends KubeObject {
   readonly spec?: unknown;
 }
 
-export interface DataObject extends KubeObject {
-  readonly data?: Readonly<Record<string, string>>;
-}
-
 export interface SyncSchedulerDeps {
   readonly syncSchedules: Store<SyncScheduleObject>;
-  readonly secrets: Store<DataObject>;
-  readonly configMaps: Store<DataObject>;
+  /**
+   * The namespace's Secrets and ConfigMaps (the watch caches), with their versions: a rotated
+   * Secret must change what a run compiles with.
+   */
+  readonly references: ReferenceLookup & { readonly version: NonNullable<ReferenceLookup['version']> };
   readonly nc: NatsConnection;
   /** SYNC_RUNS_BUCKET: locks and reports. */
   readonly runs: SharedKv;
@@ -137,23 +136,16 @@ export class SyncScheduler {
     if (mine && lock?.runId !== mine.runId) mine.abort.abort(new RunLockLostError(`replaced by run ${lock?.runId ?? '(none)'}`));
   }
 
-  private references(): ReferenceLookup {
-    return {
-      secretData: (ns, name) => this.d.secrets.get(`${ns}/${name}`)?.data,
-      configMapData: (ns, name) => this.d.configMaps.get(`${ns}/${name}`)?.data,
-    };
-  }
-
   private compile(obj: SyncScheduleObject, now: number): CompiledSyncScheduleSpec | undefined {
     const meta = obj.metadata ?? {};
     const ns = meta.namespace ?? '';
     const key = `${ns}/${meta.name ?? ''}`;
     const inputs = inputsKey(meta.uid, meta.generation ?? 0, obj.spec, (kind, name) =>
-      (kind === 'Secret' ? this.d.secrets : this.d.configMaps).get(`${ns}/${name}`)?.metadata?.resourceVersion,
+      this.d.references.version(kind, ns, name),
     );
     const cached = this.compiled.get(key);
     if (cached?.inputs === inputs) return cached.spec;
-    const check = checkSyncScheduleSpec(ns, obj.spec, this.references(), new Date(now));
+    const check = checkSyncScheduleSpec(ns, obj.spec, this.d.references, new Date(now));
     // The controller reports a bad spec (Stalled); the scheduler just does not run it.
     const spec = check.ok ? check.config : undefined;
     if (!check.ok) this.log.warn({ syncSchedule: key, field: check.field }, `not running: ${check.message}`);
@@ -240,10 +232,7 @@ export class SyncScheduler {
     const lock = new RunLock(this.d.runs, prefix);
     const runId = randomUUID().slice(0, 8);
     void (async () => {
-      const current = await lock.read();
-      if (current?.value.lastSlot !== undefined && current.value.lastSlot >= slot) return;
-      const rev = await this.d.runs.compareAndSet(`${prefix}.lock`, { ...current?.value, lastSlot: slot }, current?.revision ?? 0);
-      if (rev === undefined) return;
+      if (!(await lock.markTaken({ kind: 'slot', slot }))) return;
       const at = new Date(this.d.clock.now()).toISOString();
       await new ReportWriter(this.d.runs, prefix, uid).finished(
         { id: runId, startedAt: at, finishedAt: at, result: 'Skipped', message: `the run due at ${new Date(slot).toISOString()} was missed by more than the starting deadline (${Math.round((deadlineMs ?? 3_600_000) / 1000)}s)` },
