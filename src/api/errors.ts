@@ -132,3 +132,19 @@ export class TemplateValueError extends Error {
     this.pointer = pointer;
   }
 }
+
+/** A redrive annotation that does not say what it must (`ferry.dev/redrive-sequences: 9-3`). */
+export class RedriveRequestInvalidError extends Error {
+  override readonly name = 'RedriveRequestInvalidError';
+  readonly code = 'FERRY_REDRIVE_REQUEST_INVALID';
+  readonly retryable = false;
+  /** The annotation, e.g. `ferry.dev/redrive-sequences`. */
+  readonly annotation: string;
+  readonly value: string;
+
+  constructor(annotation: string, value: string, expected: string) {
+    super(`annotation ${annotation}: ${JSON.stringify(value)} ${expected}`);
+    this.annotation = annotation;
+    this.value = value;
+  }
+}

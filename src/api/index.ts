@@ -8,6 +8,7 @@ export {
   ConditionInvalidError,
   CrdSchemaError,
   DurationInvalidError,
+  RedriveRequestInvalidError,
   SpecInvalidError,
   TemplatePointerMissingError,
   TemplateSyntaxError,
@@ -16,6 +17,22 @@ export {
 } from './errors.ts';
 export { DURATION_MESSAGE, DURATION_PATTERN, durationSchema, parseDuration, positiveDurationSchema, tryParseDuration } from './duration.ts';
 export { formatKubeTime } from './time.ts';
+export {
+  FALLBACK_REASONS,
+  parseRedriveRequest,
+  REDRIVE_ANNOTATIONS,
+  REDRIVE_ID_MAX_LENGTH,
+  REDRIVE_NEWER_THAN_ANNOTATION,
+  REDRIVE_OLDER_THAN_ANNOTATION,
+  REDRIVE_REASONS_ANNOTATION,
+  REDRIVE_SEQUENCES_ANNOTATION,
+  redriveAnnotations,
+  redriveSelects,
+  type ParkedMessageFacts,
+  type ParkedReason,
+  type RedriveFilter,
+  type RedriveRequest,
+} from './redrive.ts';
 
 export {
   integrationResourceSchema,

@@ -278,13 +278,19 @@ export const integrationStatusSchema = describe(z.object({
   fallbackPending: describe(countSchema, 'Messages waiting in the fallback stream.').optional(),
   lastRedrive: describe(
     z.object({
-      request: describe(z.string().max(256), 'The ferry.dev/redrive annotation value this redrive answered.').optional(),
-      requestedAt: describe(timeSchema, 'When the redrive was requested.').optional(),
+      request: describe(z.string().max(256), 'The ferry.dev/redrive annotation value this redrive answers.'),
+      result: describe(
+        z.enum(['Running', 'Succeeded', 'Partial', 'Failed', 'Invalid']),
+        'Running; Succeeded (every selected message delivered); Partial (some failed again and stay parked); Failed (stopped early, e.g. the circuit opened; the rest stay parked); Invalid (the request annotations are malformed, see message).',
+      ),
+      startedAt: describe(timeSchema, 'When the redrive started.').optional(),
       completedAt: describe(timeSchema, 'When it finished.').optional(),
-      redriven: describe(countSchema, 'Fallback messages replayed and delivered.').optional(),
-      failed: describe(countSchema, 'Fallback messages that failed again and stay parked.').optional(),
+      selected: describe(countSchema, 'Fallback messages the request selected.').optional(),
+      delivered: describe(countSchema, 'Selected messages delivered; they left the fallback stream.').optional(),
+      failedAgain: describe(countSchema, 'Selected messages that failed again; they stay parked with the new error.').optional(),
+      message: describe(z.string().max(1_024), 'What happened, or why the request is invalid.').optional(),
     }),
-    'The last redrive of the fallback stream.',
+    'The last redrive of the fallback stream (requested with the ferry.dev/redrive annotation or ferry fallback redrive).',
   ).optional(),
 }), 'Observed state, written by the operator: conditions, circuit, throttle and event counts.');
 export type IntegrationStatus = z.output<typeof integrationStatusSchema>;
