@@ -157,8 +157,8 @@ const rejections: Rejection[] = [
   integration('startAt that is neither Beginning, New nor a time', 'spec.source.startAt', 'must be Beginning, New or an RFC 3339 time', (s) => {
     s.source.startAt = '2024-06-01';
   }),
-  integration('HMAC webhook without signature header', 'spec.source.webhook.signature.header', 'HMACSHA256 signatures need header', (s) => {
-    s.source.webhook = { subject: 'orders.created', signature: { scheme: 'HMACSHA256', secretKeyRefs: [{ name: 'hook', key: 'secret' }] } };
+  integration('HMAC webhook without signature header', 'spec.source.webhook.signature.header', 'HMAC signatures need header', (s) => {
+    s.source.webhook = { subject: 'orders.created', signature: { scheme: 'HMAC', secretKeyRefs: [{ name: 'hook', key: 'secret' }] } };
   }),
   syncSchedule('unknown concurrencyPolicy', 'spec.concurrencyPolicy', 'Unsupported value: "Allow"', (s) => {
     s.concurrencyPolicy = 'Allow' as 'Forbid';
