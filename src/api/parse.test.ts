@@ -316,6 +316,7 @@ describe('parseSyncScheduleSpec', () => {
 describe('the examples', () => {
   for (const [path, parseSpec] of [
     ['examples/integration.yaml', parseIntegrationSpec],
+    ['examples/webhook.yaml', parseIntegrationSpec],
     ['examples/sync-schedule.yaml', parseSyncScheduleSpec],
   ] as const) {
     it(`${path} is a valid spec`, () => {
