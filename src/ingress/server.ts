@@ -24,7 +24,8 @@ import { deliveryId, verifySignature } from './verify.ts';
 export interface WebhookPublisher {
   publish(
     message: { readonly subject: string; readonly msgId: string; readonly payload: Uint8Array; readonly headers: ReadonlyMap<string, readonly string[]> },
-    timeoutMs?: number,
+    timeoutMs: number,
+    attempts: number,
   ): Promise<{ readonly seq: number; readonly duplicate: boolean }>;
 }
 
@@ -238,7 +239,8 @@ export class WebhookIngress {
     }
     try {
       // Scoped by the Integration: two Integrations that share a stream never drop each other's deliveries.
-      const ack = await this.options.publisher.publish({ subject: webhook.subject, msgId: `${namespace}/${name}/${id}`, payload: body, headers }, this.options.publishTimeoutMs ?? 5_000);
+      // One attempt: the answer must come while the sender still waits; a 503 makes it retry.
+      const ack = await this.options.publisher.publish({ subject: webhook.subject, msgId: `${namespace}/${name}/${id}`, payload: body, headers }, this.options.publishTimeoutMs ?? 5_000, 1);
       return { outcome: ack.duplicate ? 'duplicate' : 'accepted', message: '', id };
     } catch (err) {
       this.log.warn({ namespace, integration: name, webhookId: id, err }, 'webhook not stored: JetStream did not acknowledge; the sender is asked to retry');
