@@ -33,7 +33,7 @@ describe('HookTable', () => {
     );
     const found = t.lookup('ns', 'a');
     assert.equal(found.kind, 'found');
-    assert.deepEqual(found.kind === 'found' && found.hook.keys.map((k) => k.toString()), ['s3cret']);
+    assert.deepEqual(found.kind === 'found' && found.hook.keys.map((k) => k.export().toString()), ['s3cret']);
     assert.equal(found.kind === 'found' && found.hook.webhook.signature.header, 'x-sig');
     for (const name of ['plain', 'gone', 'missing']) assert.deepEqual(t.lookup('ns', name), { kind: 'absent' });
   });
@@ -49,10 +49,10 @@ describe('HookTable', () => {
     assert.equal(t.lookup('ns', 'bad').kind, 'unavailable');
     secrets.hook = { data: { k: b64('one') }, version: '1' };
     const first = t.lookup('ns', 'a');
-    assert.equal(first.kind === 'found' && first.hook.keys[0]?.toString(), 'one');
+    assert.equal(first.kind === 'found' && first.hook.keys[0]?.export().toString(), 'one');
     assert.equal(t.lookup('ns', 'a'), first, 'cached while nothing changed');
     secrets.hook = { data: { k: b64('two') }, version: '2' };
     const second = t.lookup('ns', 'a');
-    assert.equal(second.kind === 'found' && second.hook.keys[0]?.toString(), 'two');
+    assert.equal(second.kind === 'found' && second.hook.keys[0]?.export().toString(), 'two');
   });
 });

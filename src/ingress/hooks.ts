@@ -3,6 +3,7 @@
  * compiled once per generation and Secret version: the resolved webhook settings, the signing
  * keys (from Secrets of the Integration's own namespace only) and its rate limiter.
  */
+import type { KeyObject } from 'node:crypto';
 import { parseIntegrationSpec, resolveIntegrationConfig, type ReferenceLookup, type ResolvedWebhook } from '../api/index.ts';
 import type { Clock } from '../observability/index.ts';
 import { RequestBucket } from './admission.ts';
@@ -23,7 +24,7 @@ export interface IntegrationLookup {
 export interface Hook {
   readonly webhook: ResolvedWebhook;
   readonly format: 'json' | 'cloudevents';
-  readonly keys: readonly Buffer[];
+  readonly keys: readonly KeyObject[];
   readonly bucket: RequestBucket | undefined;
 }
 

@@ -14,10 +14,16 @@ export type Outcome =
   | 'throttled'
   | 'unavailable';
 
+type RequestCounter = ReturnType<Counter<'namespace' | 'integration' | 'outcome'>['labels']>;
+type DurationHistogram = ReturnType<Histogram<'outcome'>['labels']>;
+
 export class IngressMetrics {
   /** Labels `namespace` and `integration` are empty for requests that name no webhook (404, 405): unknown paths must not create series. */
   readonly requests: Counter<'namespace' | 'integration' | 'outcome'>;
   readonly duration: Histogram<'outcome'>;
+  // Label children kept: prom-client hashes a label object on every inc/observe, a cost per request.
+  private readonly counters = new Map<string, RequestCounter>();
+  private readonly durations = new Map<Outcome, DurationHistogram>();
 
   constructor(registry: Registry) {
     this.requests = new Counter({
@@ -33,5 +39,22 @@ export class IngressMetrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     });
+  }
+
+  /** Counts one answered request and its duration. */
+  record(namespace: string, integration: string, outcome: Outcome, seconds: number): void {
+    const key = `${namespace}/${integration}/${outcome}`;
+    let counter = this.counters.get(key);
+    if (!counter) {
+      counter = this.requests.labels(namespace, integration, outcome);
+      this.counters.set(key, counter);
+    }
+    counter.inc();
+    let histogram = this.durations.get(outcome);
+    if (!histogram) {
+      histogram = this.duration.labels(outcome);
+      this.durations.set(outcome, histogram);
+    }
+    histogram.observe(seconds);
   }
 }

@@ -180,8 +180,7 @@ export class WebhookIngress {
       answer = { outcome: 'unavailable', message: 'internal error; retry later', headers: { 'Retry-After': String(RETRY_AFTER_UNAVAILABLE) } };
     }
     this.respond(req, res, answer);
-    this.options.metrics.requests.inc({ ...labels, outcome: answer.outcome });
-    this.options.metrics.duration.observe({ outcome: answer.outcome }, Number(process.hrtime.bigint() - started) / 1e9);
+    this.options.metrics.record(labels.namespace, labels.integration, answer.outcome, Number(process.hrtime.bigint() - started) / 1e9);
     const fields = { ...labels, outcome: answer.outcome, status: STATUS[answer.outcome], webhookId: answer.id };
     if (answer.outcome === 'accepted' || answer.outcome === 'duplicate') this.log.debug(fields, 'webhook stored');
     else if (labels.namespace !== '') this.log.info({ ...fields, detail: answer.message }, 'webhook refused');

@@ -8,7 +8,7 @@
  * schemes with one code path and one HMAC per key; the package is used in the unit tests to
  * prove the Standard Webhooks implementation interoperates.
  */
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { ResolvedWebhook } from '../api/index.ts';
 
 type Signature = ResolvedWebhook['signature'];
@@ -39,14 +39,20 @@ const TIMESTAMP = /^\d{1,15}$/;
 /**
  * The HMAC key of each secret as the scheme defines it: Standard Webhooks decodes the base64
  * after `whsec_`; Stripe and plain HMAC schemes use the secret's bytes as they are. Surrounding
- * whitespace (a newline from `kubectl create secret --from-file`) is dropped.
+ * whitespace (a newline from `kubectl create secret --from-file`) is dropped; an empty secret
+ * gives no key (nothing verifies against it).
+ *
+ * KeyObjects, made once per generation: `createHmac` with a Buffer key builds a KeyObject on
+ * every call, which cost ~30 µs per HMAC on Node 24 against ~5 µs with a prepared one.
  */
-export function signingKeys(scheme: Signature['scheme'], secrets: readonly string[]): Buffer[] {
-  return secrets.map((raw) => {
+export function signingKeys(scheme: Signature['scheme'], secrets: readonly string[]): KeyObject[] {
+  const keys: KeyObject[] = [];
+  for (const raw of secrets) {
     const secret = raw.trim();
-    if (scheme !== 'standardWebhooks') return Buffer.from(secret, 'utf8');
-    return Buffer.from(secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret, 'base64');
-  });
+    const bytes = scheme === 'standardWebhooks' ? Buffer.from(secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret, 'base64') : Buffer.from(secret, 'utf8');
+    if (bytes.length > 0) keys.push(createSecretKey(bytes));
+  }
+  return keys;
 }
 
 function header(headers: RequestHeaders, name: string): string | undefined {
@@ -60,7 +66,7 @@ function decode(text: string, encoding: 'hex' | 'base64'): Buffer | undefined {
 }
 
 /** Whether any candidate equals the HMAC of `parts` under any key. */
-function anyMatches(algorithm: Signature['algorithm'], keys: readonly Buffer[], parts: readonly (string | Uint8Array)[], candidates: readonly Buffer[]): boolean {
+function anyMatches(algorithm: Signature['algorithm'], keys: readonly KeyObject[], parts: readonly (string | Uint8Array)[], candidates: readonly Buffer[]): boolean {
   for (const key of keys) {
     const mac = createHmac(algorithm, key);
     for (const p of parts) mac.update(p);
@@ -78,7 +84,7 @@ function checkTimestamp(text: string, nowMs: number, toleranceMs: number): Verdi
   return undefined;
 }
 
-function standardWebhooks(headers: RequestHeaders, body: Uint8Array, keys: readonly Buffer[], nowMs: number, toleranceMs: number): Verdict {
+function standardWebhooks(headers: RequestHeaders, body: Uint8Array, keys: readonly KeyObject[], nowMs: number, toleranceMs: number): Verdict {
   const id = header(headers, 'webhook-id');
   const timestamp = header(headers, 'webhook-timestamp');
   const signature = header(headers, 'webhook-signature');
@@ -98,7 +104,7 @@ function standardWebhooks(headers: RequestHeaders, body: Uint8Array, keys: reado
   return { ok: true, schemeId: id, timestamp };
 }
 
-function stripe(headers: RequestHeaders, body: Uint8Array, keys: readonly Buffer[], nowMs: number, toleranceMs: number): Verdict {
+function stripe(headers: RequestHeaders, body: Uint8Array, keys: readonly KeyObject[], nowMs: number, toleranceMs: number): Verdict {
   const value = header(headers, 'stripe-signature');
   if (value === undefined) return { ok: false, outcome: 'unauthorized', detail: 'Stripe-Signature header missing' };
   let timestamp: string | undefined;
@@ -120,7 +126,7 @@ function stripe(headers: RequestHeaders, body: Uint8Array, keys: readonly Buffer
   return { ok: true, schemeId: undefined, timestamp };
 }
 
-function hmac(signature: Signature, headers: RequestHeaders, body: Uint8Array, keys: readonly Buffer[]): Verdict {
+function hmac(signature: Signature, headers: RequestHeaders, body: Uint8Array, keys: readonly KeyObject[]): Verdict {
   const value = header(headers, signature.header);
   if (value === undefined) return { ok: false, outcome: 'unauthorized', detail: `${signature.header} header missing` };
   const trimmed = value.trim();
@@ -134,7 +140,7 @@ function hmac(signature: Signature, headers: RequestHeaders, body: Uint8Array, k
  * Verifies one request. `keys` from {@link signingKeys} (one or two: rotation). `nowMs` from the
  * injected clock; `toleranceMs` bounds the signed timestamp both ways (schemes that sign one).
  */
-export function verifySignature(signature: Signature, headers: RequestHeaders, body: Uint8Array, keys: readonly Buffer[], nowMs: number, toleranceMs: number): Verdict {
+export function verifySignature(signature: Signature, headers: RequestHeaders, body: Uint8Array, keys: readonly KeyObject[], nowMs: number, toleranceMs: number): Verdict {
   switch (signature.scheme) {
     case 'standardWebhooks':
       return standardWebhooks(headers, body, keys, nowMs, toleranceMs);
