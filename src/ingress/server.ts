@@ -5,10 +5,10 @@
  * other than 2xx means nothing was stored, so the sender's retry loses nothing.
  *
  * Order of checks, cheapest and least revealing first: path → method (405) → hook (404; "no such
- * Integration" and "no webhook" look the same) → rate (429) → declared length (413) → content
- * type (415) → body, read up to maxBodyBytes (413) → signature on the raw bytes (401, or 400 for
- * an unreadable header) → JSON (400) → delivery id (400) → publish (503 when NATS does not
- * acknowledge in time) → 202.
+ * Integration" and "no webhook" look the same) → declared length (413) → content type (415) →
+ * body, read up to maxBodyBytes (413) → signature on the raw bytes (401, or 400 for an unreadable
+ * header) → rate (429; only verified requests count) → JSON (400) → delivery id (400) → publish
+ * (503 when NATS does not acknowledge in time) → 202.
  *
  * Logs carry namespace, integration, outcome and the delivery id, never a secret, a signature
  * or a body.
@@ -202,10 +202,6 @@ export class WebhookIngress {
 
   private async receive(req: IncomingMessage, namespace: string, name: string, hook: Hook): Promise<Answer> {
     const { webhook } = hook;
-    if (hook.bucket) {
-      const taken = hook.bucket.tryTake();
-      if (!taken.ok) return { outcome: 'throttled', message: 'rate limit exceeded', headers: { 'Retry-After': String(taken.retryAfterSeconds) } };
-    }
     const declared = Number(req.headers['content-length'] ?? '0');
     const tooLarge: Answer = { outcome: 'too_large', message: `body larger than ${webhook.maxBodyBytes} bytes`, close: true };
     if (declared > webhook.maxBodyBytes) return tooLarge;
@@ -221,6 +217,11 @@ export class WebhookIngress {
     }
     const verdict = verifySignature(webhook.signature, req.headers, body, hook.keys, this.options.clock.now(), webhook.toleranceMs);
     if (!verdict.ok) return { outcome: verdict.outcome, message: verdict.detail };
+    // Counted only for verified requests: a flood of unsigned ones cannot use up the sender's rate.
+    if (hook.bucket) {
+      const taken = hook.bucket.tryTake();
+      if (!taken.ok) return { outcome: 'throttled', message: 'rate limit exceeded', headers: { 'Retry-After': String(taken.retryAfterSeconds) } };
+    }
     let parsed: unknown;
     if (jsonType) {
       const json = isJsonText(body);

@@ -147,7 +147,10 @@ describe('webhook ingress', { timeout: 300_000 }, () => {
     const missing = await post(`/hooks/${NS}/nope`, body, good);
     assert.deepEqual([plain.status, plain.body], [missing.status, missing.body]);
 
-    // Throttled: the burst of one is taken, the next is refused with Retry-After.
+    // Throttled: the burst of one is taken by a verified request (a forged one does not count),
+    // the next is refused with Retry-After.
+    const forged = event('limited-0');
+    assert.equal((await post(`/hooks/${NS}/limited`, forged, { ...standardHeaders(STD_CURRENT, 'msg-limited-0', forged), 'webhook-signature': 'v1,AAAA' })).status, 401);
     const l1 = event('limited-1');
     assert.equal((await post(`/hooks/${NS}/limited`, l1, standardHeaders(STD_CURRENT, 'msg-limited-1', l1))).status, 202);
     const l2 = event('limited-2');
