@@ -99,6 +99,15 @@ describe('checkIntegrationSpec', () => {
     assert.deepEqual(r.config.configMapTexts, { 'schemas/deal.json': '{"type":"object","required":["id"]}' });
   });
 
+  it('refuses a webhook subject that spec.source.subjects does not consume (stored, never delivered)', () => {
+    const webhook = (subject: string) => ({ subject, signature: { secretKeyRefs: [{ name: 'hook', key: 'k' }] } });
+    const secrets = lookup({ hook: { k: Buffer.from('whsec_AAAA').toString('base64') } });
+    const r = checkIntegrationSpec('ns', spec({ source: { stream: 'CRM', subjects: ['crm.x'], webhook: webhook('hooks.crm') } }), secrets);
+    assert.equal(!r.ok && r.field, 'spec.source.webhook.subject');
+    assert.equal(!r.ok && r.message, 'spec.source.webhook.subject: "hooks.crm" is not matched by spec.source.subjects (crm.x): webhook events would be stored but never delivered');
+    assert.equal(checkIntegrationSpec('ns', spec({ source: { stream: 'CRM', subjects: ['crm.x', 'hooks.>'], webhook: webhook('hooks.crm') } }), secrets).ok, true);
+  });
+
   it('refuses orderingKey until ordered delivery exists', () => {
     const r = checkIntegrationSpec('ns', spec({ delivery: { orderingKey: '/dealId' } }), lookup());
     assert.equal(!r.ok && r.field, 'spec.delivery.orderingKey');

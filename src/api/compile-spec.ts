@@ -19,6 +19,7 @@ import { compileJsonata, compileMapping, type CompiledTransform } from './compil
 import { Reason } from './conditions.ts';
 import { parseIntegrationSpec, parseSyncScheduleSpec } from './parse.ts';
 import { findSecretRefs } from './references.ts';
+import { subjectCaptured } from './subjects.ts';
 import {
   resolveIntegrationConfig,
   resolveSyncScheduleConfig,
@@ -174,6 +175,15 @@ export function compileIntegrationSpec(namespace: string, rawSpec: unknown, look
       Reason.SpecInvalid,
       'spec.delivery.orderingKey',
       'ordered delivery is not supported by this operator version yet; remove the field to deliver concurrently',
+    );
+  }
+  const webhook = config.source.webhook;
+  if (webhook !== undefined && !subjectCaptured(config.source.subjects, webhook.subject)) {
+    // Verified requests would be stored and never consumed: refuse rather than lose them quietly.
+    return problem(
+      Reason.SpecInvalid,
+      'spec.source.webhook.subject',
+      `${JSON.stringify(webhook.subject)} is not matched by spec.source.subjects (${config.source.subjects.join(', ')}): webhook events would be stored but never delivered`,
     );
   }
   const schema = compileSchemaSource(namespace, config.schema, lookup);

@@ -43,6 +43,10 @@ export const Reason = {
   SchemaInvalid: 'SchemaInvalid',
   TransformInvalid: 'TransformInvalid',
   StreamNotFound: 'StreamNotFound',
+  /** spec.source.webhook on an operator started without --webhook-address: nothing would listen. */
+  WebhookIngressDisabled: 'WebhookIngressDisabled',
+  /** spec.source.webhook.subject is not captured by the source stream: publishes would find no stream. */
+  WebhookSubjectNotCaptured: 'WebhookSubjectNotCaptured',
   // Degraded
   Healthy: 'Healthy',
   CircuitOpen: 'CircuitOpen',

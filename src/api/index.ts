@@ -69,6 +69,7 @@ export {
   resolveSyncScheduleConfig,
   type ResolvedAuth,
   type ResolvedIntegrationConfig,
+  type ResolvedWebhook,
   type ResolvedRateLimit,
   type ResolvedRetryOn,
   type ResolvedSchemaSource,
@@ -105,6 +106,7 @@ export type { StructuralSchema } from './crd-schema.ts';
 
 export { compileJsonSchema, describeValidationErrors, pointerToField, type CompileResult, type ValidateFunction } from './compile-schema.ts';
 export { compileJsonata, compileMapping, parsePointer, type CompiledJsonata, type CompiledMapping, type CompiledTransform } from './compile-transform.ts';
+export { subjectCaptured, subjectMatches } from './subjects.ts';
 export { findSecretRefs, inputsKey, specReferences, type FoundSecretRef, type SpecReferences } from './references.ts';
 export { compileTemplate, renderTemplate, resolvePointer, type CompiledTemplate, type TemplateEscape } from './template.ts';
 export {

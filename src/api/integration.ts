@@ -35,29 +35,37 @@ const literalSubjectSchema = matching(
 );
 
 /**
- * Signature verification for webhook requests. `StandardWebhooks` follows the Standard Webhooks
- * spec (`webhook-id`, `webhook-timestamp`, `webhook-signature`); `HMACSHA256` is a plain HMAC of
- * the body in `header`, optionally after `prefix` (GitHub: `X-Hub-Signature-256`, `sha256=`).
- * Two secrets allow rotation: a signature by either is accepted.
+ * Signature verification for webhook requests, on the raw body before anything parses it.
+ * `StandardWebhooks` follows the Standard Webhooks 1.0 spec (`webhook-id`, `webhook-timestamp`,
+ * `webhook-signature`; key = the base64 after `whsec_`); `Stripe` reads `Stripe-Signature`
+ * (`t=…,v1=…`, HMAC-SHA256 of `{t}.{body}` keyed by the whole secret); `HMAC` is a plain HMAC of
+ * the body in `header`, optionally after `prefix` (GitHub: `X-Hub-Signature-256`, `sha256=`;
+ * Shopify: `X-Shopify-Hmac-Sha256`, Base64). Two secrets allow rotation: either is accepted.
  */
 const webhookSignatureSchema = describe(withRules(
   z.strictObject({
     scheme: describe(
-      z.enum(['StandardWebhooks', 'HMACSHA256']),
-      'StandardWebhooks (webhook-id, webhook-timestamp and webhook-signature headers) or HMACSHA256 (an HMAC of the body in header).',
+      z.enum(['StandardWebhooks', 'HMAC', 'Stripe']),
+      'StandardWebhooks (webhook-id, webhook-timestamp and webhook-signature headers), Stripe (Stripe-Signature header) or HMAC (an HMAC of the body in header).',
     ).default('StandardWebhooks'),
     secretKeyRefs: describe(z.array(secretKeyRefSchema).min(1).max(2), 'Signing secrets; with two, a signature by either is accepted (rotation).'),
-    header: describe(headerNameSchema, 'Request header that carries the signature, such as X-Hub-Signature-256 (required for HMACSHA256).').optional(),
-    prefix: describe(z.string().max(32), 'Text before the signature in header, such as sha256=.').optional(),
-    encoding: describe(z.enum(['Hex', 'Base64']), 'How the signature is written (default: Base64 for StandardWebhooks, Hex for HMACSHA256).').optional(),
+    header: describe(headerNameSchema, 'HMAC only: request header that carries the signature, such as X-Hub-Signature-256 (required).').optional(),
+    algorithm: describe(z.enum(['SHA256', 'SHA1', 'SHA512']), 'HMAC only: hash function (default SHA256).').optional(),
+    prefix: describe(z.string().max(32), 'HMAC only: text before the signature in header, such as sha256=.').optional(),
+    encoding: describe(z.enum(['Hex', 'Base64']), 'HMAC only: how the signature is written (default Hex).').optional(),
   }),
   [
     {
-      rule: "!has(self.scheme) || self.scheme != 'HMACSHA256' || has(self.header)",
-      message: 'HMACSHA256 signatures need header (the request header that carries the signature)',
+      rule: "!has(self.scheme) || self.scheme != 'HMAC' || has(self.header)",
+      message: 'HMAC signatures need header (the request header that carries the signature)',
       fieldPath: '.header',
       reason: 'FieldValueRequired',
-      holds: (s) => s.scheme !== 'HMACSHA256' || s.header !== undefined,
+      holds: (s) => s.scheme !== 'HMAC' || s.header !== undefined,
+    },
+    {
+      rule: "(has(self.scheme) && self.scheme == 'HMAC') || (!has(self.header) && !has(self.algorithm) && !has(self.prefix) && !has(self.encoding))",
+      message: 'header, algorithm, prefix and encoding apply only to scheme HMAC (StandardWebhooks and Stripe fix their own)',
+      holds: (s) => s.scheme === 'HMAC' || (s.header === undefined && s.algorithm === undefined && s.prefix === undefined && s.encoding === undefined),
     },
   ],
 ), 'How requests are verified; unsigned or stale requests are refused.');
@@ -65,13 +73,23 @@ const webhookSignatureSchema = describe(withRules(
 /** Webhook ingress: `POST /hooks/<namespace>/<name>` publishes verified requests to `subject`. */
 const webhookSchema = describe(
   z.strictObject({
-    subject: describe(literalSubjectSchema, 'Subject verified requests are published to (no wildcards); the stream must capture it.'),
+    subject: describe(literalSubjectSchema, 'Subject verified requests are published to (no wildcards); the stream and spec.source.subjects must capture it.'),
     signature: webhookSignatureSchema,
-    idHeader: describe(headerNameSchema, 'Header whose value deduplicates redeliveries (default webhook-id).').optional(),
-    tolerance: describe(positiveDurationSchema, 'Oldest signed timestamp accepted.').default('5m'),
+    idHeader: describe(
+      headerNameSchema,
+      'Header whose value deduplicates redeliveries, such as X-GitHub-Delivery (default: webhook-id for StandardWebhooks, the body\'s id for Stripe, else a hash of timestamp and body).',
+    ).optional(),
+    tolerance: describe(positiveDurationSchema, 'StandardWebhooks and Stripe: how far a signed timestamp may be from now, either way (older: a replay; newer: a wrong clock).').default('5m'),
     maxBodyBytes: describe(z.int().min(1_024).max(10_485_760), 'Largest request body accepted, in bytes.').default(1_048_576),
+    rateLimit: describe(
+      z.strictObject({
+        perSecond: describe(z.number().min(0.001).max(100_000), 'Requests per second accepted by each operator replica.'),
+        burst: describe(z.int().min(1).max(100_000), 'Requests accepted at once above the steady rate (default: one second of requests).').optional(),
+      }),
+      'Requests above this rate are answered 429 with Retry-After (per operator replica).',
+    ).optional(),
   }),
-  'Receive events over HTTP: verified requests are published to subject (answered 202 after the stream stored them).',
+  'Receive events over HTTP: verified requests are published to subject (answered 202 after the stream stored them). Needs the operator flag --webhook-address.',
 );
 
 const START_AT_MESSAGE = 'must be Beginning, New or an RFC 3339 time such as 2024-06-01T12:00:00Z';

@@ -164,8 +164,13 @@ describe('parseIntegrationSpec', () => {
       ['zero timeout', (s) => (s.target.timeout = '0ms'), 'spec.target.timeout: must be greater than 0'],
       [
         'HMAC webhook without header',
-        (s) => (s.source.webhook = { subject: 'orders.created', signature: { scheme: 'HMACSHA256', secretKeyRefs: [{ name: 'hook', key: 'k' }] } }),
-        'spec.source.webhook.signature.header: HMACSHA256 signatures need header (the request header that carries the signature)',
+        (s) => (s.source.webhook = { subject: 'orders.created', signature: { scheme: 'HMAC', secretKeyRefs: [{ name: 'hook', key: 'k' }] } }),
+        'spec.source.webhook.signature.header: HMAC signatures need header (the request header that carries the signature)',
+      ],
+      [
+        'Standard Webhooks signature with an HMAC-only field',
+        (s) => (s.source.webhook = { subject: 'orders.created', signature: { prefix: 'sha256=', secretKeyRefs: [{ name: 'hook', key: 'k' }] } }),
+        'spec.source.webhook.signature: header, algorithm, prefix and encoding apply only to scheme HMAC (StandardWebhooks and Stripe fix their own)',
       ],
       [
         'webhook subject with a wildcard',
@@ -202,7 +207,7 @@ describe('parseIntegrationSpec', () => {
             s.delivery = { backoff: { initial: '1d', max: '1d' }, retryOn: [500, '5xx'] };
             s.source.webhook = {
               subject: 'orders.created',
-              signature: { scheme: 'HMACSHA256', header: 'X-Hub-Signature-256', prefix: 'sha256=', secretKeyRefs: [{ name: 'hook', key: 'new' }, { name: 'hook', key: 'old' }] },
+              signature: { scheme: 'HMAC', header: 'X-Hub-Signature-256', prefix: 'sha256=', secretKeyRefs: [{ name: 'hook', key: 'new' }, { name: 'hook', key: 'old' }] },
             };
           }),
         ),
@@ -311,6 +316,7 @@ describe('parseSyncScheduleSpec', () => {
 describe('the examples', () => {
   for (const [path, parseSpec] of [
     ['examples/integration.yaml', parseIntegrationSpec],
+    ['examples/webhook.yaml', parseIntegrationSpec],
     ['examples/sync-schedule.yaml', parseSyncScheduleSpec],
   ] as const) {
     it(`${path} is a valid spec`, () => {

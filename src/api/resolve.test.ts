@@ -116,12 +116,14 @@ describe('resolveIntegrationConfig', () => {
         scheme: 'standardWebhooks',
         secrets: [{ name: 'hook', key: 'current' }, { name: 'hook', key: 'previous' }],
         header: 'webhook-signature',
+        algorithm: 'sha256',
         prefix: '',
         encoding: 'base64',
       },
       idHeader: 'webhook-id',
       toleranceMs: 300_000,
       maxBodyBytes: 1_048_576,
+      rateLimit: undefined,
     });
     assert.deepEqual(standard.secretRefs, [{ name: 'hook', key: 'current' }, { name: 'hook', key: 'previous' }]);
 
@@ -129,15 +131,28 @@ describe('resolveIntegrationConfig', () => {
       integration((s) => {
         s.source.webhook = {
           subject: 'orders.created',
-          signature: { scheme: 'HMACSHA256', header: 'X-Hub-Signature-256', prefix: 'sha256=', secretKeyRefs: [{ name: 'gh', key: 'secret' }] },
+          signature: { scheme: 'HMAC', header: 'X-Hub-Signature-256', prefix: 'sha256=', secretKeyRefs: [{ name: 'gh', key: 'secret' }] },
           idHeader: 'X-GitHub-Delivery',
         };
       }),
     );
     assert.ok(hmac.source.webhook);
     assert.equal(hmac.source.webhook.signature.encoding, 'hex');
-    assert.equal(hmac.source.webhook.signature.header, 'X-Hub-Signature-256');
-    assert.equal(hmac.source.webhook.idHeader, 'X-GitHub-Delivery');
+    assert.equal(hmac.source.webhook.signature.header, 'x-hub-signature-256');
+    assert.equal(hmac.source.webhook.signature.algorithm, 'sha256');
+    assert.equal(hmac.source.webhook.idHeader, 'x-github-delivery');
+
+    const stripe = resolveIntegrationConfig(
+      integration((s) => {
+        s.source.webhook = { subject: 'orders.created', signature: { scheme: 'Stripe', secretKeyRefs: [{ name: 'st', key: 'secret' }] }, rateLimit: { perSecond: 2.5 } };
+      }),
+    );
+    assert.ok(stripe.source.webhook);
+    assert.deepEqual(
+      { header: stripe.source.webhook.signature.header, encoding: stripe.source.webhook.signature.encoding, id: stripe.source.webhook.idHeader },
+      { header: 'stripe-signature', encoding: 'hex', id: undefined },
+    );
+    assert.deepEqual(stripe.source.webhook.rateLimit, { perSecond: 2.5, burst: 3 });
   });
 
   it('translates the CRD enum values into the vocabulary the runtime and delivery code speak', () => {
@@ -146,14 +161,14 @@ describe('resolveIntegrationConfig', () => {
         s.source.format = 'CloudEvents';
         s.target.encoding = 'Form';
         s.delivery = { backoff: { jitter: 'Equal' }, retryOn: ['Network', '5xx'] };
-        s.source.webhook = { subject: 'orders.created', signature: { scheme: 'HMACSHA256', header: 'X-Sig', encoding: 'Base64', secretKeyRefs: [{ name: 'h', key: 'k' }] } };
+        s.source.webhook = { subject: 'orders.created', signature: { scheme: 'HMAC', header: 'X-Sig', encoding: 'Base64', secretKeyRefs: [{ name: 'h', key: 'k' }] } };
       }),
     );
     assert.equal(config.source.format, 'cloudevents');
     assert.equal(config.target.encoding, 'form');
     assert.equal(config.delivery.backoff.jitter, 'equal');
     assert.deepEqual(config.delivery.retryOn, { statusCodes: [], serverErrors: true, network: true, timeout: false });
-    assert.equal(config.source.webhook?.signature.scheme, 'hmacSha256');
+    assert.equal(config.source.webhook?.signature.scheme, 'hmac');
     assert.equal(config.source.webhook.signature.encoding, 'base64');
     const defaults = resolveIntegrationConfig(integration());
     assert.equal(defaults.source.format, 'json');

@@ -24,7 +24,8 @@ const EVENT_FORMAT = { JSON: 'json', CloudEvents: 'cloudevents' } as const satis
 const BODY_ENCODING = { JSON: 'json', Form: 'form' } as const satisfies Record<IntegrationSpec['target']['encoding'], string>;
 const JITTER = { Full: 'full', Equal: 'equal', None: 'none' } as const satisfies Record<IntegrationSpec['delivery']['backoff']['jitter'], string>;
 type Signature = NonNullable<IntegrationSpec['source']['webhook']>['signature'];
-const SIGNATURE_SCHEME = { StandardWebhooks: 'standardWebhooks', HMACSHA256: 'hmacSha256' } as const satisfies Record<Signature['scheme'], string>;
+const SIGNATURE_SCHEME = { StandardWebhooks: 'standardWebhooks', HMAC: 'hmac', Stripe: 'stripe' } as const satisfies Record<Signature['scheme'], string>;
+const SIGNATURE_ALGORITHM = { SHA256: 'sha256', SHA1: 'sha1', SHA512: 'sha512' } as const satisfies Record<NonNullable<Signature['algorithm']>, string>;
 const SIGNATURE_ENCODING = { Hex: 'hex', Base64: 'base64' } as const satisfies Record<NonNullable<Signature['encoding']>, string>;
 const SYNC_MODE = { Upsert: 'upsert', Update: 'update', Insert: 'insert', Mirror: 'mirror' } as const satisfies Record<SyncScheduleSpec['mode'], string>;
 const RECONCILE_MODE = { None: 'none', Report: 'report', Repair: 'repair' } as const satisfies Record<SyncScheduleSpec['reconcile']['mode'], string>;
@@ -143,22 +144,37 @@ function resolveWebhook(spec: IntegrationSpec) {
   const webhook = spec.source.webhook;
   if (webhook === undefined) return undefined;
   const { signature } = webhook;
-  const standard = signature.scheme === 'StandardWebhooks';
+  const scheme = SIGNATURE_SCHEME[signature.scheme];
+  // Standard Webhooks and Stripe fix their headers, hash and encoding; plain HMAC schemes name theirs.
+  const fixed: Record<typeof scheme, { header: string; algorithm: (typeof SIGNATURE_ALGORITHM)[keyof typeof SIGNATURE_ALGORITHM]; encoding: (typeof SIGNATURE_ENCODING)[keyof typeof SIGNATURE_ENCODING] }> = {
+    standardWebhooks: { header: 'webhook-signature', algorithm: 'sha256', encoding: 'base64' },
+    stripe: { header: 'stripe-signature', algorithm: 'sha256', encoding: 'hex' },
+    hmac: {
+      header: (signature.header ?? '').toLowerCase(),
+      algorithm: SIGNATURE_ALGORITHM[signature.algorithm ?? 'SHA256'],
+      encoding: SIGNATURE_ENCODING[signature.encoding ?? 'Hex'],
+    },
+  };
+  const { header, algorithm, encoding } = fixed[scheme];
   return {
     subject: webhook.subject,
     signature: {
-      scheme: SIGNATURE_SCHEME[signature.scheme],
+      scheme,
       secrets: signature.secretKeyRefs,
-      // Standard Webhooks fixes its headers and encoding; plain HMAC schemes name theirs.
-      header: standard ? 'webhook-signature' : (signature.header ?? ''),
+      /** Lower case, as Node's `IncomingMessage.headers` names them. */
+      header,
+      algorithm,
       prefix: signature.prefix ?? '',
-      encoding: signature.encoding === undefined ? (standard ? SIGNATURE_ENCODING.Base64 : SIGNATURE_ENCODING.Hex) : SIGNATURE_ENCODING[signature.encoding],
+      encoding,
     },
-    idHeader: webhook.idHeader ?? (standard ? 'webhook-id' : undefined),
+    /** Lower case; undefined: the scheme's own id (webhook-id, Stripe's event id) or a hash. */
+    idHeader: (webhook.idHeader ?? (scheme === 'standardWebhooks' ? 'webhook-id' : undefined))?.toLowerCase(),
     toleranceMs: parseDuration(webhook.tolerance),
     maxBodyBytes: webhook.maxBodyBytes,
+    rateLimit: webhook.rateLimit === undefined ? undefined : { perSecond: webhook.rateLimit.perSecond, burst: webhook.rateLimit.burst ?? Math.max(1, Math.ceil(webhook.rateLimit.perSecond)) },
   };
 }
+export type ResolvedWebhook = NonNullable<ReturnType<typeof resolveWebhook>>;
 
 /**
  * The runtime configuration of an Integration. Deterministic: equal specs give equal configs,

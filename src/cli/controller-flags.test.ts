@@ -20,6 +20,12 @@ describe('ferry controller flags', () => {
     assert.equal(c.transformWorkers, 2);
   });
 
+  it('serves webhook ingress only when --webhook-address is given', () => {
+    assert.equal(parseControllerFlags([], {}).webhook, undefined);
+    assert.deepEqual(parseControllerFlags(['--webhook-address=127.0.0.1:0'], {}).webhook, { host: '127.0.0.1', port: 0 });
+    assert.deepEqual(parseControllerFlags(['--webhook-address=:8443'], {}).webhook, { host: '0.0.0.0', port: 8443 });
+  });
+
   it('sizes the JSONata worker pool', () => {
     assert.equal(parseControllerFlags(['--transform-workers=6'], {}).transformWorkers, 6);
   });
@@ -28,6 +34,7 @@ describe('ferry controller flags', () => {
     [['--bogus'], /Unknown option '--bogus'/],
     [['positional'], /positional/],
     [['--http-address=nope'], /--http-address must be HOST:PORT/],
+    [['--webhook-address=8443'], /--webhook-address must be HOST:PORT, got "8443"/],
     [['--leader-elect=yes'], /--leader-elect must be true or false/],
     [['--concurrency=0'], /--concurrency must be an integer ≥ 1/],
     [['--transform-workers=0'], /--transform-workers must be an integer ≥ 1, got "0"/],

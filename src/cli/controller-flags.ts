@@ -15,6 +15,10 @@ Flags:
   --kubeconfig PATH        kubeconfig file (default: $KUBECONFIG, else in-cluster config)
   --nats-url URL           NATS server(s), comma separated (default: $NATS_URL, else nats://127.0.0.1:4222)
   --http-address HOST:PORT address of /healthz, /readyz, /metrics (default 0.0.0.0:8080; port 0 picks one)
+  --webhook-address HOST:PORT
+                           serve webhook ingress (POST /hooks/<namespace>/<name>) on this address,
+                           on every replica (default: off; Integrations with spec.source.webhook
+                           are then Stalled with reason WebhookIngressDisabled; port 0 picks one)
   --leader-elect BOOL      elect a leader through a Lease (default true)
   --lease-namespace NS     namespace of the Lease (default: $POD_NAMESPACE, else default)
   --lease-name NAME        name of the Lease (default ferry-operator)
@@ -49,6 +53,8 @@ export interface ControllerConfig {
   readonly natsServers: readonly string[];
   readonly httpHost: string;
   readonly httpPort: number;
+  /** Webhook ingress address; undefined: no ingress on this operator. */
+  readonly webhook: { readonly host: string; readonly port: number } | undefined;
   readonly leaderElect: boolean;
   readonly leaseNamespace: string;
   readonly leaseName: string;
@@ -90,6 +96,12 @@ function cidrs(flag: string, value: string | undefined): string[] {
   return list;
 }
 
+function hostPort(flag: string, address: string): { host: string; port: number } {
+  const m = /^(.*):(\d{1,5})$/.exec(address);
+  if (!m || Number(m[2]) > 65535) throw new UsageError(`--${flag} must be HOST:PORT, got ${JSON.stringify(address)}`);
+  return { host: m[1] === '' || m[1] === undefined ? '0.0.0.0' : m[1], port: Number(m[2]) };
+}
+
 function positiveInt(flag: string, value: string, min = 1): number {
   if (!/^\d+$/.test(value) || Number(value) < min) throw new UsageError(`--${flag} must be an integer ≥ ${min}, got ${JSON.stringify(value)}`);
   return Number(value);
@@ -112,6 +124,7 @@ export function parseControllerFlags(argv: readonly string[], env: NodeJS.Proces
         kubeconfig: { type: 'string' },
         'nats-url': { type: 'string' },
         'http-address': { type: 'string' },
+        'webhook-address': { type: 'string' },
         'leader-elect': { type: 'string' },
         'lease-namespace': { type: 'string' },
         'lease-name': { type: 'string' },
@@ -135,9 +148,8 @@ export function parseControllerFlags(argv: readonly string[], env: NodeJS.Proces
   } catch (err) {
     throw new UsageError(err instanceof Error ? err.message : 'invalid arguments');
   }
-  const address = values['http-address'] ?? '0.0.0.0:8080';
-  const m = /^(.*):(\d{1,5})$/.exec(address);
-  if (!m || Number(m[2]) > 65535) throw new UsageError(`--http-address must be HOST:PORT, got ${JSON.stringify(address)}`);
+  const http = hostPort('http-address', values['http-address'] ?? '0.0.0.0:8080');
+  const webhookAddress = values['webhook-address'];
   const natsUrl = values['nats-url'] ?? env.NATS_URL ?? 'nats://127.0.0.1:4222';
   const natsServers = natsUrl.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
   for (const s of natsServers) {
@@ -154,8 +166,9 @@ export function parseControllerFlags(argv: readonly string[], env: NodeJS.Proces
   return {
     kubeconfig: values.kubeconfig ?? env.KUBECONFIG,
     natsServers,
-    httpHost: m[1] === '' ? '0.0.0.0' : (m[1] ?? '0.0.0.0'),
-    httpPort: Number(m[2]),
+    httpHost: http.host,
+    httpPort: http.port,
+    webhook: webhookAddress === undefined ? undefined : hostPort('webhook-address', webhookAddress),
     leaderElect: bool('leader-elect', values['leader-elect'] ?? 'true'),
     leaseNamespace: values['lease-namespace'] ?? env.POD_NAMESPACE ?? 'default',
     leaseName: values['lease-name'] ?? 'ferry-operator',

@@ -3,14 +3,14 @@
  * watchers to work queues and reconcilers, and runs them under the manager until SIGTERM.
  *
  * Start order: HTTP endpoints (so probes answer from the first second) → NATS connection →
- * watch caches (every replica, so a standby takes over with a warm cache) → controllers (leader
+ * webhook ingress (with --webhook-address; 503 until the caches synced) → watch caches (every replica, so a standby takes over with a warm cache) → controllers (leader
  * only). SIGTERM/SIGINT: the manager stops controllers, releases the Lease, stops watches; then
- * NATS is drained and the HTTP server closed. Exit code 0 after a requested stop, 1 when
+ * the webhook ingress stops accepting and finishes open requests; then NATS is drained and the HTTP server closed. Exit code 0 after a requested stop, 1 when
  * leadership was lost or a part failed (the Deployment restarts the pod, as controller-runtime's).
  *
  * Stopping is bounded whatever state the servers are in: the manager gets {@link STOP_BUDGET_MS}
  * for every runnable, then each close step its own deadline (see shutdown.ts), in all at most
- * about 22 s — below Kubernetes' default terminationGracePeriodSeconds of 30. The caller (main)
+ * about 25 s — below Kubernetes' default terminationGracePeriodSeconds of 30. The caller (main)
  * exits the process with the returned code: a NATS client left reconnecting must not keep a
  * process alive that has no leader election, controllers or delivery any more.
  */
@@ -64,6 +64,7 @@ import {
   type Logger,
 } from '../observability/index.ts';
 import { applyMapping, authProvider, Membership, RuntimeMetrics, RuntimeSupervisor, TransformPool, transformPoolMetrics } from '../runtime/index.ts';
+import { HookTable, IngressMetrics, WebhookIngress } from '../ingress/index.ts';
 import { SyncMetrics, SyncScheduler, type RecordTransformer } from '../sync/index.ts';
 import type { ControllerConfig } from './controller-flags.ts';
 import { closeNats, closeWithin } from './shutdown.ts';
@@ -78,6 +79,8 @@ const JSONATA_MAX_DEPTH = 200;
 const DELIVERER_CLOSE_MS = 3_000;
 const NATS_DRAIN_MS = 2_000;
 const HTTP_CLOSE_MS = 1_000;
+/** Open webhook requests may finish (their PubAck awaited) within this, then sockets are cut. */
+const WEBHOOK_CLOSE_MS = 3_000;
 
 interface DataObject extends KubeObject {
   readonly data?: Readonly<Record<string, string>>;
@@ -211,6 +214,7 @@ export async function runController(config: ControllerConfig, version: string): 
         clock,
         logger,
         runtimeView: (key) => runtimeView.view(key),
+        webhookIngress: config.webhook !== undefined,
       }),
       concurrency: config.concurrency,
       clock,
@@ -352,8 +356,29 @@ export async function runController(config: ControllerConfig, version: string): 
   }
   health.addReadiness('caches', () => ({ ok: manager.ready, detail: 'watch caches not synced' }));
 
+  // Webhook ingress: every replica, from here (NATS connected) until after the manager stopped,
+  // so a request in flight while the runtime stops still gets its PubAck and a true answer.
+  let ingress: WebhookIngress | undefined;
+  if (config.webhook !== undefined) {
+    ingress = new WebhookIngress({
+      host: config.webhook.host,
+      port: config.webhook.port,
+      hooks: new HookTable({ integrations: integrations.store, references, clock }),
+      publisher: new FallbackPublisher(nc),
+      natsConnected: () => natsConnected,
+      cachesSynced: () => integrations.store.synced && secrets.store.synced,
+      metrics: new IngressMetrics(registry),
+      clock,
+      logger,
+      closeGraceMs: WEBHOOK_CLOSE_MS - 1_000,
+    });
+    const port = await ingress.listen();
+    logger.info({ port, host: config.webhook.host }, 'webhook ingress listening');
+  }
+
   const exit = await manager.start(stop.signal);
   logger.info({ exit: exit.reason }, 'manager exited');
+  if (ingress) await closeWithin(clock, logger, 'webhook ingress', WEBHOOK_CLOSE_MS, () => ingress.close());
   await closeWithin(clock, logger, 'HTTP deliverer', DELIVERER_CLOSE_MS, () => deliverer.close());
   for (const close of closers) await closeWithin(clock, logger, 'sync HTTP deliverer', DELIVERER_CLOSE_MS, close);
   // After the manager: every pipeline has stopped, so no transform is waiting or running.

@@ -12,7 +12,7 @@
  * the work queue retries with backoff; configuration problems never throw — they are terminal
  * until the spec or a referenced object changes, which requeues the key.
  */
-import { compileIntegrationSpec, FINALIZER, INTEGRATION, Reason, type ReferenceLookup, type ResolvedIntegrationConfig, type SpecCheck } from '../api/index.ts';
+import { compileIntegrationSpec, FINALIZER, INTEGRATION, Reason, subjectCaptured, type ReferenceLookup, type ResolvedIntegrationConfig, type SpecCheck } from '../api/index.ts';
 import type { EventRecorder, ObjectClient, ReconcileResult, Reconciler, Store } from '../kube/index.ts';
 import {
   fallbackStreamName,
@@ -56,6 +56,36 @@ export interface IntegrationReconcilerDeps {
   readonly logger: Logger;
   /** What the runtime replicas report (counters, circuit, throttle, fallback size); leader's poller. */
   runtimeView(key: string): RuntimeView | undefined;
+  /**
+   * Whether this operator serves webhook ingress (--webhook-address). Every replica runs with the
+   * same flags; without it an Integration with spec.source.webhook is Stalled, never a Ready
+   * object that nothing listens for.
+   */
+  readonly webhookIngress: boolean;
+}
+
+/**
+ * Why an Integration's webhook cannot receive, if it cannot: no ingress on this operator, or a
+ * subject the stream does not capture (JetStream would answer the publish with no responders).
+ */
+function webhookProblem(config: ResolvedIntegrationConfig, streamSubjects: readonly string[], ingress: boolean): { reason: Reason; message: string; field: string } | undefined {
+  const webhook = config.source.webhook;
+  if (webhook === undefined) return undefined;
+  if (!ingress) {
+    return {
+      reason: Reason.WebhookIngressDisabled,
+      field: 'spec.source.webhook',
+      message: 'spec.source.webhook: this operator serves no webhook ingress, so nothing receives these requests; start the operator with --webhook-address HOST:PORT',
+    };
+  }
+  if (!subjectCaptured(streamSubjects, webhook.subject)) {
+    return {
+      reason: Reason.WebhookSubjectNotCaptured,
+      field: 'spec.source.webhook.subject',
+      message: `spec.source.webhook.subject: ${JSON.stringify(webhook.subject)} is not captured by stream ${config.source.stream} (subjects: ${streamSubjects.join(', ')}); add it to the stream's subjects or change the webhook subject`,
+    };
+  }
+  return undefined;
 }
 
 /** A NATS failure that passes on its own (a node down, an election, no quorum, a timeout). */
@@ -162,6 +192,7 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
 
     let outcome: Outcome;
     let sourceWarning: string | undefined;
+    let hookProblem: ReturnType<typeof webhookProblem>;
     try {
       const source = await deps.jetstream.ensureSourceStream({ name: config.source.stream, subjects: config.source.subjects, create: config.source.create });
       if (source.replicas < 2 && (await deps.jetstream.replication()).clustered) {
@@ -189,13 +220,15 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
         maxAgeMs: config.fallback.retentionMs,
         duplicateWindowMs: FALLBACK_DUPLICATE_WINDOW_MS,
       });
+      hookProblem = webhookProblem(config, source.subjects, deps.webhookIngress);
       const warning = sourceWarning === undefined ? '' : `; warning: ${sourceWarning}`;
+      const hook = config.source.webhook === undefined ? '' : `; webhook POST /hooks/${ref.namespace}/${ref.name} → ${config.source.webhook.subject}`;
       outcome = config.suspend
         ? { kind: 'ready', reason: Reason.Suspended, message: `suspended: the pipeline does not consume until spec.suspend is false${warning}` }
         : {
             kind: 'ready',
             reason: Reason.Delivering,
-            message: `consuming ${config.source.stream} (${config.source.subjects.join(', ')}) through consumer ${integrationConsumerName(ref)}; fallback stream ${fallback}${warning}`,
+            message: `consuming ${config.source.stream} (${config.source.subjects.join(', ')}) through consumer ${integrationConsumerName(ref)}; fallback stream ${fallback}${hook}${warning}`,
           };
     } catch (err) {
       if (err instanceof StreamNotFoundError) {
@@ -216,6 +249,12 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
     }
 
     await storeLastGood(key, obj, generation, check.config);
+    if (hookProblem) {
+      // The pipeline is provisioned (events published by other means still flow), but the object
+      // must not claim to receive webhooks. Streams are not watched: look again periodically.
+      await steps.reportStalled(obj, hookProblem, generation, now, fields, signal, view ? runtimeStatusFields(view, now) : {}, view ? degradation(view, now, obj.spec) : undefined);
+      return { requeueAfter: INTEGRATION_RESYNC_MS };
+    }
     const current = steps.statusOf(obj);
     const wasReady = steps.wasReady(obj);
     // Until the poller has read the runtime's state (a new leader), keep what status says; a

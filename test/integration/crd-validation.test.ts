@@ -157,8 +157,11 @@ const rejections: Rejection[] = [
   integration('startAt that is neither Beginning, New nor a time', 'spec.source.startAt', 'must be Beginning, New or an RFC 3339 time', (s) => {
     s.source.startAt = '2024-06-01';
   }),
-  integration('HMAC webhook without signature header', 'spec.source.webhook.signature.header', 'HMACSHA256 signatures need header', (s) => {
-    s.source.webhook = { subject: 'orders.created', signature: { scheme: 'HMACSHA256', secretKeyRefs: [{ name: 'hook', key: 'secret' }] } };
+  integration('HMAC webhook without signature header', 'spec.source.webhook.signature.header', 'HMAC signatures need header', (s) => {
+    s.source.webhook = { subject: 'orders.created', signature: { scheme: 'HMAC', secretKeyRefs: [{ name: 'hook', key: 'secret' }] } };
+  }),
+  integration('Standard Webhooks signature with an HMAC-only field', 'spec.source.webhook.signature', 'header, algorithm, prefix and encoding apply only to scheme HMAC', (s) => {
+    s.source.webhook = { subject: 'orders.created', signature: { encoding: 'Hex', secretKeyRefs: [{ name: 'hook', key: 'secret' }] } };
   }),
   syncSchedule('unknown concurrencyPolicy', 'spec.concurrencyPolicy', 'Unsupported value: "Allow"', (s) => {
     s.concurrencyPolicy = 'Allow' as 'Forbid';
@@ -258,18 +261,20 @@ describe('generated CRDs on a real API server', () => {
 
   for (const [kind, path, parseSpec] of [
     [INTEGRATION, 'examples/integration.yaml', parseIntegrationSpec],
+    [INTEGRATION, 'examples/webhook.yaml', parseIntegrationSpec],
     [SYNC_SCHEDULE, 'examples/sync-schedule.yaml', parseSyncScheduleSpec],
   ] as const) {
     it(`accepts ${path} and defaults it exactly as the zod parser does`, async () => {
       const manifest = readYaml(path);
       const spec = exampleSpec(path);
-      const created = await create(kind, spec, `example-${kind.singular}`);
+      const name = `example-${path.slice('examples/'.length, -'.yaml'.length)}`;
+      const created = await create(kind, spec, name);
       const parsed = parseSpec(spec);
       assert.ok(parsed.ok, parsed.ok ? '' : parsed.error.message);
       assert.deepEqual(created.spec, JSON.parse(JSON.stringify(parsed.spec)));
       assert.equal(manifest.kind, kind.kind);
       // The status default closes kstatus's "no status yet = Current" race.
-      const read = await get(kind, `example-${kind.singular}`);
+      const read = await get(kind, name);
       assert.deepEqual(read.status, { observedGeneration: -1 });
     });
   }
