@@ -160,6 +160,12 @@ export interface SharedRedrive {
    * have happened (the holder died in between): whoever continues deletes it first.
    */
   readonly pendingDelete?: number | undefined;
+  /**
+   * A message whose failed-again copy is being published: a holder that dies before recording the
+   * outcome may have parked the copy already, and whoever continues must not deliver the original
+   * as well (the copy would stay parked for an event that was delivered).
+   */
+  readonly reparking?: number | undefined;
   readonly selected: number;
   readonly delivered: number;
   readonly failedAgain: number;

@@ -43,7 +43,20 @@ import type { CompiledIntegration } from './compile-integration.ts';
 import { decide } from './decide.ts';
 import { errorMessage, prepareEvent, sendAttempt } from './prepare-event.ts';
 import type { RedriveMetrics } from './redrive-metrics.ts';
-import { finished, parkedFacts, progressed, released, renewed, reparkHeaders, reparkMsgId, replayedEvent, type ParkedFacts, type Repark } from './redrive-state.ts';
+import {
+  finished,
+  isReparkedCopy,
+  parkedFacts,
+  progressed,
+  released,
+  renewed,
+  reparkHeaders,
+  reparking,
+  reparkMsgId,
+  replayedEvent,
+  type ParkedFacts,
+  type Repark,
+} from './redrive-state.ts';
 import type { JsonataEvaluator } from './transform-pool.ts';
 
 export interface RedriveRunDeps {
@@ -165,6 +178,8 @@ export class RedriveRun {
     const upTo = record.upToSequence ?? 0;
     // A holder that died between storing an outcome and deleting its message.
     if (record.pendingDelete !== undefined) await this.d.fallback.delete(ref, record.pendingDelete);
+    // A holder that died while parking a message again: if its copy is stored, that was the outcome.
+    if (record.reparking !== undefined && !(await this.settleReparking(record.reparking, upTo))) return { kind: 'giveUp' };
     const first = this.o.compiled();
     if (!first) return { kind: 'giveUp' };
     const units = await this.units(first);
@@ -196,6 +211,33 @@ export class RedriveRun {
       this.d.metrics.message(ref.namespace, ref.name, one.kind === 'delivered' ? 'delivered' : 'failed_again');
       await this.d.fallback.delete(ref, m.sequence);
     }
+  }
+
+  /**
+   * Finishes a message an earlier holder was parking again when it died: when its copy is in the
+   * stream (after the selection's end), the message failed again — recorded and deleted here,
+   * never attempted a second time (an event delivered now would stay parked in its copy too).
+   * False when the record was lost meanwhile.
+   */
+  private async settleReparking(sequence: number, upTo: number): Promise<boolean> {
+    const { ref, record } = this.o;
+    const original = await this.d.fallback.next(ref, sequence);
+    if (original?.sequence !== sequence) return true;
+    for (let m = await this.d.fallback.next(ref, upTo + 1); m; m = await this.d.fallback.next(ref, m.sequence + 1)) {
+      if (!isReparkedCopy(m.headers, original.headers, record.request)) continue;
+      const written = await this.d.state.casLoop<SharedRedrive>(this.key, (cur) =>
+        progressed(cur?.value, this.o.runId, { now: this.d.clock.now(), ttlMs: this.o.ttlMs }, sequence, 'failedAgain'),
+      );
+      if (!written) {
+        this.loseRecord();
+        return false;
+      }
+      this.d.metrics.message(ref.namespace, ref.name, 'failed_again');
+      await this.d.fallback.delete(ref, sequence);
+      this.log.info({ seq: sequence, copy: m.sequence }, 'the previous holder had parked this message again; recorded as failed again');
+      return true;
+    }
+    return true;
   }
 
   private async units(c: CompiledIntegration): Promise<Units> {
@@ -294,6 +336,11 @@ export class RedriveRun {
   /** Publishes the message again with its new error; the caller deletes the old one once the outcome is stored. */
   private async repark(m: ParkedMessage, facts: ParkedFacts, why: Omit<Repark, 'integration' | 'request' | 'reason'> & { reason: FallbackReason }): Promise<void> {
     const { ref, record } = this.o;
+    const marked = await this.d.state.casLoop<SharedRedrive>(this.key, (cur) => reparking(cur?.value, this.o.runId, { now: this.d.clock.now(), ttlMs: this.o.ttlMs }, m.sequence));
+    if (!marked) {
+      this.loseRecord();
+      throw new Error('the redrive record was taken over before a message could be parked again');
+    }
     const headers = reparkHeaders(m, { ...why, integration: `${ref.namespace}/${ref.name}`, request: record.request }, facts);
     await this.d.publisher.publish({ subject: fallbackSubject(ref), msgId: reparkMsgId(record.request, m.sequence), payload: m.data, headers });
     this.log.info({ seq: m.sequence, reason: why.reason, httpStatus: why.httpStatus, error: why.error }, 'redriven message failed again; parked again with the new error');

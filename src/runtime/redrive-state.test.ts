@@ -2,7 +2,22 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ManualClock } from '../observability/index.ts';
 import type { ParkedMessage, SharedRedrive } from '../nats/index.ts';
-import { finished, invalid, nextStep, parkedFacts, progressed, released, renewed, reparkHeaders, reparkMsgId, replayedEvent, started, takenOver } from './redrive-state.ts';
+import {
+  finished,
+  invalid,
+  isReparkedCopy,
+  nextStep,
+  parkedFacts,
+  progressed,
+  released,
+  renewed,
+  reparkHeaders,
+  reparking,
+  reparkMsgId,
+  replayedEvent,
+  started,
+  takenOver,
+} from './redrive-state.ts';
 
 const TTL = 15_000;
 
@@ -48,6 +63,18 @@ describe('redrive state', () => {
     assert.equal(progressed(taken, 'run-a', { now: clock.now(), ttlMs: TTL }, 5, 'delivered'), undefined);
     assert.equal(finished(taken, 'run-a', clock.now()), undefined);
     assert.equal(renewed(taken, 'run-b', clock.now() + 1_000, TTL)?.expiresAt, clock.now() + 1_000 + TTL);
+  });
+
+  it('a message being parked again is marked until its outcome is recorded; a taken-over run sees the mark', () => {
+    const h = { now: clock.now(), ttlMs: TTL };
+    const marked = reparking(started('r1', {}, holder('a', 'run-a'), 10), 'run-a', h, 4);
+    assert.equal(marked?.reparking, 4);
+    assert.equal(reparking(marked, 'run-x', h, 4), undefined, 'only by the holder');
+    assert.ok(marked);
+    assert.equal(takenOver(marked, holder('b', 'run-b')).reparking, 4);
+    const done = progressed(marked, 'run-a', h, 4, 'failedAgain');
+    assert.equal((JSON.parse(JSON.stringify(done)) as SharedRedrive).reparking, undefined, 'cleared with the recorded outcome');
+    assert.equal(finished(marked, 'run-a', clock.now())?.reparking, undefined);
   });
 
   it('a released lease can be resumed at once', () => {
@@ -165,5 +192,8 @@ describe('redrive: events rebuilt from parked messages', () => {
     assert.equal(one('X-Trace'), 'abc');
     assert.equal(h.get('Nats-Msg-Id'), undefined, "the fallback entry's own id is not carried over");
     assert.equal(reparkMsgId('r-9', 7), 'redrive:r-9:7');
+    assert.equal(isReparkedCopy(h, parked.headers, 'r-9'), true, 'recognised as the copy of this message by this request');
+    assert.equal(isReparkedCopy(h, parked.headers, 'r-10'), false);
+    assert.equal(isReparkedCopy(parked.headers, parked.headers, 'r-9'), false, 'the original is no copy');
   });
 });

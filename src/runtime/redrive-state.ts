@@ -77,6 +77,22 @@ export function released(record: SharedRedrive | undefined, runId: string, now: 
 
 export type MessageOutcome = 'delivered' | 'failedAgain';
 
+/** Marks `sequence` as being parked again (see `SharedRedrive.reparking`), before its copy is published. */
+export function reparking(record: SharedRedrive | undefined, runId: string, h: { now: number; ttlMs: number }, sequence: number): SharedRedrive | undefined {
+  const r = renewed(record, runId, h.now, h.ttlMs);
+  return r && { ...r, reparking: sequence };
+}
+
+/**
+ * Whether `copy` is the failed-again copy of `original` that this request published: same
+ * request, same source event. Used when a run resumes a message marked `reparking`.
+ */
+export function isReparkedCopy(copy: ReadonlyMap<string, readonly string[]>, original: ReadonlyMap<string, readonly string[]>, request: string): boolean {
+  const c = parkedFacts(copy);
+  const o = parkedFacts(original);
+  return header(copy, 'Ferry-Redrive') === request && c.sourceStream === o.sourceStream && c.sourceSequence === o.sourceSequence && c.key === o.key;
+}
+
 /**
  * One selected message done: counted, the next sequence after it, and the message marked for
  * deletion (the caller deletes it after this is stored, so a holder that dies in between leaves
@@ -89,6 +105,7 @@ export function progressed(record: SharedRedrive | undefined, runId: string, h: 
     ...r,
     nextSequence: Math.max(r.nextSequence ?? 1, sequence + 1),
     pendingDelete: sequence,
+    reparking: undefined,
     selected: r.selected + 1,
     delivered: r.delivered + (outcome === 'delivered' ? 1 : 0),
     failedAgain: r.failedAgain + (outcome === 'failedAgain' ? 1 : 0),
@@ -114,7 +131,7 @@ export function finished(record: SharedRedrive | undefined, runId: string, now: 
     result = 'Succeeded';
     message = record.selected === 0 ? 'no parked message matched the request' : counts;
   }
-  const { holder: _h, runId: _r, expiresAt: _e, pendingDelete: _p, ...rest } = record;
+  const { holder: _h, runId: _r, expiresAt: _e, pendingDelete: _p, reparking: _k, ...rest } = record;
   return { ...rest, result, completedAt: now, message };
 }
 
