@@ -93,7 +93,7 @@ describe('redrive of the fallback stream', () => {
     assert.match(await op.metrics(), /ferry_redrive_messages_total\{namespace="flows",integration="rd-all",outcome="delivered"\} 100/);
   });
 
-  it('filters select only what they name; an event that fails again stays parked with its new error (Partial); a malformed request is Invalid', async () => {
+  it('filters select only what they name; an event that fails again stays parked with its new error (Partial); a malformed request is Invalid; a request waits while the Integration is suspended', async () => {
     const t = await suite.target();
     // Five events parked `exhausted` (sequences 1–5, in the order their attempts ran out), then one
     // `invalid` (sequence 6: no id).
@@ -152,6 +152,22 @@ describe('redrive of the fallback stream', () => {
     // The Event says how it ended and what to do.
     const events = await kubectl(r.env.kubeconfigPath, ['get', 'events', '-n', NS, '--field-selector', 'reason=RedrivePartial', '-o', 'jsonpath={.items[*].message}']);
     assert.match(events.stdout, /reasons-1.*2 delivered, 1 failed again/);
+
+    // Suspended: a request waits (nothing runs, status keeps the last redrive) and runs on resume.
+    await r.ferry.editSpec('integrations', NS, 'rd-mix', (spec) => {
+      spec.suspend = true;
+    });
+    await eventually('pipeline stopped', () => r.operators[0]?.logs.some((l) => l.msg === 'stopping pipeline (suspended)' && l.integration === `${NS}/rd-mix`) || undefined);
+    await annotate('rd-mix', 'ferry.dev/redrive=suspended-1');
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    assert.equal((await lastRedrive('rd-mix'))?.request, 'reasons-1', 'no redrive while suspended');
+    await r.ferry.editSpec('integrations', NS, 'rd-mix', (spec) => {
+      spec.suspend = false;
+    });
+    const resumed = await redriveEnded('rd-mix', 'suspended-1');
+    assert.equal(resumed.result, 'Succeeded', 'reasons=exhausted still set: nothing left to select');
+    assert.equal(resumed.selected, 0);
+    assert.equal((await fallbackMessages(r, 'rd-mix')).length, 2);
   });
 
   it('the operator SIGKILLed mid-redrive: a second one takes the redrive over and finishes it; every invoice applied once, the message in flight re-sent with its original key', async () => {
