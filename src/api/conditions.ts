@@ -64,6 +64,11 @@ export const Reason = {
   DeleteThresholdExceeded: 'DeleteThresholdExceeded',
   MismatchesFound: 'MismatchesFound',
   Mismatch: 'Mismatch',
+  // Events at the end of a redrive of the fallback stream.
+  RedriveSucceeded: 'RedriveSucceeded',
+  RedrivePartial: 'RedrivePartial',
+  RedriveFailed: 'RedriveFailed',
+  RedriveInvalid: 'RedriveInvalid',
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
 

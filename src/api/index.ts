@@ -27,6 +27,7 @@ export {
   REDRIVE_REASONS_ANNOTATION,
   REDRIVE_SEQUENCES_ANNOTATION,
   redriveAnnotations,
+  redriveFilterSchema,
   redriveSelects,
   type ParkedMessageFacts,
   type ParkedReason,

@@ -48,6 +48,7 @@ import {
   connectNats,
   ConsumerControl,
   FallbackPublisher,
+  FallbackStream,
   INTEGRATION_STATE_BUCKET,
   JetStreamResources,
   MEMBERS_BUCKET,
@@ -63,7 +64,7 @@ import {
   untilAborted,
   type Logger,
 } from '../observability/index.ts';
-import { applyMapping, authProvider, Membership, RuntimeMetrics, RuntimeSupervisor, TransformPool, transformPoolMetrics } from '../runtime/index.ts';
+import { applyMapping, authProvider, Membership, RedriveMetrics, RedriveRunner, RuntimeMetrics, RuntimeSupervisor, TransformPool, transformPoolMetrics } from '../runtime/index.ts';
 import { HookTable, IngressMetrics, WebhookIngress } from '../ingress/index.ts';
 import { SyncMetrics, SyncScheduler, type RecordTransformer } from '../sync/index.ts';
 import type { ControllerConfig } from './controller-flags.ts';
@@ -316,6 +317,24 @@ export async function runController(config: ControllerConfig, version: string): 
         supervisor.notify();
       });
     }
+    // Redrive: one replica replays an Integration's parked events through the generation its
+    // pipeline runs (`ferry.dev/redrive` annotation).
+    const redrive = new RedriveRunner({
+      integrations: integrations.store,
+      compiledFor: (key) => supervisor.compiledFor(key),
+      identity: config.identity,
+      state: integrationState,
+      fallback: new FallbackStream(nc),
+      publisher: new FallbackPublisher(nc),
+      transforms,
+      metrics: new RedriveMetrics(registry),
+      members: () => membership.count,
+      clock,
+      logger,
+    });
+    integrations.addHandler(() => {
+      redrive.notify();
+    });
     // SyncSchedule runs: every replica schedules, one takes each run's lock.
     const syncDeliverer = new HttpDeliverer({
       policy: createAddressPolicy({ allowCidrs: config.allowCidrs, denyCidrs: config.denyCidrs }),
@@ -353,6 +372,7 @@ export async function runController(config: ControllerConfig, version: string): 
     manager.add({ name: 'sync', start: (signal) => scheduler.start(signal) }, 'others');
     manager.add({ name: 'membership', start: (signal) => membership.start(signal) }, 'others');
     manager.add({ name: 'runtime', start: (signal) => supervisor.start(signal) }, 'others');
+    manager.add({ name: 'redrive', start: (signal) => redrive.start(signal) }, 'others');
   }
   health.addReadiness('caches', () => ({ ok: manager.ready, detail: 'watch caches not synced' }));
 

@@ -18,6 +18,7 @@ import {
   type JetStreamResources,
   type SharedCircuit,
   type SharedKv,
+  type SharedRedrive,
   type SharedStats,
   type SharedThrottle,
 } from '../nats/index.ts';
@@ -29,6 +30,8 @@ export interface RuntimeView {
   readonly circuit?: SharedCircuit | undefined;
   readonly throttle?: SharedThrottle | undefined;
   readonly fallbackPending?: number | undefined;
+  /** The last redrive of the fallback stream (its record in the shared bucket). */
+  readonly redrive?: SharedRedrive | undefined;
   /** Part of Ferry's JetStream state that cannot be served now (its fallback stream, the shared KV), and why. */
   readonly unavailable?: string | undefined;
 }
@@ -147,7 +150,43 @@ export function runtimeStatusFields(view: RuntimeView | undefined, now: number):
   if (t && t.limitedUntil > now - 60_000) {
     out.throttle = { limitedUntil: formatKubeTime(t.limitedUntil), ...(t.perSecond > 0 ? { perSecond: Math.round(t.perSecond * 1000) / 1000 } : {}) };
   }
+  if (view.redrive) out.lastRedrive = lastRedriveStatus(view.redrive);
   return out;
+}
+
+/** `status.lastRedrive` from the redrive's shared record (lease and progress internals left out). */
+export function lastRedriveStatus(r: SharedRedrive): Record<string, unknown> {
+  return {
+    request: r.request.slice(0, 256),
+    result: r.result,
+    ...(r.startedAt === undefined ? {} : { startedAt: formatKubeTime(r.startedAt) }),
+    ...(r.completedAt === undefined ? {} : { completedAt: formatKubeTime(r.completedAt) }),
+    selected: r.selected,
+    delivered: r.delivered,
+    failedAgain: r.failedAgain,
+    ...(r.message === undefined ? {} : { message: r.message.slice(0, 1024) }),
+  };
+}
+
+/** The Event that says a redrive ended, with its counts and what to do next. */
+export function redriveEndedEvent(r: SharedRedrive): { type: 'Normal' | 'Warning'; reason: Reason; note: string } | undefined {
+  const what = `redrive ${JSON.stringify(r.request)}`;
+  switch (r.result) {
+    case 'Running':
+      return undefined;
+    case 'Succeeded':
+      return { type: 'Normal', reason: Reason.RedriveSucceeded, note: `${what} succeeded: ${r.message ?? ''}` };
+    case 'Partial':
+      return {
+        type: 'Warning',
+        reason: Reason.RedrivePartial,
+        note: `${what}: ${r.delivered} delivered, ${r.failedAgain} failed again and stay parked with the new error (Ferry-Error); fix the cause and redrive again, e.g. with ferry.dev/redrive-reasons`,
+      };
+    case 'Failed':
+      return { type: 'Warning', reason: Reason.RedriveFailed, note: `${what} failed: ${r.message ?? ''}` };
+    case 'Invalid':
+      return { type: 'Warning', reason: Reason.RedriveInvalid, note: `${what} not run: ${r.message ?? ''}; correct the annotation and set ferry.dev/redrive to a new value` };
+  }
 }
 
 export interface RuntimeViewPollerDeps {
@@ -168,6 +207,7 @@ interface Raw {
   stats?: SharedStats | undefined;
   circuit?: SharedCircuit | undefined;
   throttle?: SharedThrottle | undefined;
+  redrive?: SharedRedrive | undefined;
   fallbackPending?: number | undefined;
   /** Why the fallback stream could not be read at the last try. */
   fallbackError?: string | undefined;
@@ -284,6 +324,13 @@ export class RuntimeViewPoller {
           case 'throttle':
             r.throttle = value as SharedThrottle | undefined;
             break;
+          case 'redrive': {
+            const redrive = value as SharedRedrive | undefined;
+            // A delivered message leaves the fallback stream, a failed one is parked again: count it.
+            if (redrive?.delivered !== r.redrive?.delivered || redrive?.failedAgain !== r.redrive?.failedAgain) r.recount = true;
+            r.redrive = redrive;
+            break;
+          }
           default:
             return;
         }
@@ -347,7 +394,14 @@ export class RuntimeViewPoller {
   private publish(key: string): void {
     const r = this.rawOf(key);
     const unavailable = this.sharedError ?? r.fallbackError;
-    const next: RuntimeView = { stats: r.stats, circuit: r.circuit, throttle: r.throttle, fallbackPending: r.fallbackPending, ...(unavailable === undefined ? {} : { unavailable }) };
+    const next: RuntimeView = {
+      stats: r.stats,
+      circuit: r.circuit,
+      throttle: r.throttle,
+      fallbackPending: r.fallbackPending,
+      ...(r.redrive === undefined ? {} : { redrive: r.redrive }),
+      ...(unavailable === undefined ? {} : { unavailable }),
+    };
     const previous = this.views.get(key);
     if (JSON.stringify(previous) === JSON.stringify(next)) return;
     this.views.set(key, next);
@@ -380,8 +434,22 @@ export class RuntimeViewPoller {
     if (fallbackFailure && fallbackFailingNow(next.stats) && !fallbackFailingNow(previous?.stats)) {
       void this.deps.events.record(obj, { type: 'Warning', reason: Reason.FallbackUnavailable, note: fallbackFailureMessage(fallbackFailure), action: 'Deliver' });
     }
+    this.announceRedrive(obj, next.redrive, previous?.redrive);
     if (next.stats?.lastContractDrift !== undefined && next.stats.lastContractDrift !== previous?.stats?.lastContractDrift) {
       void this.deps.events.record(obj, { type: 'Warning', reason: Reason.ContractDrift, note: next.stats.lastError?.message ?? 'a 2xx response broke spec.target.responseSchema', action: 'Deliver' });
     }
+  }
+
+  /**
+   * One Event when a redrive ends: on the change into a final result, and not again when a new
+   * leader (no previous view) finds a result its status already shows.
+   */
+  private announceRedrive(obj: FerryObject, next: SharedRedrive | undefined, previous: SharedRedrive | undefined): void {
+    if (!next || next.result === 'Running') return;
+    if (previous?.request === next.request && previous.result === next.result) return;
+    const shown = obj.status?.lastRedrive as { request?: unknown; result?: unknown } | undefined;
+    if (!previous && shown?.request === next.request && shown.result === next.result) return;
+    const event = redriveEndedEvent(next);
+    if (event) void this.deps.events.record(obj, { ...event, action: 'Redrive' });
   }
 }

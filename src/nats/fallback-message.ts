@@ -31,6 +31,10 @@ export interface FallbackFacts {
   readonly sourceUrl?: string | undefined;
   readonly recordKey?: string | undefined;
   readonly idempotencyKey: string | undefined;
+  /** The publisher's `Nats-Msg-Id` when `original` no longer carries it (a redrive re-parking an entry). */
+  readonly sourceMsgId?: string | undefined;
+  /** The redrive request (`ferry.dev/redrive` value) that re-parked this entry. */
+  readonly redrive?: string | undefined;
 }
 
 /** NATS header values are one line; bodies and messages are cut to stay well under limits. */
@@ -76,10 +80,11 @@ export function fallbackHeaders(
   set('Ferry-Source-Stream', facts.sourceStream);
   set('Ferry-Source-Sequence', facts.sourceSequence);
   set('Ferry-Source-Subject', facts.sourceSubject);
-  set('Ferry-Source-Msg-Id', sourceMsgId);
+  set('Ferry-Source-Msg-Id', facts.sourceMsgId ?? sourceMsgId);
   set('Ferry-Source-Url', facts.sourceUrl);
   set('Ferry-Record-Key', facts.recordKey);
   set('Ferry-Idempotency-Key', facts.idempotencyKey);
+  set('Ferry-Redrive', facts.redrive);
   return out;
 }
 

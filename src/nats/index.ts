@@ -37,6 +37,7 @@ export { readConsumer, type InboundMessage, type PullReaderOptions } from './pul
 export { FallbackPublisher, type FallbackMessage } from './fallback-publisher.ts';
 export { fallbackHeaders, fallbackMsgId, type FallbackFacts, type FallbackReason } from './fallback-message.ts';
 export { ConsumerControl } from './consumer-control.ts';
+export { FallbackStream, type ParkedMessage } from './fallback-stream.ts';
 export { SharedKv, type Versioned } from './shared-kv.ts';
 export {
   addStats,
@@ -44,9 +45,12 @@ export {
   circuitKey,
   EMPTY_STATS,
   lastGoodKey,
+  redriveKey,
   statsKey,
   throttleKey,
   type LastGoodGeneration,
+  type RedriveResult,
+  type SharedRedrive,
   type SharedCircuit,
   type SharedLastError,
   type SharedStats,

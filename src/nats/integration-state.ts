@@ -127,3 +127,52 @@ export function addStats(current: SharedStats | undefined, delta: SharedStats): 
     lastFallbackFailure: later(c.lastFallbackFailure, delta.lastFallbackFailure, (x) => x.time),
   };
 }
+
+/** How a redrive ended (or `Running`); the words of `status.lastRedrive.result`. */
+export type RedriveResult = 'Running' | 'Succeeded' | 'Partial' | 'Failed' | 'Invalid';
+
+/**
+ * One Integration's redrive: its lock, its progress and its outcome, in one key changed only by
+ * compare-and-set. The replica that takes a request writes it; the leader reads it into
+ * `status.lastRedrive`. Times in ms since the epoch.
+ */
+export interface SharedRedrive {
+  /** The `ferry.dev/redrive` value this record answers. */
+  readonly request: string;
+  readonly result: RedriveResult;
+  /** The filter the request was taken with (the annotations may change while it runs). */
+  readonly filter?: unknown;
+  /** Replica identity holding the run, and this run's id (a takeover gets a new one). */
+  readonly holder?: string | undefined;
+  readonly runId?: string | undefined;
+  /** The holder's lease: renewed while it works; a Running record past it may be taken over. */
+  readonly expiresAt?: number | undefined;
+  readonly startedAt?: number | undefined;
+  /**
+   * The fallback stream's last sequence when the redrive started: later messages (re-parked by
+   * this redrive, or parked meanwhile) are never selected by it.
+   */
+  readonly upToSequence?: number | undefined;
+  /** The first sequence not yet done. */
+  readonly nextSequence?: number | undefined;
+  /**
+   * A message whose outcome is recorded here but whose removal from the fallback stream may not
+   * have happened (the holder died in between): whoever continues deletes it first.
+   */
+  readonly pendingDelete?: number | undefined;
+  /**
+   * A message whose failed-again copy is being published: a holder that dies before recording the
+   * outcome may have parked the copy already, and whoever continues must not deliver the original
+   * as well (the copy would stay parked for an event that was delivered).
+   */
+  readonly reparking?: number | undefined;
+  readonly selected: number;
+  readonly delivered: number;
+  readonly failedAgain: number;
+  readonly completedAt?: number | undefined;
+  readonly message?: string | undefined;
+}
+
+export function redriveKey(ref: ObjectRef): string {
+  return `${integrationStateKeyPrefix(ref)}.redrive`;
+}

@@ -90,6 +90,24 @@ export class SharedKv {
   }
 
   /**
+   * Read, decide, compare-and-set; re-read and decide again on a lost race. `change` sees the
+   * current value and returns the next one, or undefined to leave the key alone (it is not the
+   * caller's any more, or nothing is to be done): then this returns undefined. Returns the value
+   * written and its revision.
+   * @throws Error after `attempts` lost races in a row (a busy key: the caller tries again later).
+   */
+  async casLoop<T>(key: string, change: (current: Versioned<T> | undefined) => T | undefined, attempts = 5): Promise<Versioned<T> | undefined> {
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      const current = await this.get<T>(key);
+      const next = change(current);
+      if (next === undefined) return undefined;
+      const revision = await this.compareAndSet(key, next, current?.revision ?? 0);
+      if (revision !== undefined) return { value: next, revision };
+    }
+    throw new Error(`updating ${this.bucket}/${key}: lost ${attempts} races in a row`);
+  }
+
+  /**
    * Writes many values with up to `concurrency` writes in flight: one awaited write after another
    * would make a run of 100,000 records wait 100,000 round trips. Rejects if any write fails
    * (after the others settled), so the caller knows the batch is not all stored.

@@ -14,3 +14,5 @@ export { IntegrationPipeline, type PipelineDeps } from './pipeline.ts';
 export { PipelineConfigError } from './pipeline-errors.ts';
 export { TransformPool, type JsonataEvaluator, type JsonataTask, type TransformPoolOptions } from './transform-pool.ts';
 export { RuntimeSupervisor, type DataObject, type IntegrationObject, type PipelineLike, type SupervisorDeps } from './supervisor.ts';
+export { RedriveMetrics, type RedriveOutcome } from './redrive-metrics.ts';
+export { RedriveRunner, type RedriveRunnerDeps } from './redrive-runner.ts';

@@ -28,12 +28,9 @@
  * Caveats: `delivery.orderingKey` is refused when compiling (Stalled) until ordered delivery exists.
  */
 import { randomUUID } from 'node:crypto';
-import { describeValidationErrors, renderTemplate } from '../api/index.ts';
 import {
   backoffDelay,
   CircuitBreaker,
-  outcomeOfError,
-  parseRetryAfter,
   perReplicaShare,
   ThrottleController,
   TokenBucket,
@@ -67,12 +64,10 @@ import {
 import type { Clock, Logger } from '../observability/index.ts';
 import { Admission } from './admission.ts';
 import type { CompiledIntegration } from './compile-integration.ts';
-import { decodeEvent } from './decode.ts';
 import { decide, type Decision, type FallbackReason } from './decide.ts';
-import { idempotencyKey } from './idempotency.ts';
 import type { LeaseKeeper } from './lease-keeper.ts';
 import type { EventOutcome, IntegrationMetrics, RuntimeMetrics } from './metrics.ts';
-import { applyMapping } from './transform.ts';
+import { errorMessage, prepareEvent, sendAttempt } from './prepare-event.ts';
 import type { JsonataEvaluator } from './transform-pool.ts';
 
 export interface PipelineDeps {
@@ -93,8 +88,6 @@ export interface PipelineDeps {
 
 /** How often counters go to the shared stats key. */
 const STATS_FLUSH_MS = 1_000;
-/** A JSONata expression's budget when the spec sets none is the api default; depth is ours. */
-const JSONATA_MAX_DEPTH = 200;
 /** Backoff of a failed fallback publish: 1 s, 2 s, 4 s … up to a minute. */
 const FALLBACK_RETRY = { initialMs: 1_000, maxMs: 60_000, multiplier: 2, jitter: 'equal' as const };
 /** How long the server has to confirm an ack before the success is written to the ledger. */
@@ -380,54 +373,13 @@ export class IntegrationPipeline {
     const eventLog = { seq: msg.streamSequence, subject: msg.subject, attempt: record.attempts + 1, generation: c.generation };
 
     // 1. Decode, validate, transform: failures here are the event's, never retried.
-    let data: unknown;
-    let ceHeaders: Record<string, string> = {};
-    try {
-      const decoded = decodeEvent(msg.data, msg.headers, c.config.source.format);
-      data = decoded.data;
-      if (decoded.cloudEvent) ceHeaders = { 'ce-source': decoded.cloudEvent.source, 'ce-id': decoded.cloudEvent.id };
-    } catch (err) {
-      await this.park(msg, record, stored, { reason: 'invalid', error: errorMessage(err) });
+    let prepared = prepareEvent(c, { stream: msg.stream, sequence: msg.streamSequence, data: msg.data, headers: msg.headers }, this.deps.transforms);
+    if (prepared instanceof Promise) prepared = await prepared;
+    if (prepared.kind === 'park') {
+      await this.park(msg, record, stored, { reason: prepared.reason, error: prepared.error });
       return;
     }
-    if (c.validate && !c.validate(data)) {
-      await this.park(msg, record, stored, { reason: 'invalid', error: describeValidationErrors(c.validate.errors) });
-      return;
-    }
-    let body: unknown;
-    try {
-      // A mapping runs synchronously: no promise hop on the common path. JSONata is user code
-      // that a step check cannot always stop (one backtracking regex): it runs in a worker that
-      // is terminated at its deadline, so it can never block this thread.
-      // No transform: the event payload is the body.
-      body =
-        c.transform === undefined
-          ? data
-          : c.transform.kind === 'mapping'
-            ? applyMapping(c.transform, data)
-            : await this.deps.transforms.evaluate({
-                key: `${c.namespace}/${c.name}`,
-                source: c.transform.source,
-                data,
-                limits: { timeoutMs: c.config.transform?.kind === 'jsonata' ? c.config.transform.timeoutMs : 1_000, maxDepth: JSONATA_MAX_DEPTH },
-              });
-    } catch (err) {
-      await this.park(msg, record, stored, { reason: 'transform', error: errorMessage(err) });
-      return;
-    }
-    let url: string;
-    let key: string;
-    try {
-      url = renderTemplate(c.url, data, 'url');
-      key = idempotencyKey(
-        { stream: msg.stream, sequence: msg.streamSequence, headers: { ...flatHeaders(msg.headers), ...ceHeaders }, payload: data },
-        c.idempotencyKey,
-        c.keyScope,
-      ).key;
-    } catch (err) {
-      await this.park(msg, record, stored, { reason: 'invalid', error: errorMessage(err) });
-      return;
-    }
+    const { key } = prepared;
 
     // 2. Wait for the circuit, the throttle hold and the rate limit; the lease is kept meanwhile.
     // Most events need not wait, and then take no promise hop here.
@@ -442,27 +394,10 @@ export class IntegrationPipeline {
     // 3. One attempt.
     const epoch = this.credentialsEpoch;
     const started = this.deps.clock.now();
-    let outcome: DeliveryOutcome;
-    let response: DeliveryResponse | undefined;
-    let detail: string;
-    try {
-      // Always the current credentials: an event that waited (an open circuit) while the Secret
-      // was updated must not go out with the refused ones.
-      response = await this.compiled.send.deliver({
-        url,
-        method: c.config.target.method,
-        headers: c.config.target.headers,
-        body: { encoding: c.config.target.encoding, value: body },
-        idempotencyKey: key,
-        idempotencyHeader: c.config.target.idempotency.header,
-        timeoutMs: c.config.target.timeoutMs,
-      });
-      ({ outcome, detail } = this.outcomeOf(c, response));
-    } catch (err) {
-      outcome = outcomeOfError(err);
-      detail = errorMessage(err);
-      this.log.info({ ...eventLog, key, err: detail }, 'delivery attempt failed');
-    }
+    // Always the current credentials: an event that waited (an open circuit) while the Secret
+    // was updated must not go out with the refused ones.
+    const { outcome, detail, response, threw } = await sendAttempt(this.compiled.send, c, prepared, () => this.deps.clock.now());
+    if (threw) this.log.info({ ...eventLog, key, err: detail }, 'delivery attempt failed');
     const now = this.deps.clock.now();
     this.metrics.deliveryDuration.observe((now - started) / 1000);
     const unauthorized = outcome.kind === 'status' && (outcome.status === 401 || outcome.status === 403) && !c.classify.successCodes.includes(outcome.status);
@@ -489,26 +424,6 @@ export class IntegrationPipeline {
     );
     if (epoch === this.credentialsEpoch) this.admission.breaker.record(decision.breaker);
     await this.apply(msg, after, stored, decision, { outcome, detail, response, key, eventLog });
-  }
-
-  private outcomeOf(c: CompiledIntegration, response: DeliveryResponse): { outcome: DeliveryOutcome; detail: string } {
-    const retryAfter = response.headers['retry-after'];
-    const retryAfterMs = retryAfter === undefined ? undefined : parseRetryAfter(retryAfter, { now: this.deps.clock.now(), maxMs: c.config.delivery.retryAfterMaxMs });
-    if (c.validateResponse && c.config.target.successCodes.includes(response.status)) {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(response.body);
-      } catch {
-        return { outcome: { kind: 'contract', status: response.status }, detail: `HTTP ${response.status}: response body is not JSON, spec.target.responseSchema expects JSON` };
-      }
-      if (!c.validateResponse(parsed)) {
-        return {
-          outcome: { kind: 'contract', status: response.status },
-          detail: `HTTP ${response.status}: response breaks spec.target.responseSchema: ${describeValidationErrors(c.validateResponse.errors)}`,
-        };
-      }
-    }
-    return { outcome: { kind: 'status', status: response.status, retryAfterMs }, detail: `HTTP ${response.status}` };
   }
 
   private async apply(
@@ -747,14 +662,3 @@ export class IntegrationPipeline {
     }
   }
 }
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-function flatHeaders(headers: ReadonlyMap<string, readonly string[]> | undefined): Record<string, string | undefined> {
-  const out: Record<string, string | undefined> = {};
-  if (headers) for (const [k, v] of headers) out[k] = v[0];
-  return out;
-}
-

@@ -114,6 +114,15 @@ export class RuntimeSupervisor {
     return this.pipelines.get(key)?.compiled.generation;
   }
 
+  /**
+   * The generation this replica runs for an Integration (`namespace/name`) — the current one, or
+   * the last good one while a later one is Stalled; undefined while none runs here (suspended,
+   * not provisioned yet, deleted). Redrive replays through it.
+   */
+  compiledFor(key: string): CompiledIntegration | undefined {
+    return this.pipelines.get(key)?.compiled;
+  }
+
   async start(signal: AbortSignal): Promise<void> {
     const shared = this.watchShared(signal);
     const leases = this.leases.start(signal);

@@ -98,13 +98,8 @@ export class RunLock {
    * throws and the caller tries again at its next renewal, well within the TTL.
    */
   async renew(runId: string, now: number, ttlMs: number): Promise<number | undefined> {
-    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const current = await this.read();
-      if (!current || current.value.runId !== runId) return undefined;
-      const rev = await this.kv.compareAndSet(this.key, { ...current.value, expiresAt: now + ttlMs }, current.revision);
-      if (rev !== undefined) return rev;
-    }
-    throw new Error(`renewing ${this.key}: lost ${CAS_ATTEMPTS} races in a row`);
+    const written = await this.kv.casLoop<LockRecord>(this.key, (current) => (current?.value.runId === runId ? { ...current.value, expiresAt: now + ttlMs } : undefined), CAS_ATTEMPTS);
+    return written?.revision;
   }
 
   /**
@@ -113,12 +108,10 @@ export class RunLock {
    * left the lock held until its TTL ran out, so the next slot was skipped too.
    */
   async release(runId: string): Promise<void> {
-    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const current = await this.read();
-      if (!current || current.value.runId !== runId) return;
-      const rev = await this.kv.compareAndSet(this.key, { lastSlot: current.value.lastSlot, lastManual: current.value.lastManual }, current.revision);
-      if (rev !== undefined) return;
-    }
-    throw new Error(`releasing ${this.key}: lost ${CAS_ATTEMPTS} races in a row`);
+    await this.kv.casLoop<LockRecord>(
+      this.key,
+      (current) => (current?.value.runId === runId ? { lastSlot: current.value.lastSlot, lastManual: current.value.lastManual } : undefined),
+      CAS_ATTEMPTS,
+    );
   }
 }
