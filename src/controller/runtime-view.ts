@@ -7,13 +7,14 @@
  * reconciler stays the single writer of each object's status (the work queue runs one reconcile
  * per key at a time) and no status write can undo another.
  */
-import { findSecretRefs, formatKubeTime, Reason } from '../api/index.ts';
+import { findSecretRefs, formatKubeTime, Reason, resolveSla, slaSchema, type ResolvedSla } from '../api/index.ts';
 import type { EventRecorder, Store, WorkQueue } from '../kube/index.ts';
 import {
   FerryNatsError,
   INTEGRATION_STATE_BUCKET,
   KvWatchStalledError,
   fallbackStreamName,
+  integrationConsumerName,
   integrationStateKeyPrefix,
   type JetStreamResources,
   type SharedCircuit,
@@ -22,7 +23,9 @@ import {
   type SharedThrottle,
 } from '../nats/index.ts';
 import { untilAborted, type Clock, type Logger } from '../observability/index.ts';
+import { EscalationLimiter, fallbackWarning } from './escalation.ts';
 import type { FerryObject } from './ferry-object.ts';
+import { SlaWindow, slaVerdict } from './sla-window.ts';
 
 export interface RuntimeView {
   readonly stats?: SharedStats | undefined;
@@ -31,10 +34,25 @@ export interface RuntimeView {
   readonly fallbackPending?: number | undefined;
   /** Part of Ferry's JetStream state that cannot be served now (its fallback stream, the shared KV), and why. */
   readonly unavailable?: string | undefined;
+  /** The SLA figures over the window, when spec.sla is set. */
+  readonly sla?: SlaView | undefined;
+}
+
+/** spec.sla, the figures of its window, and the oldest event waiting in the source while it is late. */
+export interface SlaView extends ResolvedSla {
+  /** spec.sla.window as written. */
+  readonly window: string;
+  readonly total: number;
+  readonly late: number;
+  /** When the oldest event still waiting in the source was stored, only while it is older than deliverWithin. */
+  readonly oldestPendingMs?: number | undefined;
 }
 
 /** How often the leader checks that the shared state can be served. */
 const SHARED_PROBE_MS = 2_000;
+
+/** How often the leader samples the SLA counters and looks at the oldest pending event. */
+const SLA_TICK_MS = 1_000;
 
 /** A contract failure this recent keeps Degraded=True (ContractDrift). */
 export const CONTRACT_DRIFT_WINDOW_MS = 15 * 60_000;
@@ -106,7 +124,41 @@ export function degradation(view: RuntimeView | undefined, now: number, spec?: u
       message: `a 2xx response broke spec.target.responseSchema at ${formatKubeTime(drift)}${err?.reason === 'contract' ? `: ${err.message}` : ''}`,
     };
   }
+  const sla = view?.sla;
+  const verdict = sla ? slaVerdict(sla, sla.oldestPendingMs, sla, now) : undefined;
+  if (sla && verdict?.missed) {
+    return { status: 'True', reason: Reason.SlaMissed, message: slaMissedMessage(sla, verdict.why ?? '') };
+  }
   return { status: 'False', reason: Reason.Healthy, message: 'no degradation observed' };
+}
+
+function slaMissedMessage(sla: SlaView, why: string): string {
+  return `SLA missed over the last ${sla.window}: ${why}; look at the circuit, the target's response times (ferry_delivery_duration_seconds) and throttling, or raise spec.delivery.concurrency`;
+}
+
+/** Where an Integration delivers, for messages: the host of spec.target.url (a template may follow it). */
+function targetHost(spec: unknown): string {
+  const target = typeof spec === 'object' && spec !== null && 'target' in spec ? spec.target : undefined;
+  const url = typeof target === 'object' && target !== null && 'url' in target && typeof target.url === 'string' ? target.url : '';
+  return /^[a-z]+:\/\/([^/?#{]+)/i.exec(url)?.[1] ?? 'the target';
+}
+
+function openForOf(spec: unknown): string {
+  const d = typeof spec === 'object' && spec !== null && 'delivery' in spec ? spec.delivery : undefined;
+  const b = typeof d === 'object' && d !== null && 'circuitBreaker' in d ? d.circuitBreaker : undefined;
+  return typeof b === 'object' && b !== null && 'openFor' in b && typeof b.openFor === 'string' ? b.openFor : '60s';
+}
+
+function circuitOpenMessage(c: SharedCircuit, lastError: SharedStats['lastError'], spec: unknown): string {
+  // The replica that tripped it says why; the shared counters may not have the error yet.
+  const failure = c.lastFailure ?? lastError?.message.slice(0, 200);
+  const last = failure === undefined ? `target ${targetHost(spec)}` : `last: ${failure} from ${targetHost(spec)}`;
+  return `circuit open after ${c.consecutiveFailures} failures (${last}); consumption paused ${openForOf(spec)}, then one probe; check the target's health — events wait in the source stream and delivery resumes on its own`;
+}
+
+function fallbackGrowingMessage(pending: number, stream: string, lastError: SharedStats['lastError']): string {
+  const why = lastError ? `last: ${lastError.reason}: ${lastError.message.slice(0, 200)}` : 'see their Ferry-Reason and Ferry-Error headers';
+  return `${pending} events parked in the fallback stream ${stream} (${why}); fix the cause, then replay them from the stream (nothing is lost); next Warning when the count doubles`;
 }
 
 /** The status fields the view contributes (times as RFC 3339). */
@@ -143,6 +195,11 @@ export function runtimeStatusFields(view: RuntimeView | undefined, now: number):
       ...(c.openUntil === undefined || c.state === 'Closed' ? {} : { openUntil: formatKubeTime(c.openUntil) }),
     };
   }
+  const sla = view.sla;
+  if (sla) {
+    // null removes a time that no longer applies (status is written with a merge patch).
+    out.sla = { window: sla.window, total: sla.total, late: sla.late, oldestPendingTime: sla.oldestPendingMs === undefined ? null : formatKubeTime(sla.oldestPendingMs) };
+  }
   const t = view.throttle;
   if (t && t.limitedUntil > now - 60_000) {
     out.throttle = { limitedUntil: formatKubeTime(t.limitedUntil), ...(t.perSecond > 0 ? { perSecond: Math.round(t.perSecond * 1000) / 1000 } : {}) };
@@ -160,6 +217,8 @@ export interface RuntimeViewPollerDeps {
   readonly logger: Logger;
   /** How often fallback streams are counted when nothing says they changed (safety net). */
   readonly fallbackRecountMs?: number;
+  /** Least time between two Warning Events of one reason about one Integration (default 10 min). */
+  readonly escalationIntervalMs?: number;
 }
 
 interface Raw {
@@ -173,6 +232,13 @@ interface Raw {
   fallbackError?: string | undefined;
   fallbackCountedAt: number;
   recount: boolean;
+  /** The fallback size last warned about (see fallbackWarning); undefined before the first look. */
+  fallbackWarned?: number | undefined;
+  fallbackLooked?: boolean;
+  sla?: SlaView | undefined;
+  slaWindow?: SlaWindow | undefined;
+  /** spec.sla of the generation it was read from. */
+  slaSpec?: { readonly generation: number | undefined; readonly sla: (ResolvedSla & { window: string }) | undefined } | undefined;
 }
 
 /**
@@ -190,10 +256,13 @@ export class RuntimeViewPoller {
   private readonly log: Logger;
   /** Why the shared state cannot be served, while it cannot. */
   private sharedError: string | undefined;
+  /** Kept across terms: a leader that changes hands must not repeat every Warning at once. */
+  private readonly escalations: EscalationLimiter;
 
   constructor(deps: RuntimeViewPollerDeps) {
     this.deps = deps;
     this.log = deps.logger.child({ component: 'runtime-status' });
+    this.escalations = new EscalationLimiter(deps.escalationIntervalMs);
   }
 
   /** The latest view of the object now in the store (never one of a deleted namesake). */
@@ -213,7 +282,7 @@ export class RuntimeViewPoller {
     this.raw.clear();
     this.byPrefix.clear();
     this.sharedError = undefined;
-    await Promise.all([this.watchLoop(signal), this.fallbackLoop(signal), this.sharedStateLoop(signal)]);
+    await Promise.all([this.watchLoop(signal), this.fallbackLoop(signal), this.sharedStateLoop(signal), this.slaLoop(signal)]);
   }
 
   /**
@@ -338,6 +407,65 @@ export class RuntimeViewPoller {
     }
   }
 
+  /**
+   * Every second, for each Integration with spec.sla: samples its shared SLA counters into the
+   * window and asks NATS for the oldest event still waiting in the source, so an outage (target
+   * down, circuit open) is seen while it lasts, not only once the late events are finally acked.
+   */
+  private async slaLoop(signal: AbortSignal): Promise<void> {
+    const aborted = (): boolean => signal.aborted;
+    while (!aborted()) {
+      for (const obj of this.deps.integrations.list()) {
+        if (aborted()) return;
+        const ns = obj.metadata?.namespace;
+        const name = obj.metadata?.name;
+        if (!ns || !name) continue;
+        const key = `${ns}/${name}`;
+        const r = this.rawOf(key);
+        const sla = this.slaSpecOf(r, obj);
+        if (!sla) {
+          if (r.sla !== undefined || r.slaWindow !== undefined) {
+            r.sla = r.slaWindow = undefined;
+            this.publish(key);
+          }
+          continue;
+        }
+        const now = this.deps.clock.now();
+        r.slaWindow ??= new SlaWindow();
+        r.slaWindow.observe(now, r.stats?.slaMet ?? 0, r.stats?.slaLate ?? 0);
+        let oldest: number | undefined;
+        const stream = sourceStreamOf(obj.spec);
+        if (stream !== undefined) {
+          try {
+            const looked = await untilAborted(this.deps.jetstream.oldestUnacked(stream, integrationConsumerName({ namespace: ns, name })), signal);
+            if (looked.aborted) return;
+            oldest = looked.value;
+          } catch (err) {
+            // Unknown this time: the late share still speaks; JetStream trouble has its own reason.
+            this.log.debug({ integration: key, err: err instanceof Error ? err.message : String(err) }, 'could not read the oldest pending event');
+            oldest = r.sla?.oldestPendingMs;
+          }
+        }
+        const late = oldest !== undefined && this.deps.clock.now() - oldest > sla.deliverWithinMs ? oldest : undefined;
+        r.sla = { ...sla, ...r.slaWindow.figures(now, sla.windowMs), ...(late === undefined ? {} : { oldestPendingMs: late }) };
+        this.publish(key);
+      }
+      await this.deps.clock.sleep(SLA_TICK_MS, signal).catch(() => undefined);
+    }
+  }
+
+  /** spec.sla of the object, parsed once per generation; undefined when not set or invalid. */
+  private slaSpecOf(r: Raw, obj: FerryObject): (ResolvedSla & { window: string }) | undefined {
+    const generation = obj.metadata?.generation;
+    if (r.slaSpec?.generation !== generation || r.slaSpec === undefined) {
+      const raw = typeof obj.spec === 'object' && obj.spec !== null && 'sla' in obj.spec ? obj.spec.sla : undefined;
+      const parsed = raw === undefined ? undefined : slaSchema.safeParse(raw);
+      const sla = parsed?.success ? resolveSla(parsed.data) : undefined;
+      r.slaSpec = { generation, sla: sla && parsed?.success ? { ...sla, window: parsed.data.window } : undefined };
+    }
+    return r.slaSpec.sla;
+  }
+
   private forget(key: string): void {
     this.raw.delete(key);
     this.views.delete(key);
@@ -347,41 +475,68 @@ export class RuntimeViewPoller {
   private publish(key: string): void {
     const r = this.rawOf(key);
     const unavailable = this.sharedError ?? r.fallbackError;
-    const next: RuntimeView = { stats: r.stats, circuit: r.circuit, throttle: r.throttle, fallbackPending: r.fallbackPending, ...(unavailable === undefined ? {} : { unavailable }) };
+    const next: RuntimeView = { stats: r.stats, circuit: r.circuit, throttle: r.throttle, fallbackPending: r.fallbackPending, ...(unavailable === undefined ? {} : { unavailable }), ...(r.sla === undefined ? {} : { sla: r.sla }) };
     const previous = this.views.get(key);
     if (JSON.stringify(previous) === JSON.stringify(next)) return;
     this.views.set(key, next);
     this.deps.queue.add(key);
     const obj = this.deps.integrations.get(key);
     if (!obj) return;
-    // Escalations as Warning Events, on the change only (the recorder also folds repeats).
+    this.escalate(obj, r, next, previous);
+  }
+
+  /**
+   * Escalations as Warning Events: on the change into a state, then at most once per interval
+   * per reason while it lasts or keeps coming back (EscalationLimiter), each saying what to do.
+   */
+  private escalate(obj: FerryObject, r: Raw, next: RuntimeView, previous: RuntimeView | undefined): void {
+    const now = this.deps.clock.now();
+    const warn = (reason: Reason, note: string): void => {
+      if (!this.escalations.allow(`${obj.metadata?.uid ?? ''}/${reason}`, now)) return;
+      void this.deps.events.record(obj, { type: 'Warning', reason, note, action: 'Deliver' });
+    };
     if (next.unavailable !== undefined && previous?.unavailable === undefined) {
-      void this.deps.events.record(obj, { type: 'Warning', reason: Reason.JetStreamUnavailable, note: `JetStream state unavailable: ${next.unavailable}`, action: 'Deliver' });
+      warn(Reason.JetStreamUnavailable, `JetStream state unavailable: ${next.unavailable}; check the NATS cluster (quorum, leaders) — delivery continues where it can, events that must be parked wait in their source stream`);
     }
     if (next.circuit && next.circuit.state === 'Open' && previous?.circuit?.state !== 'Open') {
-      void this.deps.events.record(obj, { type: 'Warning', reason: Reason.CircuitOpen, note: `circuit opened after ${next.circuit.consecutiveFailures} failures; consumption paused`, action: 'Deliver' });
+      warn(Reason.CircuitOpen, circuitOpenMessage(next.circuit, next.stats?.lastError, obj.spec));
     }
-    // Growth against what this leader saw last, or (first look, e.g. a new leader) against status.
-    const before = previous?.fallbackPending ?? (typeof obj.status?.fallbackPending === 'number' ? obj.status.fallbackPending : undefined);
-    if (next.fallbackPending !== undefined && before !== undefined && next.fallbackPending > before) {
-      void this.deps.events.record(obj, {
-        type: 'Warning',
-        reason: Reason.FallbackGrowing,
-        note: `${next.fallbackPending} events parked in the fallback stream (was ${before}); last error: ${next.stats?.lastError?.message ?? 'unknown'}`,
-        action: 'Deliver',
-      });
+    const pending = next.fallbackPending;
+    if (pending !== undefined) {
+      if (!r.fallbackLooked) {
+        // First look (a new leader): what status already says was warned about by someone.
+        r.fallbackLooked = true;
+        const before = typeof obj.status?.fallbackPending === 'number' ? obj.status.fallbackPending : pending;
+        r.fallbackWarned = before > 0 ? before : undefined;
+      }
+      const w = fallbackWarning(r.fallbackWarned, pending);
+      r.fallbackWarned = w.warned;
+      if (w.warn) warn(Reason.FallbackGrowing, fallbackGrowingMessage(pending, fallbackStreamName(refOfKey(obj)), next.stats?.lastError));
     }
-    // Escalations for causes that need a person: on the change into the state, not on every repeat.
     const unauthorized = next.stats?.lastUnauthorized;
     if (unauthorized && unauthorizedNow(next.stats) && !unauthorizedNow(previous?.stats)) {
-      void this.deps.events.record(obj, { type: 'Warning', reason: Reason.TargetUnauthorized, note: unauthorizedMessage(unauthorized, obj.spec), action: 'Deliver' });
+      warn(Reason.TargetUnauthorized, unauthorizedMessage(unauthorized, obj.spec));
     }
     const fallbackFailure = next.stats?.lastFallbackFailure;
     if (fallbackFailure && fallbackFailingNow(next.stats) && !fallbackFailingNow(previous?.stats)) {
-      void this.deps.events.record(obj, { type: 'Warning', reason: Reason.FallbackUnavailable, note: fallbackFailureMessage(fallbackFailure), action: 'Deliver' });
+      warn(Reason.FallbackUnavailable, `${fallbackFailureMessage(fallbackFailure)}; check the fallback stream ${fallbackStreamName(refOfKey(obj))} (full, missing, no quorum)`);
     }
     if (next.stats?.lastContractDrift !== undefined && next.stats.lastContractDrift !== previous?.stats?.lastContractDrift) {
-      void this.deps.events.record(obj, { type: 'Warning', reason: Reason.ContractDrift, note: next.stats.lastError?.message ?? 'a 2xx response broke spec.target.responseSchema', action: 'Deliver' });
+      const err = next.stats.lastError?.reason === 'contract' ? next.stats.lastError.message : 'a 2xx response broke spec.target.responseSchema';
+      warn(Reason.ContractDrift, `${err}; the event was parked (reason contract): the target's API changed — update spec.target.responseSchema or ask the target's owners`);
     }
+    const sla = next.sla;
+    const verdict = sla ? slaVerdict(sla, sla.oldestPendingMs, sla, now) : undefined;
+    if (sla && verdict?.missed) warn(Reason.SlaMissed, slaMissedMessage(sla, verdict.why ?? ''));
   }
+}
+
+function refOfKey(obj: FerryObject): { namespace: string; name: string } {
+  return { namespace: obj.metadata?.namespace ?? '', name: obj.metadata?.name ?? '' };
+}
+
+/** spec.source.stream of an unparsed spec. */
+function sourceStreamOf(spec: unknown): string | undefined {
+  const source = typeof spec === 'object' && spec !== null && 'source' in spec ? spec.source : undefined;
+  return typeof source === 'object' && source !== null && 'stream' in source && typeof source.stream === 'string' ? source.stream : undefined;
 }
