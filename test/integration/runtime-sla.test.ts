@@ -76,6 +76,27 @@ describe('runtime: SLA and escalation', () => {
     assert.equal(t.stats().duplicates, 0);
   });
 
+  it('an event stuck in delivery breaks the SLA while it waits, before any event has finished', async () => {
+    const t = await suite.target();
+    t.script(() => faults.slow(6_000));
+    await createIntegration(r, {
+      credentials: t.auth,
+      name: 'stuck',
+      subject: 'events.stuck',
+      url: `${t.url}/v1/invoices`,
+      target: { timeout: '10s' },
+      delivery: { concurrency: 1 },
+      sla: { deliverWithin: '300ms', window: '1m' },
+    });
+    await r.ferry.waitFor('integrations', NS, 'stuck', (o) => o.status?.sla !== undefined, 20_000);
+    await publishEvents(r, 'events.stuck', [{ id: 'stuck-1', amount: 1 }]);
+    const degraded = await r.ferry.waitFor('integrations', NS, 'stuck', (o) => condition(o, 'Degraded')?.reason === 'SlaMissed', 20_000);
+    assert.match(condition(degraded, 'Degraded')?.message ?? '', /the oldest event waiting in the source stream was published [\d.]+s ago \(deliverWithin 0.3s\)/);
+    const sla = degraded.status?.sla as { total?: number; oldestPendingTime?: string } | undefined;
+    assert.ok(sla?.oldestPendingTime !== undefined, `status.sla names the oldest waiting event: ${JSON.stringify(sla)}`);
+    assert.equal(t.stats().applied, 0, 'seen while the event is still on its way, not after');
+  });
+
   it('a circuit that opens again and again, and a fallback stream that keeps growing, give one Warning Event each', async () => {
     const t = await suite.target();
     let down = true;
