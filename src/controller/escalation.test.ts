@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { circuitOpenMessage, fallbackGrowingMessage } from './escalation-messages.ts';
 import { EscalationLimiter, fallbackWarning } from './escalation.ts';
 
 describe('escalation policy', () => {
@@ -41,5 +42,20 @@ describe('escalation policy', () => {
     // Emptied: the next parked event is news again.
     assert.deepEqual(fallbackWarning(64, 0), { warn: false, warned: undefined });
     assert.equal(fallbackWarning(undefined, 1).warn, true);
+  });
+
+  it('says what happened and what to do next', () => {
+    const spec = { target: { url: 'https://billing.example.com/v1/accounts/{{/customer/id}}/invoices' }, delivery: { circuitBreaker: { openFor: '2m' } } };
+    const open = { state: 'Open' as const, since: 0, consecutiveFailures: 5, openUntil: 120_000, lastFailure: 'HTTP 503' };
+    assert.equal(
+      circuitOpenMessage(open, undefined, spec),
+      "circuit open after 5 failures (last: HTTP 503 from billing.example.com); consumption paused 2m, then one probe; check the target's health — events wait in the source stream and delivery resumes on its own",
+    );
+    const noDetail = circuitOpenMessage({ ...open, lastFailure: undefined }, { time: 0, reason: 'retrying', message: 'connect ECONNREFUSED' }, { target: { url: '{{/host}}/x' } });
+    assert.match(noDetail, /\(last: connect ECONNREFUSED from the target\); consumption paused 60s/, 'the shared error and the defaults when the spec does not say');
+    assert.match(
+      fallbackGrowingMessage(8, 'FERRY_FALLBACK_revops_deal', { time: 0, reason: 'rejected', message: 'HTTP 422' }),
+      /^8 events parked in the fallback stream FERRY_FALLBACK_revops_deal \(last: rejected: HTTP 422\); fix the cause/,
+    );
   });
 });
