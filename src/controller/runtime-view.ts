@@ -7,14 +7,13 @@
  * reconciler stays the single writer of each object's status (the work queue runs one reconcile
  * per key at a time) and no status write can undo another.
  */
-import { findSecretRefs, formatKubeTime, Reason, resolveSla, slaSchema, type ResolvedSla } from '../api/index.ts';
+import { findSecretRefs, formatKubeTime, Reason } from '../api/index.ts';
 import type { EventRecorder, Store, WorkQueue } from '../kube/index.ts';
 import {
   FerryNatsError,
   INTEGRATION_STATE_BUCKET,
   KvWatchStalledError,
   fallbackStreamName,
-  integrationConsumerName,
   integrationStateKeyPrefix,
   type JetStreamResources,
   type SharedCircuit,
@@ -26,7 +25,10 @@ import { untilAborted, type Clock, type Logger } from '../observability/index.ts
 import { EscalationLimiter, fallbackWarning } from './escalation.ts';
 import { circuitOpenMessage, fallbackGrowingMessage } from './escalation-messages.ts';
 import type { FerryObject } from './ferry-object.ts';
-import { SlaWindow, slaVerdict } from './sla-window.ts';
+import { SlaTracker, type SlaView } from './sla-tracker.ts';
+import { slaVerdict } from './sla-window.ts';
+
+export type { SlaView } from './sla-tracker.ts';
 
 export interface RuntimeView {
   readonly stats?: SharedStats | undefined;
@@ -37,16 +39,6 @@ export interface RuntimeView {
   readonly unavailable?: string | undefined;
   /** The SLA figures over the window, when spec.sla is set. */
   readonly sla?: SlaView | undefined;
-}
-
-/** spec.sla, the figures of its window, and the oldest event waiting in the source while it is late. */
-export interface SlaView extends ResolvedSla {
-  /** spec.sla.window as written. */
-  readonly window: string;
-  readonly total: number;
-  readonly late: number;
-  /** When the oldest event still waiting in the source was stored, only while it is older than deliverWithin. */
-  readonly oldestPendingMs?: number | undefined;
 }
 
 /** How often the leader checks that the shared state can be served. */
@@ -212,9 +204,6 @@ interface Raw {
   fallbackWarned?: number | undefined;
   fallbackLooked?: boolean;
   sla?: SlaView | undefined;
-  slaWindow?: SlaWindow | undefined;
-  /** spec.sla of the generation it was read from. */
-  slaSpec?: { readonly generation: number | undefined; readonly sla: (ResolvedSla & { window: string }) | undefined } | undefined;
 }
 
 /**
@@ -234,11 +223,13 @@ export class RuntimeViewPoller {
   private sharedError: string | undefined;
   /** Kept across terms: a leader that changes hands must not repeat every Warning at once. */
   private readonly escalations: EscalationLimiter;
+  private readonly sla: SlaTracker;
 
   constructor(deps: RuntimeViewPollerDeps) {
     this.deps = deps;
     this.log = deps.logger.child({ component: 'runtime-status' });
     this.escalations = new EscalationLimiter(deps.escalationIntervalMs);
+    this.sla = new SlaTracker({ jetstream: deps.jetstream, clock: deps.clock, logger: this.log });
   }
 
   /** The latest view of the object now in the store (never one of a deleted namesake). */
@@ -258,6 +249,7 @@ export class RuntimeViewPoller {
     this.raw.clear();
     this.byPrefix.clear();
     this.sharedError = undefined;
+    this.sla.clear();
     await Promise.all([this.watchLoop(signal), this.fallbackLoop(signal), this.sharedStateLoop(signal), this.slaLoop(signal)]);
   }
 
@@ -384,62 +376,30 @@ export class RuntimeViewPoller {
   }
 
   /**
-   * Every second, for each Integration with spec.sla: samples its shared SLA counters into the
-   * window and asks NATS for the oldest event still waiting in the source, so an outage (target
-   * down, circuit open) is seen while it lasts, not only once the late events are finally acked.
+   * Every second, for each Integration with spec.sla: its figures (see SlaTracker), so an outage
+   * (target down, circuit open) is seen while it lasts, not only once the late events are acked.
    */
   private async slaLoop(signal: AbortSignal): Promise<void> {
     const aborted = (): boolean => signal.aborted;
     while (!aborted()) {
+      const live = new Set<string>();
       for (const obj of this.deps.integrations.list()) {
         if (aborted()) return;
         const ns = obj.metadata?.namespace;
         const name = obj.metadata?.name;
         if (!ns || !name) continue;
+        live.add(obj.metadata.uid ?? '');
         const key = `${ns}/${name}`;
         const r = this.rawOf(key);
-        const sla = this.slaSpecOf(r, obj);
-        if (!sla) {
-          if (r.sla !== undefined || r.slaWindow !== undefined) {
-            r.sla = r.slaWindow = undefined;
-            this.publish(key);
-          }
-          continue;
-        }
-        const now = this.deps.clock.now();
-        r.slaWindow ??= new SlaWindow();
-        r.slaWindow.observe(now, r.stats?.slaMet ?? 0, r.stats?.slaLate ?? 0);
-        let oldest: number | undefined;
-        const stream = sourceStreamOf(obj.spec);
-        if (stream !== undefined) {
-          try {
-            const looked = await untilAborted(this.deps.jetstream.oldestUnacked(stream, integrationConsumerName({ namespace: ns, name })), signal);
-            if (looked.aborted) return;
-            oldest = looked.value;
-          } catch (err) {
-            // Unknown this time: the late share still speaks; JetStream trouble has its own reason.
-            this.log.debug({ integration: key, err: err instanceof Error ? err.message : String(err) }, 'could not read the oldest pending event');
-            oldest = r.sla?.oldestPendingMs;
-          }
-        }
-        const late = oldest !== undefined && this.deps.clock.now() - oldest > sla.deliverWithinMs ? oldest : undefined;
-        r.sla = { ...sla, ...r.slaWindow.figures(now, sla.windowMs), ...(late === undefined ? {} : { oldestPendingMs: late }) };
+        const sla = await this.sla.measure(obj, r.stats, signal);
+        if (aborted()) return;
+        if (sla === undefined && r.sla === undefined) continue;
+        r.sla = sla;
         this.publish(key);
       }
+      this.sla.retain(live);
       await this.deps.clock.sleep(SLA_TICK_MS, signal).catch(() => undefined);
     }
-  }
-
-  /** spec.sla of the object, parsed once per generation; undefined when not set or invalid. */
-  private slaSpecOf(r: Raw, obj: FerryObject): (ResolvedSla & { window: string }) | undefined {
-    const generation = obj.metadata?.generation;
-    if (r.slaSpec?.generation !== generation || r.slaSpec === undefined) {
-      const raw = typeof obj.spec === 'object' && obj.spec !== null && 'sla' in obj.spec ? obj.spec.sla : undefined;
-      const parsed = raw === undefined ? undefined : slaSchema.safeParse(raw);
-      const sla = parsed?.success ? resolveSla(parsed.data) : undefined;
-      r.slaSpec = { generation, sla: sla && parsed?.success ? { ...sla, window: parsed.data.window } : undefined };
-    }
-    return r.slaSpec.sla;
   }
 
   private forget(key: string): void {
@@ -509,10 +469,4 @@ export class RuntimeViewPoller {
 
 function refOfKey(obj: FerryObject): { namespace: string; name: string } {
   return { namespace: obj.metadata?.namespace ?? '', name: obj.metadata?.name ?? '' };
-}
-
-/** spec.source.stream of an unparsed spec. */
-function sourceStreamOf(spec: unknown): string | undefined {
-  const source = typeof spec === 'object' && spec !== null && 'source' in spec ? spec.source : undefined;
-  return typeof source === 'object' && source !== null && 'stream' in source && typeof source.stream === 'string' ? source.stream : undefined;
 }
