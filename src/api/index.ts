@@ -39,6 +39,7 @@ export {
   integrationResourceSchema,
   integrationSpecSchema,
   integrationStatusSchema,
+  slaSchema,
   type IntegrationResource,
   type IntegrationSpec,
   type IntegrationSpecInput,
@@ -67,6 +68,7 @@ export { formatFieldPath, parseIntegrationSpec, parseSyncScheduleSpec, type Spec
 export {
   DEFAULT_TRANSFORM_TIMEOUT_MS,
   resolveIntegrationConfig,
+  resolveSla,
   resolveSyncScheduleConfig,
   type ResolvedAuth,
   type ResolvedIntegrationConfig,
@@ -74,6 +76,7 @@ export {
   type ResolvedRateLimit,
   type ResolvedRetryOn,
   type ResolvedSchemaSource,
+  type ResolvedSla,
   type ResolvedStartAt,
   type ResolvedSyncScheduleConfig,
   type ResolvedTransform,

@@ -229,6 +229,16 @@ const deliverySchema = describe(z.strictObject({
   ).optional(),
 }), 'How deliveries are retried, paced and stopped when the target fails.');
 
+/** The delivery-time objective; parsed alone by the leader, which measures it. */
+export const slaSchema = describe(
+  z.strictObject({
+    deliverWithin: describe(positiveDurationSchema, 'Events should be delivered within this time of being published (stream time to the ack after delivery); a parked event misses it.'),
+    window: describe(positiveDurationSchema, 'The sliding window over which the share of late events is measured.').default('5m'),
+    maxLatePercent: describe(z.int().min(0).max(100), 'Degraded=True (SlaMissed) while more than this percentage of the events finished in the window were late, or an event still waiting in the source is older than deliverWithin.').default(1),
+  }),
+  'Delivery-time objective: measured per event (ferry_sla_events_total, ferry_end_to_end_latency_seconds), reported in status.sla and as Degraded (SlaMissed).',
+);
+
 /** The desired state of an Integration. */
 export const integrationSpecSchema = describe(z.strictObject({
   source: sourceSchema,
@@ -240,10 +250,7 @@ export const integrationSpecSchema = describe(z.strictObject({
   target: targetSchema,
   delivery: deliverySchema.prefault({}),
   fallback: fallbackSchema.prefault({}),
-  sla: describe(
-    z.strictObject({ deliverWithin: describe(positiveDurationSchema, 'Events should be delivered within this time of being published.') }),
-    'Delivery-time objective (feeds the SLA metric and Degraded).',
-  ).optional(),
+  sla: slaSchema.optional(),
   suspend: describe(z.boolean(), 'Stop consuming; events wait in the stream.').default(false),
 }), 'Desired state: the source of events, how they are validated and transformed, and how they are delivered.');
 
@@ -281,6 +288,15 @@ export const integrationStatusSchema = describe(z.object({
       perSecond: describe(z.number().min(0).max(100_000), 'The request rate now shared by all replicas (lowered on 429, recovering after).').optional(),
     }),
     'Throttling after the target asked to slow down.',
+  ).optional(),
+  sla: describe(
+    z.object({
+      window: describe(z.string().max(64), 'The window the figures cover (spec.sla.window).').optional(),
+      total: describe(countSchema, 'Events whose outcome became final in the window (delivered or parked).').optional(),
+      late: describe(countSchema, 'Of those, events delivered later than spec.sla.deliverWithin, or parked.').optional(),
+      oldestPendingTime: describe(timeSchema, 'When the oldest event still waiting in the source stream was published, while it is older than deliverWithin.').optional(),
+    }),
+    'Delivery-time objective figures, summed over all replicas (present when spec.sla is set).',
   ).optional(),
   stats: describe(
     z.object({

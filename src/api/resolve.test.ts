@@ -47,7 +47,9 @@ describe('resolveIntegrationConfig', () => {
     assert.deepEqual(config.delivery.circuitBreaker, { failures: 5, windowMs: 45_000, openForMs: 120_000 });
     assert.equal(config.target.timeoutMs, 1_500);
     assert.equal(config.fallback.retentionMs, 604_800_000);
-    assert.deepEqual(config.sla, { deliverWithinMs: 300_000 });
+    assert.deepEqual(config.sla, { deliverWithinMs: 300_000, windowMs: 300_000, maxLatePercent: 1 }, 'window and maxLatePercent default to 5m and 1');
+    const tuned = resolveIntegrationConfig(integration((s) => { s.sla = { deliverWithin: '200ms', window: '5s', maxLatePercent: 10 }; }));
+    assert.deepEqual(tuned.sla, { deliverWithinMs: 200, windowMs: 5_000, maxLatePercent: 10 });
   });
 
   it('resolves the defaults of a minimal spec', () => {

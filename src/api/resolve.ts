@@ -232,13 +232,22 @@ export function resolveIntegrationConfig(spec: IntegrationSpec) {
       orderingKey: delivery.orderingKey,
     },
     fallback: { retentionMs: parseDuration(spec.fallback.retention) },
-    sla: spec.sla === undefined ? undefined : { deliverWithinMs: parseDuration(spec.sla.deliverWithin) },
+    sla: resolveSla(spec.sla),
     suspend: spec.suspend,
     /** Every Secret key the Integration needs; a missing one means Stalled. */
     secretRefs: uniqueRefs([...authSecrets(auth), ...(webhook?.signature.secrets ?? [])]),
     /** Every ConfigMap key the Integration needs. */
     configMapRefs: configMapRefs(schema),
   };
+}
+/** spec.sla in milliseconds; undefined when no SLA is set. */
+export function resolveSla(sla: IntegrationSpec['sla']): ResolvedSla | undefined {
+  return sla === undefined ? undefined : { deliverWithinMs: parseDuration(sla.deliverWithin), windowMs: parseDuration(sla.window), maxLatePercent: sla.maxLatePercent };
+}
+export interface ResolvedSla {
+  readonly deliverWithinMs: number;
+  readonly windowMs: number;
+  readonly maxLatePercent: number;
 }
 export type ResolvedIntegrationConfig = ReturnType<typeof resolveIntegrationConfig>;
 

@@ -259,7 +259,12 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
     const wasReady = steps.wasReady(obj);
     // Until the poller has read the runtime's state (a new leader), keep what status says; a
     // fresh object starts with an empty fallback stream.
-    const extra = { ...(current?.fallbackPending === undefined ? { fallbackPending: 0 } : {}), ...(view ? runtimeStatusFields(view, now) : {}) };
+    // status.sla goes with spec.sla (null removes it in the merge patch).
+    const extra = {
+      ...(current?.fallbackPending === undefined ? { fallbackPending: 0 } : {}),
+      ...(config.sla === undefined && current?.sla !== undefined ? { sla: null } : {}),
+      ...(view ? runtimeStatusFields(view, now) : {}),
+    };
     await steps.writeStatus(obj, statusFor(outcome, current, generation, now, extra, view ? degradation(view, now, obj.spec) : undefined), signal);
     steps.announceReady(obj, wasReady, outcome.reason, outcome.message, fields, 'integration');
     if (sourceWarning !== undefined && !(current?.conditions?.some((c) => c.type === 'Ready' && c.message.includes(sourceWarning)) ?? false)) {

@@ -15,6 +15,7 @@ import { checkSyncScheduleSpec, FINALIZER, formatKubeTime, Reason, SYNC_SCHEDULE
 import type { EventRecorder, ObjectClient, Reconciler, Store } from '../kube/index.ts';
 import { syncFallbackStreamName, syncFallbackSubject, syncStateBucketName, type JetStreamResources } from '../nats/index.ts';
 import type { Clock, Logger } from '../observability/index.ts';
+import { EscalationLimiter } from './escalation.ts';
 import { refOf, resourceType, type FerryObject } from './ferry-object.ts';
 import { ReconcileSteps } from './reconcile-steps.ts';
 import { statusFor, type DegradedUpdate } from './status.ts';
@@ -61,6 +62,7 @@ export function syncScheduleReconciler(deps: SyncScheduleReconcilerDeps): Reconc
   const log = deps.logger.child({ controller: 'syncschedule' });
   /** Per SyncSchedule uid, the run whose Events were emitted (each run's Events once per leader). */
   const announced = new Map<string, string>();
+  const mismatchWarnings = new EscalationLimiter();
   const steps = new ReconcileSteps(syncScheduleType, { client: deps.client, events: deps.events, log });
 
   return async (key, signal) => {
@@ -121,7 +123,11 @@ export function syncScheduleReconciler(deps: SyncScheduleReconcilerDeps): Reconc
     await steps.writeStatus(obj, statusFor(outcome, steps.statusOf(obj), generation, now, extra, degradedFrom(report)), signal);
     if (report?.eventsRunId !== undefined && meta.uid !== undefined && announced.get(meta.uid) !== report.eventsRunId) {
       announced.set(meta.uid, report.eventsRunId);
-      for (const e of report.events) void deps.events.record(obj, { type: e.type, reason: e.reason, note: e.message, action: 'Sync' });
+      for (const e of report.events) {
+        // A schedule that finds mismatches on every run warns once per interval, not once per run.
+        if (e.reason === Reason.MismatchesFound && !mismatchWarnings.allow(`${meta.uid}/${e.reason}`, now)) continue;
+        void deps.events.record(obj, { type: e.type, reason: e.reason, note: e.message, action: 'Sync' });
+      }
     }
     steps.announceReady(obj, wasReady, outcome.reason, outcome.message, fields, 'sync schedule');
     const untilNext = next ? next.getTime() - now : SYNC_RESYNC_MAX_MS;

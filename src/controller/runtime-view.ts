@@ -23,7 +23,13 @@ import {
   type SharedThrottle,
 } from '../nats/index.ts';
 import { untilAborted, type Clock, type Logger } from '../observability/index.ts';
+import { EscalationLimiter, fallbackWarning } from './escalation.ts';
+import { circuitOpenMessage, fallbackGrowingMessage } from './escalation-messages.ts';
 import type { FerryObject } from './ferry-object.ts';
+import { SlaTracker, type SlaView } from './sla-tracker.ts';
+import { slaVerdict } from './sla-window.ts';
+
+export type { SlaView } from './sla-tracker.ts';
 
 export interface RuntimeView {
   readonly stats?: SharedStats | undefined;
@@ -34,10 +40,15 @@ export interface RuntimeView {
   readonly redrive?: SharedRedrive | undefined;
   /** Part of Ferry's JetStream state that cannot be served now (its fallback stream, the shared KV), and why. */
   readonly unavailable?: string | undefined;
+  /** The SLA figures over the window, when spec.sla is set. */
+  readonly sla?: SlaView | undefined;
 }
 
 /** How often the leader checks that the shared state can be served. */
 const SHARED_PROBE_MS = 2_000;
+
+/** How often the leader samples the SLA counters and looks at the oldest pending event. */
+const SLA_TICK_MS = 1_000;
 
 /** A contract failure this recent keeps Degraded=True (ContractDrift). */
 export const CONTRACT_DRIFT_WINDOW_MS = 15 * 60_000;
@@ -109,7 +120,16 @@ export function degradation(view: RuntimeView | undefined, now: number, spec?: u
       message: `a 2xx response broke spec.target.responseSchema at ${formatKubeTime(drift)}${err?.reason === 'contract' ? `: ${err.message}` : ''}`,
     };
   }
+  const sla = view?.sla;
+  const verdict = sla ? slaVerdict(sla, sla.oldestPendingMs, sla, now) : undefined;
+  if (sla && verdict?.missed) {
+    return { status: 'True', reason: Reason.SlaMissed, message: slaMissedMessage(sla, verdict.why ?? '') };
+  }
   return { status: 'False', reason: Reason.Healthy, message: 'no degradation observed' };
+}
+
+function slaMissedMessage(sla: SlaView, why: string): string {
+  return `SLA missed over the last ${sla.window}: ${why}; look at the circuit, the target's response times (ferry_delivery_duration_seconds) and throttling, or raise spec.delivery.concurrency`;
 }
 
 /** The status fields the view contributes (times as RFC 3339). */
@@ -145,6 +165,11 @@ export function runtimeStatusFields(view: RuntimeView | undefined, now: number):
       consecutiveFailures: c.consecutiveFailures,
       ...(c.openUntil === undefined || c.state === 'Closed' ? {} : { openUntil: formatKubeTime(c.openUntil) }),
     };
+  }
+  const sla = view.sla;
+  if (sla) {
+    // null removes a time that no longer applies (status is written with a merge patch).
+    out.sla = { window: sla.window, total: sla.total, late: sla.late, oldestPendingTime: sla.oldestPendingMs === undefined ? null : formatKubeTime(sla.oldestPendingMs) };
   }
   const t = view.throttle;
   if (t && t.limitedUntil > now - 60_000) {
@@ -199,6 +224,8 @@ export interface RuntimeViewPollerDeps {
   readonly logger: Logger;
   /** How often fallback streams are counted when nothing says they changed (safety net). */
   readonly fallbackRecountMs?: number;
+  /** Least time between two Warning Events of one reason about one Integration (default 10 min). */
+  readonly escalationIntervalMs?: number;
 }
 
 interface Raw {
@@ -213,6 +240,10 @@ interface Raw {
   fallbackError?: string | undefined;
   fallbackCountedAt: number;
   recount: boolean;
+  /** The fallback size last warned about (see fallbackWarning); undefined before the first look. */
+  fallbackWarned?: number | undefined;
+  fallbackLooked?: boolean;
+  sla?: SlaView | undefined;
 }
 
 /**
@@ -230,10 +261,15 @@ export class RuntimeViewPoller {
   private readonly log: Logger;
   /** Why the shared state cannot be served, while it cannot. */
   private sharedError: string | undefined;
+  /** Kept across terms: a leader that changes hands must not repeat every Warning at once. */
+  private readonly escalations: EscalationLimiter;
+  private readonly sla: SlaTracker;
 
   constructor(deps: RuntimeViewPollerDeps) {
     this.deps = deps;
     this.log = deps.logger.child({ component: 'runtime-status' });
+    this.escalations = new EscalationLimiter(deps.escalationIntervalMs);
+    this.sla = new SlaTracker({ jetstream: deps.jetstream, clock: deps.clock, logger: this.log });
   }
 
   /** The latest view of the object now in the store (never one of a deleted namesake). */
@@ -253,7 +289,8 @@ export class RuntimeViewPoller {
     this.raw.clear();
     this.byPrefix.clear();
     this.sharedError = undefined;
-    await Promise.all([this.watchLoop(signal), this.fallbackLoop(signal), this.sharedStateLoop(signal)]);
+    this.sla.clear();
+    await Promise.all([this.watchLoop(signal), this.fallbackLoop(signal), this.sharedStateLoop(signal), this.slaLoop(signal)]);
   }
 
   /**
@@ -385,6 +422,33 @@ export class RuntimeViewPoller {
     }
   }
 
+  /**
+   * Every second, for each Integration with spec.sla: its figures (see SlaTracker), so an outage
+   * (target down, circuit open) is seen while it lasts, not only once the late events are acked.
+   */
+  private async slaLoop(signal: AbortSignal): Promise<void> {
+    const aborted = (): boolean => signal.aborted;
+    while (!aborted()) {
+      const live = new Set<string>();
+      for (const obj of this.deps.integrations.list()) {
+        if (aborted()) return;
+        const ns = obj.metadata?.namespace;
+        const name = obj.metadata?.name;
+        if (!ns || !name) continue;
+        live.add(obj.metadata.uid ?? '');
+        const key = `${ns}/${name}`;
+        const r = this.rawOf(key);
+        const sla = await this.sla.measure(obj, r.stats, signal);
+        if (aborted()) return;
+        if (sla === undefined && r.sla === undefined) continue;
+        r.sla = sla;
+        this.publish(key);
+      }
+      this.sla.retain(live);
+      await this.deps.clock.sleep(SLA_TICK_MS, signal).catch(() => undefined);
+    }
+  }
+
   private forget(key: string): void {
     this.raw.delete(key);
     this.views.delete(key);
@@ -401,6 +465,7 @@ export class RuntimeViewPoller {
       fallbackPending: r.fallbackPending,
       ...(r.redrive === undefined ? {} : { redrive: r.redrive }),
       ...(unavailable === undefined ? {} : { unavailable }),
+      ...(r.sla === undefined ? {} : { sla: r.sla }),
     };
     const previous = this.views.get(key);
     if (JSON.stringify(previous) === JSON.stringify(next)) return;
@@ -408,36 +473,53 @@ export class RuntimeViewPoller {
     this.deps.queue.add(key);
     const obj = this.deps.integrations.get(key);
     if (!obj) return;
-    // Escalations as Warning Events, on the change only (the recorder also folds repeats).
+    this.escalate(obj, r, next, previous);
+  }
+
+  /**
+   * Escalations as Warning Events: on the change into a state, then at most once per interval
+   * per reason while it lasts or keeps coming back (EscalationLimiter), each saying what to do.
+   */
+  private escalate(obj: FerryObject, r: Raw, next: RuntimeView, previous: RuntimeView | undefined): void {
+    const now = this.deps.clock.now();
+    const warn = (reason: Reason, note: string): void => {
+      if (!this.escalations.allow(`${obj.metadata?.uid ?? ''}/${reason}`, now)) return;
+      void this.deps.events.record(obj, { type: 'Warning', reason, note, action: 'Deliver' });
+    };
     if (next.unavailable !== undefined && previous?.unavailable === undefined) {
-      void this.deps.events.record(obj, { type: 'Warning', reason: Reason.JetStreamUnavailable, note: `JetStream state unavailable: ${next.unavailable}`, action: 'Deliver' });
+      warn(Reason.JetStreamUnavailable, `JetStream state unavailable: ${next.unavailable}; check the NATS cluster (quorum, leaders) — delivery continues where it can, events that must be parked wait in their source stream`);
     }
     if (next.circuit && next.circuit.state === 'Open' && previous?.circuit?.state !== 'Open') {
-      void this.deps.events.record(obj, { type: 'Warning', reason: Reason.CircuitOpen, note: `circuit opened after ${next.circuit.consecutiveFailures} failures; consumption paused`, action: 'Deliver' });
+      warn(Reason.CircuitOpen, circuitOpenMessage(next.circuit, next.stats?.lastError, obj.spec));
     }
-    // Growth against what this leader saw last, or (first look, e.g. a new leader) against status.
-    const before = previous?.fallbackPending ?? (typeof obj.status?.fallbackPending === 'number' ? obj.status.fallbackPending : undefined);
-    if (next.fallbackPending !== undefined && before !== undefined && next.fallbackPending > before) {
-      void this.deps.events.record(obj, {
-        type: 'Warning',
-        reason: Reason.FallbackGrowing,
-        note: `${next.fallbackPending} events parked in the fallback stream (was ${before}); last error: ${next.stats?.lastError?.message ?? 'unknown'}`,
-        action: 'Deliver',
-      });
+    const pending = next.fallbackPending;
+    if (pending !== undefined) {
+      if (!r.fallbackLooked) {
+        // First look (a new leader): what status already says was warned about by someone.
+        r.fallbackLooked = true;
+        const before = typeof obj.status?.fallbackPending === 'number' ? obj.status.fallbackPending : pending;
+        r.fallbackWarned = before > 0 ? before : undefined;
+      }
+      const w = fallbackWarning(r.fallbackWarned, pending);
+      r.fallbackWarned = w.warned;
+      if (w.warn) warn(Reason.FallbackGrowing, fallbackGrowingMessage(pending, fallbackStreamName(refOfKey(obj)), next.stats?.lastError));
     }
-    // Escalations for causes that need a person: on the change into the state, not on every repeat.
     const unauthorized = next.stats?.lastUnauthorized;
     if (unauthorized && unauthorizedNow(next.stats) && !unauthorizedNow(previous?.stats)) {
-      void this.deps.events.record(obj, { type: 'Warning', reason: Reason.TargetUnauthorized, note: unauthorizedMessage(unauthorized, obj.spec), action: 'Deliver' });
+      warn(Reason.TargetUnauthorized, unauthorizedMessage(unauthorized, obj.spec));
     }
     const fallbackFailure = next.stats?.lastFallbackFailure;
     if (fallbackFailure && fallbackFailingNow(next.stats) && !fallbackFailingNow(previous?.stats)) {
-      void this.deps.events.record(obj, { type: 'Warning', reason: Reason.FallbackUnavailable, note: fallbackFailureMessage(fallbackFailure), action: 'Deliver' });
+      warn(Reason.FallbackUnavailable, `${fallbackFailureMessage(fallbackFailure)}; check the fallback stream ${fallbackStreamName(refOfKey(obj))} (full, missing, no quorum)`);
     }
     this.announceRedrive(obj, next.redrive, previous?.redrive);
     if (next.stats?.lastContractDrift !== undefined && next.stats.lastContractDrift !== previous?.stats?.lastContractDrift) {
-      void this.deps.events.record(obj, { type: 'Warning', reason: Reason.ContractDrift, note: next.stats.lastError?.message ?? 'a 2xx response broke spec.target.responseSchema', action: 'Deliver' });
+      const err = next.stats.lastError?.reason === 'contract' ? next.stats.lastError.message : 'a 2xx response broke spec.target.responseSchema';
+      warn(Reason.ContractDrift, `${err}; the event was parked (reason contract): the target's API changed — update spec.target.responseSchema or ask the target's owners`);
     }
+    const sla = next.sla;
+    const verdict = sla ? slaVerdict(sla, sla.oldestPendingMs, sla, now) : undefined;
+    if (sla && verdict?.missed) warn(Reason.SlaMissed, slaMissedMessage(sla, verdict.why ?? ''));
   }
 
   /**
@@ -452,4 +534,8 @@ export class RuntimeViewPoller {
     const event = redriveEndedEvent(next);
     if (event) void this.deps.events.record(obj, { ...event, action: 'Redrive' });
   }
+}
+
+function refOfKey(obj: FerryObject): { namespace: string; name: string } {
+  return { namespace: obj.metadata?.namespace ?? '', name: obj.metadata?.name ?? '' };
 }

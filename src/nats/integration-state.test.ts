@@ -32,4 +32,15 @@ describe('applyStatsFlush', () => {
     assert.deepEqual(Object.keys(s.writers ?? {}), ['new']);
     assert.equal(s.delivered, 2, 'forgetting a writer keeps its counts');
   });
+
+  it('adds the SLA counters of every replica, and adds none for an Integration without an SLA', () => {
+    let s = applyStatsFlush(undefined, flush('a', 1, delta(3)), 0);
+    assert.equal('slaMet' in s, false, 'no SLA counters until one is counted');
+    s = applyStatsFlush(s, flush('a', 2, { ...delta(2), slaMet: 1, slaLate: 1 }), 1);
+    s = applyStatsFlush(s, flush('b', 1, { ...delta(4), slaMet: 4, slaLate: 0 }), 2);
+    s = applyStatsFlush(s, flush('b', 1, { ...delta(4), slaMet: 4, slaLate: 0 }), 3);
+    assert.deepEqual([s.slaMet, s.slaLate], [5, 1]);
+    s = applyStatsFlush(s, flush('a', 3, delta(1)), 4);
+    assert.deepEqual([s.slaMet, s.slaLate], [5, 1], 'kept by a flush without SLA counters');
+  });
 });

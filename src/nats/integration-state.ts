@@ -13,6 +13,8 @@ export interface SharedCircuit {
   readonly since: number;
   readonly consecutiveFailures: number;
   readonly openUntil: number | undefined;
+  /** The last failed attempt before the change (e.g. `HTTP 503`), for the Warning that names it. */
+  readonly lastFailure?: string | undefined;
 }
 
 /** The lowered shared rate after a 429 (see delivery's ThrottleController). */
@@ -36,6 +38,12 @@ export interface SharedStats {
   readonly fallback: number;
   readonly invalid: number;
   readonly throttled: number;
+  /**
+   * Events whose outcome became final within / outside spec.sla.deliverWithin (a parked event is
+   * late). Counted only while an SLA is set; absent until the first one.
+   */
+  readonly slaMet?: number | undefined;
+  readonly slaLate?: number | undefined;
   readonly lastDeliveredTime?: number | undefined;
   readonly lastError?: SharedLastError | undefined;
   /** Last time a 2xx broke responseSchema. */
@@ -119,6 +127,9 @@ export function addStats(current: SharedStats | undefined, delta: SharedStats): 
     fallback: c.fallback + delta.fallback,
     invalid: c.invalid + delta.invalid,
     throttled: c.throttled + delta.throttled,
+    ...(c.slaMet === undefined && c.slaLate === undefined && delta.slaMet === undefined && delta.slaLate === undefined
+      ? {}
+      : { slaMet: (c.slaMet ?? 0) + (delta.slaMet ?? 0), slaLate: (c.slaLate ?? 0) + (delta.slaLate ?? 0) }),
     lastDeliveredTime: later(c.lastDeliveredTime, delta.lastDeliveredTime, (x) => x),
     lastError: later(c.lastError, delta.lastError, (x) => x.time),
     lastContractDrift: later(c.lastContractDrift, delta.lastContractDrift, (x) => x),

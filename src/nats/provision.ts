@@ -17,6 +17,7 @@ import {
   type ConsumerConfig,
   type ConsumerInfo,
   type JetStreamManager,
+  type MsgRequest,
   type StreamConfig,
 } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
@@ -207,6 +208,36 @@ export class JetStreamResources {
     } catch (err) {
       if (isConsumerNotFound(err) || isStreamNotFound(err)) return undefined;
       throw translateNatsError(err, `reading consumer ${name}`);
+    }
+  }
+
+  /**
+   * When the oldest event the consumer has not acknowledged was stored in its stream (ms since
+   * the epoch): the first message after the ack floor that matches the consumer's filter —
+   * waiting in the stream (a paused consumer), or delivered and not yet acked. Undefined when
+   * nothing is pending, or the consumer or its stream does not exist. One consumer-info request,
+   * plus one message lookup per filter subject while something is pending.
+   */
+  async oldestUnacked(stream: string, name: string): Promise<number | undefined> {
+    const jsm = await this.jsm();
+    try {
+      const info = await jsm.consumers.info(stream, name);
+      if (info.num_pending + info.num_ack_pending === 0) return undefined;
+      const seq = info.ack_floor.stream_seq + 1;
+      const c = info.config;
+      const filters = c.filter_subjects?.length ? c.filter_subjects : c.filter_subject ? [c.filter_subject] : ['>'];
+      let oldest: number | undefined;
+      for (const subject of filters) {
+        // STREAM.MSG.GET takes `next_by_subj` (the first match at or after seq); nats.js types
+        // only its other forms, but sends the request as given.
+        const request = { seq, next_by_subj: subject } as unknown as MsgRequest;
+        const m = await jsm.streams.getMessage(stream, request);
+        if (m && (oldest === undefined || m.time.getTime() < oldest)) oldest = m.time.getTime();
+      }
+      return oldest;
+    } catch (err) {
+      if (isConsumerNotFound(err) || isStreamNotFound(err)) return undefined;
+      throw translateNatsError(err, `reading the oldest pending event of consumer ${name}`);
     }
   }
 

@@ -18,6 +18,9 @@ export interface IntegrationMetrics {
   readonly endToEnd: { observe(seconds: number): void };
   readonly fallbackPublishFailures: { inc(): void };
   readonly inflight: { inc(): void; dec(): void };
+  /** An event whose outcome became final within spec.sla.deliverWithin (`met`) or not (`missed`). */
+  readonly slaMet: { inc(): void };
+  readonly slaMissed: { inc(): void };
   circuit(state: 'Closed' | 'Open' | 'HalfOpen'): void;
 }
 
@@ -30,6 +33,7 @@ export class RuntimeMetrics {
   readonly circuit: Gauge<'namespace' | 'integration' | 'state'>;
   readonly fallbackPublishFailures: Counter<'namespace' | 'integration'>;
   readonly inflight: Gauge<'namespace' | 'integration'>;
+  readonly slaEvents: Counter<'namespace' | 'integration' | 'result'>;
   /** Live replicas as this one counts them (membership heartbeats); rate limits are divided by it. */
   readonly replicas: Gauge;
 
@@ -62,6 +66,13 @@ export class RuntimeMetrics {
     this.replicas = new Gauge({ name: 'ferry_replicas', help: 'Live operator replicas seen in the membership bucket (shared rate limits are divided by it).', registers });
     this.replicas.set(1);
     this.inflight = new Gauge({ name: 'ferry_inflight_events', help: 'Events being processed now.', labelNames: ['namespace', 'integration'], registers });
+    // The latency itself is ferry_end_to_end_latency_seconds (same start and end); this says met or missed against each Integration's own deliverWithin.
+    this.slaEvents = new Counter({
+      name: 'ferry_sla_events_total',
+      help: 'Events whose outcome became final, by whether they met spec.sla.deliverWithin (a parked event misses it); only for Integrations with an SLA.',
+      labelNames: ['namespace', 'integration', 'result'],
+      registers,
+    });
   }
 
   /**
@@ -83,6 +94,8 @@ export class RuntimeMetrics {
       endToEnd: this.endToEnd.labels(namespace, integration),
       fallbackPublishFailures: this.fallbackPublishFailures.labels(namespace, integration),
       inflight: this.inflight.labels(namespace, integration),
+      slaMet: this.slaEvents.labels(namespace, integration, 'met'),
+      slaMissed: this.slaEvents.labels(namespace, integration, 'missed'),
       circuit: (state) => {
         this.setCircuit(namespace, integration, state);
       },
@@ -94,6 +107,7 @@ export class RuntimeMetrics {
     const labels = { namespace, integration };
     for (const outcome of OUTCOMES) this.events.remove({ ...labels, outcome });
     for (const state of CIRCUIT_STATES) this.circuit.remove({ ...labels, state });
+    for (const result of ['met', 'missed']) this.slaEvents.remove({ ...labels, result });
     for (const m of [this.retries, this.throttled, this.deliveryDuration, this.endToEnd, this.fallbackPublishFailures, this.inflight]) m.remove(labels);
   }
 

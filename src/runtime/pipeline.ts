@@ -122,7 +122,7 @@ export class IntegrationPipeline {
   private idleWaiters: (() => void)[] = [];
   private readonly metrics: IntegrationMetrics;
   /** Counters since the last flush; plain fields, bumped in place on every event. */
-  private readonly unflushed = { delivered: 0, retried: 0, fallback: 0, invalid: 0, throttled: 0 };
+  private readonly unflushed = { delivered: 0, retried: 0, fallback: 0, invalid: 0, throttled: 0, slaMet: 0, slaLate: 0 };
   private unflushedTimes: StatTimes = {};
   /**
    * A flush that has not been confirmed: retried as it is (same number) until it is, so counters
@@ -143,6 +143,8 @@ export class IntegrationPipeline {
   private credentialsEpoch = 0;
   private running: Promise<void> | undefined;
   private discardStats = false;
+  /** What the last attempt answered, for the shared circuit state when it trips. */
+  private lastAttemptDetail: string | undefined;
 
   constructor(compiled: CompiledIntegration, deps: PipelineDeps) {
     this.current = compiled;
@@ -422,6 +424,7 @@ export class IntegrationPipeline {
       c.classify,
       c.config.delivery,
     );
+    this.lastAttemptDetail = detail;
     if (epoch === this.credentialsEpoch) this.admission.breaker.record(decision.breaker);
     await this.apply(msg, after, stored, decision, { outcome, detail, response, key, eventLog });
   }
@@ -441,7 +444,7 @@ export class IntegrationPipeline {
         this.lastDeliveredAt = now;
         this.count('delivered');
         this.unflushedTimes.lastDeliveredTime = now;
-        this.metrics.endToEnd.observe(Math.max(0, now - msg.storedAtMs) / 1000);
+        this.finished(msg.storedAtMs, now, true);
         if (await msg.ackConfirmed(ACK_CONFIRM_MS)) {
           this.forget(msg, stored);
         } else {
@@ -525,11 +528,29 @@ export class IntegrationPipeline {
     this.count(why.reason);
     this.unflushedTimes.lastError = { time: now, reason: why.reason, httpStatus: why.httpStatus, message: why.error };
     if (why.reason === 'contract') this.unflushedTimes.lastContractDrift = now;
-    this.metrics.endToEnd.observe(Math.max(0, now - msg.storedAtMs) / 1000);
+    this.finished(msg.storedAtMs, now, false);
     this.log.warn(
       { seq: msg.streamSequence, subject: msg.subject, attempts: record.attempts, key: why.key, reason: why.reason, httpStatus: why.httpStatus, error: why.error },
       'event parked in the fallback stream',
     );
+  }
+
+  /**
+   * An event's outcome is final (acked after delivery, or parked): its end-to-end latency, and
+   * whether it met the SLA — a parked event never does. No allocation: it runs for every event.
+   */
+  private finished(storedAtMs: number, now: number, delivered: boolean): void {
+    const latencyMs = Math.max(0, now - storedAtMs);
+    this.metrics.endToEnd.observe(latencyMs / 1000);
+    const sla = this.current.config.sla;
+    if (sla === undefined) return;
+    if (delivered && latencyMs <= sla.deliverWithinMs) {
+      this.unflushed.slaMet += 1;
+      this.metrics.slaMet.inc();
+    } else {
+      this.unflushed.slaLate += 1;
+      this.metrics.slaMissed.inc();
+    }
   }
 
   private count(outcome: EventOutcome): void {
@@ -577,6 +598,7 @@ export class IntegrationPipeline {
       since: t.snapshot.since,
       consecutiveFailures: t.snapshot.consecutiveFailures,
       openUntil: t.snapshot.openUntil,
+      ...(t.to === 'Open' && this.lastAttemptDetail !== undefined ? { lastFailure: this.lastAttemptDetail.slice(0, 200) } : {}),
     };
     void this.deps.state.put(circuitKey(this.ref), shared).catch((err: unknown) => {
       this.log.warn({ err: errorMessage(err) }, 'could not share the circuit state');
@@ -632,9 +654,11 @@ export class IntegrationPipeline {
   private takeDelta(): SharedStats | undefined {
     const u = this.unflushed;
     const t = this.unflushedTimes;
-    if (u.delivered + u.retried + u.fallback + u.invalid + u.throttled === 0 && Object.keys(t).length === 0) return undefined;
-    const delta = addStats(undefined, { ...u, ...t });
-    u.delivered = u.retried = u.fallback = u.invalid = u.throttled = 0;
+    const { slaMet, slaLate, ...counts } = u;
+    if (u.delivered + u.retried + u.fallback + u.invalid + u.throttled + slaMet + slaLate === 0 && Object.keys(t).length === 0) return undefined;
+    // SLA counters only when there are some: an Integration without an SLA shares none.
+    const delta = addStats(undefined, { ...counts, ...(slaMet + slaLate === 0 ? {} : { slaMet, slaLate }), ...t });
+    u.delivered = u.retried = u.fallback = u.invalid = u.throttled = u.slaMet = u.slaLate = 0;
     this.unflushedTimes = {};
     return delta;
   }

@@ -539,7 +539,12 @@ export class SyncRunner {
         const left = found - repaired;
         if (found > 0) {
           const what = `missing ${missing.length}, different ${different.length}, extra ${extra.length}`;
-          const verb = mode === 'repair' ? (spec.reconcile.dryRun ? 'dry run: repair would write' : `repaired ${repaired}`) : 'report only';
+          const verb =
+            mode === 'repair'
+              ? spec.reconcile.dryRun
+                ? 'dry run: repair would write them; set spec.reconcile.dryRun: false to repair'
+                : `repaired ${repaired}${found - repaired > 0 ? `; ${found - repaired} remain: see status.lastRun and the sync fallback stream` : ''}`
+              : 'report only: set spec.reconcile.mode: Repair to fix them, or find why the target changed outside the sync';
           this.events.push({ type: 'Warning', reason: 'MismatchesFound', message: `reconciliation found ${found} mismatch(es) (${what}); ${verb}` });
         }
         if (left > 0) this.degraded = { reason: 'Mismatch', message: `${left} mismatch(es) between source and target after reconciliation (missing ${missing.length}, different ${different.length}, extra ${extra.length})` };

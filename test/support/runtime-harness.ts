@@ -87,6 +87,7 @@ export interface IntegrationOptions {
   readonly transform?: Record<string, unknown>;
   readonly target?: Record<string, unknown>;
   readonly delivery?: Record<string, unknown>;
+  readonly sla?: Record<string, unknown>;
 }
 
 /** Creates (or replaces the data of) a Secret in the test namespace. */
@@ -116,6 +117,7 @@ export async function createIntegration(r: RuntimeEnv, o: IntegrationOptions): P
       transform: o.transform ?? { mapping: { externalId: '/id', total: '/amount' } },
       target: { url: o.url, timeout: '2s', ...auth, ...o.target },
       delivery: { concurrency: 16, maxAttempts: 5, backoff: { initial: '200ms', max: '2s', multiplier: 2, jitter: 'Full' }, ...o.delivery },
+      ...(o.sla ? { sla: o.sla } : {}),
     },
   });
   return await r.ferry.waitFor('integrations', NS, o.name, (obj) => isTrueNow(obj, 'Ready'));
