@@ -61,6 +61,11 @@ export function isWrongLastSequence(err: unknown): boolean {
   return err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === 10164);
 }
 
+/** The message asked for is not in the stream: JetStream's "no message found" (10037) or "msg delete failed" for a gone sequence (10057). */
+export function isMessageGone(err: unknown): boolean {
+  return err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.NoMessageFound || err.code === 10057);
+}
+
 export function isStreamNotFound(err: unknown): boolean {
   return err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound;
 }
