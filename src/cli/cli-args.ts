@@ -91,3 +91,8 @@ export function choiceFlag<T extends string>(flag: string, value: string | undef
 export function natsUrl(flag: string | undefined, env: NodeJS.ProcessEnv): string {
   return flag ?? env.NATS_URL ?? 'nats://127.0.0.1:4222';
 }
+
+/** A Kubernetes object name (DNS subdomain: lowercase letters, digits, `-` and `.`, at most 253). */
+export function isObjectName(name: string): boolean {
+  return name.length <= 253 && /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name);
+}

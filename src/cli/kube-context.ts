@@ -51,13 +51,15 @@ export function loadKubeTarget(flags: KubeFlags): KubeTarget {
 
 /**
  * The namespace for a command that may not need the cluster at all (reading NATS): the flag, or
- * the kubeconfig context's, or `default` when there is no usable kubeconfig.
+ * the kubeconfig context's, or `default` when there is no usable kubeconfig — unless the user
+ * named a kubeconfig or context, which must then load (a CommandError otherwise).
  */
 export function namespaceOf(flags: KubeFlags): string {
   if (flags.namespace !== undefined) return flags.namespace;
   try {
     return loadKubeTarget(flags).namespace;
-  } catch {
+  } catch (err) {
+    if (flags.kubeconfig !== undefined || flags.context !== undefined) throw err;
     return 'default';
   }
 }

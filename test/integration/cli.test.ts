@@ -235,7 +235,9 @@ describe('ferry CLI', () => {
     });
 
     const bad = await Promise.all(
-      [['--older-than', 'soon'], ['--from-seq', '5', '--to-seq', '2'], ['--reason', 'sad'], ['--timeout', '5s']].map((flags) => ferry(['fallback', 'redrive', 'deal-to-invoice', '-n', NS, ...flags])),
+      [['--older-than', 'soon'], ['--from-seq', '5', '--to-seq', '2'], ['--reason', 'sad'], ['--timeout', '5s']]
+        .map((flags) => ferry(['fallback', 'redrive', 'deal-to-invoice', '-n', NS, ...flags]))
+        .concat(ferry(['fallback', 'redrive', 'syncschedule/contacts-to-erp', '-n', NS])),
     );
     for (const r of bad) assertUsage(r, 'fallback redrive');
     const after = await client.get<KubeObject>(integrationRef('deal-to-invoice'));
@@ -364,6 +366,7 @@ describe('ferry CLI', () => {
         integration('bad-duration', { ...base, delivery: { backoff: { initial: 'soon' } } }),
         integration('bad-rule', { ...base, delivery: { backoff: { initial: '10m', max: '1m' } } }),
         { ...integration('bad-redrive', base), metadata: { name: 'bad-redrive', annotations: { [REDRIVE_ANNOTATION]: 'x', 'ferry.dev/redrive-sequences': '9-2' } } },
+        { ...integration('bad-version', base), apiVersion: 'ferry.dev/v1' },
       ]
         .map((d) => toYaml(d))
         .join('---\n'),
@@ -377,6 +380,7 @@ describe('ferry CLI', () => {
       /bad\.yaml: Integration\/bad-duration: spec\.delivery\.backoff\.initial: must be a duration/,
       /bad\.yaml: Integration\/bad-rule: spec\.delivery\.backoff\.initial: initial must not be greater than max/,
       /bad\.yaml: Integration\/bad-redrive: metadata\.annotations\[ferry\.dev\/redrive-sequences\]: "9-2" must be a sequence range/,
+      /bad\.yaml: Integration\/bad-version: apiVersion: must be ferry\.dev\/v1alpha1/,
     ];
     for (const pattern of expect) assert.ok(lines.some((l) => pattern.test(l)), `${pattern.source} not in:\n${problems.stdout}`);
     assert.equal(lines.length, expect.length, problems.stdout);

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GROUP, INTEGRATION, redriveAnnotations, VERSION, type IntegrationStatus } from '../../api/index.ts';
 import type { KubeObject } from '../../kube/index.ts';
-import { durationFlag, intFlag, KUBE_OPTIONS, parseCommand, reasonsFlag } from '../cli-args.ts';
+import { durationFlag, intFlag, isObjectName, KUBE_OPTIONS, parseCommand, reasonsFlag } from '../cli-args.ts';
 import { CommandError } from '../command-error.ts';
 import { shortAge } from '../output.ts';
 import { UsageError } from '../usage-error.ts';
@@ -57,6 +57,8 @@ export const redriveCommand: Command = async (argv, ctx) => {
   const { values, positionals } = parsed;
   const name = positionals[0];
   if (name === undefined) throw new UsageError('NAME is required');
+  // The redrive annotation is an Integration's: `syncschedule/NAME` has no redrive.
+  if (!isObjectName(name)) throw new UsageError(`${JSON.stringify(name)} is not an Integration name (redrive applies to Integrations)`);
   const fromSequence = intFlag('from-seq', values['from-seq']);
   const toSequence = intFlag('to-seq', values['to-seq']);
   if (fromSequence !== undefined && toSequence !== undefined && fromSequence > toSequence) throw new UsageError('--from-seq must not be greater than --to-seq');

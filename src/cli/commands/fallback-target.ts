@@ -4,7 +4,7 @@
  * SyncSchedule; `integration/NAME` (or `ig/NAME`) says the default out loud.
  */
 import { fallbackStreamName, syncFallbackStreamName, type FallbackStore, type ParkedMessage } from '../../nats/index.ts';
-import { intFlag, reasonsFlag } from '../cli-args.ts';
+import { intFlag, isObjectName, reasonsFlag } from '../cli-args.ts';
 import { UsageError } from '../usage-error.ts';
 
 export interface FallbackTarget {
@@ -28,7 +28,7 @@ export function fallbackTarget(arg: string, namespace: string): FallbackTarget {
   const kind = slash < 0 ? 'Integration' : KINDS[arg.slice(0, slash).toLowerCase()];
   const name = slash < 0 ? arg : arg.slice(slash + 1);
   if (kind === undefined) throw new UsageError(`${JSON.stringify(arg)}: the kind must be integration or syncschedule`);
-  if (!/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(name)) throw new UsageError(`${JSON.stringify(name)} is not an object name`);
+  if (!isObjectName(name)) throw new UsageError(`${JSON.stringify(name)} is not an object name`);
   const ref = { namespace, name };
   return { kind, namespace, name, stream: kind === 'Integration' ? fallbackStreamName(ref) : syncFallbackStreamName(ref) };
 }

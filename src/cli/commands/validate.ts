@@ -21,7 +21,7 @@ import {
   type CompiledIntegrationSpec,
 } from '../../api/index.ts';
 import { previewEvent } from '../../runtime/index.ts';
-import { parseCommand } from '../cli-args.ts';
+import { isObjectName, parseCommand } from '../cli-args.ts';
 import { CommandError, rootCause } from '../command-error.ts';
 import { manifestLookup, readManifests, type Manifest } from '../manifests.ts';
 import { UsageError } from '../usage-error.ts';
@@ -66,13 +66,13 @@ function redriveProblem(m: Manifest): Problem | undefined {
   }
 }
 
-/** The checks common to both kinds before the spec. */
+/** The apiVersion and name, before the spec. */
 function headerProblem(m: Manifest): Problem | undefined {
   if (m.apiVersion !== API_VERSION) return { where: label(m), field: 'apiVersion', message: `must be ${API_VERSION}` };
-  if (m.name === undefined || !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(m.name)) {
+  if (m.name === undefined || !isObjectName(m.name)) {
     return { where: label(m), field: 'metadata.name', message: 'must be a lowercase DNS subdomain name (a-z, 0-9, "-" and ".")' };
   }
-  return redriveProblem(m);
+  return undefined;
 }
 
 async function sampleOutcome(m: Manifest, spec: CompiledIntegrationSpec, sample: Uint8Array): Promise<Problem | undefined> {
@@ -107,11 +107,14 @@ export const validateCommand: Command = async (argv, ctx) => {
   for (const m of manifests) {
     if (m.kind !== INTEGRATION.kind && m.kind !== SYNC_SCHEDULE.kind) continue;
     checked++;
+    // A wrong apiVersion or name makes the spec moot; bad redrive annotations do not.
     const header = headerProblem(m);
     if (header) {
       problems.push(header);
-      if (header.field !== 'metadata.annotations' && !header.field.startsWith('metadata.annotations[')) continue;
+      continue;
     }
+    const redrive = redriveProblem(m);
+    if (redrive) problems.push(redrive);
     const { lookup, assumed } = manifestLookup(manifests, { namespace: m.namespace, spec: m.body.spec });
     if (assumed.length > 0) process.stderr.write(`${label(m)}: note: Secret(s) ${assumed.join(', ')} not in the given files; assumed to exist\n`);
     const problemsBefore = problems.length;
@@ -126,7 +129,7 @@ export const validateCommand: Command = async (argv, ctx) => {
       const check = checkSyncScheduleSpec(m.namespace, m.body.spec, lookup, new Date());
       if (!check.ok) problems.push({ where: label(m), field: check.field, message: check.detail });
     }
-    if (problems.length === problemsBefore && !header) process.stdout.write(`${label(m)}: valid\n`);
+    if (problems.length === problemsBefore && !redrive) process.stdout.write(`${label(m)}: valid\n`);
   }
   for (const p of problems) process.stdout.write(`${p.where}: ${p.field}: ${p.message}\n`);
   if (checked === 0 && problems.length === 0) {
