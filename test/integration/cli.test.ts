@@ -427,8 +427,12 @@ describe('ferry CLI', () => {
     assert.match(done.stderr, /"msg":"draining"/);
     assert.doesNotMatch(done.stderr, /s3cret/);
 
-    const bad = await Promise.all([ferry(['run']), ferry(['run', '-f', file, '--allow-cidrs', 'localhost'])]);
-    for (const r of bad) assertUsage(r, 'run');
+    const missing = join(dir, 'missing-source.yaml');
+    await writeFile(missing, toYaml({ apiVersion: `${GROUP}/${VERSION}`, kind: INTEGRATION.kind, metadata: { name: 'nowhere' }, spec: integrationSpec({ source: { stream: 'NO_SUCH_STREAM', subjects: ['none.>'] } }) }));
+    const [noFile, badCidr, noStream] = await Promise.all([ferry(['run']), ferry(['run', '-f', file, '--allow-cidrs', 'localhost']), ferry(['run', '-f', missing])]);
+    assertUsage(noFile, 'run');
+    assertUsage(badCidr, 'run');
+    assertOneLineFailure(noStream, /^ferry: spec\.source\.stream: stream "NO_SUCH_STREAM" not found at nats:\/\/\S+ \(create it, or set spec\.source\.create: true\)$/m);
   });
 
   it('an unreachable cluster or NATS is one clear line and exit 1', async () => {

@@ -33,6 +33,11 @@ async function namespaceOf(flags: { kubeconfig?: string | undefined; context?: s
   return (await import('../kube-context.ts')).namespaceOf(flags);
 }
 
+/** A CommandError when the object has no fallback stream on this NATS (wrong name, namespace or server). */
+async function requireStream(store: FallbackStore, t: FallbackTarget): Promise<void> {
+  if (!(await store.info(t.stream))) throw new CommandError(`${t.kind} ${t.namespace}/${t.name} has no fallback stream (${t.stream}) on this NATS`);
+}
+
 const SHOW_DEFAULT_LIMIT = 100;
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
@@ -84,7 +89,7 @@ const ls: Command = async (argv, ctx) => {
   const summaries = await withFallbackStore(natsUrl(values['nats-url'], ctx.env), async (store) => {
     let targets: FallbackTarget[];
     if (named) {
-      if (!(await store.info(named.stream))) throw new CommandError(`${named.kind} ${named.namespace}/${named.name} has no fallback stream (${named.stream}) on this NATS`);
+      await requireStream(store, named);
       targets = [named];
     } else {
       targets = (await store.streams())
@@ -161,7 +166,7 @@ const show: Command = async (argv, ctx) => {
   const sel = selection(values);
   const target = fallbackTarget(positionals[0], await namespaceOf(values));
   const messages = await withFallbackStore(natsUrl(values['nats-url'], ctx.env), async (store) => {
-    if (!(await store.info(target.stream))) throw new CommandError(`${target.kind} ${target.namespace}/${target.name} has no fallback stream (${target.stream}) on this NATS`);
+    await requireStream(store, target);
     return await selectMessages(store, target.stream, { ...sel, limit: sel.limit ?? SHOW_DEFAULT_LIMIT });
   });
   if (format !== 'text') {
@@ -194,7 +199,7 @@ const purge: Command = async (argv, ctx: CliContext) => {
   if (!yes && !ctx.interactive) throw new UsageError('refusing to delete without confirmation: stdin is not a terminal; pass --yes');
   const target = fallbackTarget(positionals[0], await namespaceOf(values));
   return await withFallbackStore(natsUrl(values['nats-url'], ctx.env), async (store) => {
-    if (!(await store.info(target.stream))) throw new CommandError(`${target.kind} ${target.namespace}/${target.name} has no fallback stream (${target.stream}) on this NATS`);
+    await requireStream(store, target);
     const selected = await selectMessages(store, target.stream, sel);
     if (selected.length === 0) {
       process.stderr.write(`No messages selected in ${target.stream}; nothing deleted.\n`);

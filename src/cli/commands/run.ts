@@ -29,6 +29,7 @@ import {
   INTEGRATION_STATE_BUCKET,
   JetStreamResources,
   SharedKv,
+  StreamNotFoundError,
 } from '../../nats/index.ts';
 import { createLogger, createRegistry, systemClock } from '../../observability/index.ts';
 import { RuntimeMetrics, RuntimeSupervisor, TransformPool, transformPoolMetrics, type DataObject, type IntegrationObject } from '../../runtime/index.ts';
@@ -136,6 +137,7 @@ export const runCommand: Command = async (argv, ctx) => {
       await jetstream.ensureConsumer(integrationConsumerSpec(ref, config, 1));
       await jetstream.ensureFallbackStream(integrationFallbackSpec(ref, config));
     } catch (err) {
+      if (err instanceof StreamNotFoundError) throw new CommandError(`spec.source.stream: stream ${JSON.stringify(err.stream)} not found at ${url} (create it, or set spec.source.create: true)`);
       throw natsFailure(err, url);
     }
     // What the controller would have written: the runtime starts a pipeline for a Ready object.
