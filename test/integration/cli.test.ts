@@ -202,11 +202,24 @@ describe('ferry CLI', () => {
     assertOneLineFailure(await ferry(['fallback', 'show', 'nothing-here', '-n', NS]), /^ferry: Integration revops\/nothing-here has no fallback stream/);
   });
 
-  it('fallback purge refuses without a terminal or --yes, and deletes exactly the selection with --yes', async () => {
+  it('fallback purge asks on a terminal, refuses without one unless --yes, and deletes exactly the selection', async () => {
     const stream = fallbackStreamName({ namespace: NS, name: 'deal-to-invoice' });
     const refused = await ferry(['fallback', 'purge', 'deal-to-invoice', '-n', NS, '--reason', 'rejected']);
     assertUsage(refused, 'fallback purge');
     assert.match(refused.stderr, /pass --yes/);
+    assert.equal(await streamSize(stream), 3);
+
+    // On a terminal it asks; anything but yes deletes nothing (util-linux `script` gives it a pty).
+    const declined = await new Promise<Result>((resolve) => {
+      const command = [process.execPath, MAIN, 'fallback', 'purge', 'deal-to-invoice', '-n', NS, '--reason', 'rejected'].map((a) => `'${a}'`).join(' ');
+      const child = execFile('script', ['-qec', command, '/dev/null'], { cwd: repoRoot, env: childEnv(), encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) => {
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
+      });
+      child.stdin?.end('n\n');
+    });
+    assert.equal(declined.code, 1, declined.stdout + declined.stderr);
+    assert.match(declined.stdout, /Delete 1 message\(s\) from FERRY_FALLBACK_revops_deal-to-invoice\? \[y\/N\]/);
+    assert.match(declined.stdout, /Nothing deleted\./);
     assert.equal(await streamSize(stream), 3);
 
     const purged = await ferry(['fallback', 'purge', 'deal-to-invoice', '-n', NS, '--reason', 'rejected', '--yes']);
@@ -270,6 +283,10 @@ describe('ferry CLI', () => {
       assert.equal(done.code, code, done.stderr);
       assert.match(done.stdout, new RegExp(`redrive ${id}: ${result} .*\\(selected 2, delivered ${result === 'Succeeded' ? 2 : 1}, failed again ${result === 'Succeeded' ? 0 : 1}\\)`));
     }
+
+    // Nobody answers: --wait gives up after --timeout, exit 1, and says the request stands.
+    const unanswered = await ferry(['fallback', 'redrive', 'deal-to-invoice', '-n', NS, '--wait', '--timeout', '1s']);
+    assertOneLineFailure(unanswered, /^ferry: redrive cli-\S+ did not finish within 1s \(the operator has not picked it up\); it goes on, see status\.lastRedrive$/m);
   });
 
   it('status shows every Integration and SyncSchedule with ready, problem, delivered, fallback, circuit and last run', async () => {
