@@ -90,7 +90,8 @@ function placement(cluster: string | undefined, tags: string | undefined): Contr
 
 const CIDR = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]+)\/\d{1,3}$/;
 
-function cidrs(flag: string, value: string | undefined): string[] {
+/** A comma-separated CIDR list flag; a malformed entry is a UsageError. */
+export function cidrs(flag: string, value: string | undefined): string[] {
   const list = (value ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0);
   for (const c of list) if (!CIDR.test(c)) throw new UsageError(`--${flag}: ${JSON.stringify(c)} is not a CIDR such as 10.0.0.0/8`);
   return list;

@@ -6,3 +6,4 @@ export { referencedObjects, shouldEnqueue } from './watch-predicates.ts';
 export { CONTRACT_DRIFT_WINDOW_MS, degradation, runtimeStatusFields, RuntimeViewPoller, type RuntimeView, type RuntimeViewPollerDeps } from './runtime-view.ts';
 export { JetStreamDisabledError, SHARED_BUCKETS, SharedBuckets, type SharedBucketsDeps } from './shared-buckets.ts';
 export { SyncReportView, type SyncReportViewDeps } from './sync-report-view.ts';
+export { FALLBACK_DUPLICATE_WINDOW_MS, integrationConsumerSpec, integrationFallbackSpec } from './integration-resources.ts';

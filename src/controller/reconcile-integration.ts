@@ -16,7 +16,6 @@ import { compileIntegrationSpec, FINALIZER, INTEGRATION, Reason, subjectCaptured
 import type { EventRecorder, ObjectClient, ReconcileResult, Reconciler, Store } from '../kube/index.ts';
 import {
   fallbackStreamName,
-  fallbackSubject,
   integrationConsumerName,
   integrationStateKeyPrefix,
   lastGoodKey,
@@ -29,6 +28,7 @@ import {
 } from '../nats/index.ts';
 import type { Clock, Logger } from '../observability/index.ts';
 import { CheckCache } from './check-cache.ts';
+import { integrationConsumerSpec, integrationFallbackSpec } from './integration-resources.ts';
 import { refOf, resourceType, type FerryObject } from './ferry-object.ts';
 import { ReconcileSteps } from './reconcile-steps.ts';
 import { degradation, runtimeStatusFields, type RuntimeView } from './runtime-view.ts';
@@ -40,8 +40,6 @@ export const integrationType = resourceType(INTEGRATION.plural);
 export const INTEGRATION_RESYNC_MS = 60_000;
 /** Retry delay while a source stream does not exist yet. */
 export const STREAM_MISSING_RETRY_MS = 15_000;
-/** Fallback publishes carry `Nats-Msg-Id: <stream>:<seq>`; a re-publish within this window is dropped. */
-export const FALLBACK_DUPLICATE_WINDOW_MS = 60 * 60 * 1000;
 
 export interface IntegrationReconcilerDeps {
   readonly integrations: Store<FerryObject>;
@@ -199,27 +197,9 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
         // The source belongs to the user and is never changed; a node loss there loses events.
         sourceWarning = `source stream ${config.source.stream} has 1 replica on a NATS cluster: losing the node that stores it loses its events (Ferry never changes a source stream; give it num_replicas 3)`;
       }
-      await deps.jetstream.ensureConsumer({
-        stream: config.source.stream,
-        name: integrationConsumerName(ref),
-        filterSubjects: config.source.subjects,
-        // Long attempts call working(); ack_wait only has to outlast one attempt's timeout.
-        ackWaitMs: config.target.timeoutMs + 30_000,
-        // Unlimited: the runtime counts attempts itself (the attempts ledger) and parks at
-        // maxAttempts; a server-side limit would end redelivery silently, event neither
-        // delivered nor parked.
-        maxDeliver: -1,
-        maxAckPending: Math.max(config.delivery.concurrency * 8, 64),
-        metadata: { 'ferry.dev/integration': `${ref.namespace}/${ref.name}`, 'ferry.dev/generation': String(generation) },
-        startAt: config.source.startAt,
-      });
+      await deps.jetstream.ensureConsumer(integrationConsumerSpec(ref, config, generation));
       const fallback = fallbackStreamName(ref);
-      await deps.jetstream.ensureFallbackStream({
-        name: fallback,
-        subject: fallbackSubject(ref),
-        maxAgeMs: config.fallback.retentionMs,
-        duplicateWindowMs: FALLBACK_DUPLICATE_WINDOW_MS,
-      });
+      await deps.jetstream.ensureFallbackStream(integrationFallbackSpec(ref, config));
       hookProblem = webhookProblem(config, source.subjects, deps.webhookIngress);
       const warning = sourceWarning === undefined ? '' : `; warning: ${sourceWarning}`;
       const hook = config.source.webhook === undefined ? '' : `; webhook POST /hooks/${ref.namespace}/${ref.name} → ${config.source.webhook.subject}`;

@@ -50,6 +50,12 @@ export class ObjectClient {
     return this.http.request<T>({ method: 'GET', path: resourcePath(ref, ref.namespace, ref.name), signal });
   }
 
+  /** Lists a resource type in one namespace, or in all when `namespace` is undefined (one page, no watch). */
+  async list<T extends KubeObject>(type: ResourceType, namespace?: string, signal?: AbortSignal): Promise<T[]> {
+    const list = await this.http.request<{ readonly items?: T[] }>({ method: 'GET', path: resourcePath(type, namespace), signal });
+    return list.items ?? [];
+  }
+
   /** Creates an object; throws `AlreadyExistsError` if one with that name exists. */
   create<T extends KubeObject>(type: ResourceType, namespace: string | undefined, body: T, signal?: AbortSignal): Promise<T> {
     return this.http.request<T>({

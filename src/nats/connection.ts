@@ -50,3 +50,33 @@ export async function connectNats(options: ConnectOptions): Promise<NatsConnecti
   })();
   return nc;
 }
+
+export interface ConnectOnceOptions {
+  readonly servers: string | readonly string[];
+  readonly name: string;
+  /** How long the first connection may take before giving up. */
+  readonly timeoutMs: number;
+}
+
+/**
+ * A connection for a short-lived command (the CLI): one try per server, bounded by `timeoutMs`,
+ * so a NATS that cannot be reached is one clear error instead of a command that hangs. Once
+ * connected it reconnects briefly, as a command's life is short.
+ *
+ * @throws NatsUnavailableError when no server answers in time.
+ */
+export async function connectNatsOnce(options: ConnectOnceOptions): Promise<NatsConnection> {
+  try {
+    return await connect({
+      servers: typeof options.servers === 'string' ? options.servers : [...options.servers],
+      name: options.name,
+      timeout: options.timeoutMs,
+      waitOnFirstConnect: false,
+      maxReconnectAttempts: 10,
+      reconnectTimeWait: 500,
+      noAsyncTraces: true,
+    });
+  } catch (err) {
+    throw translateNatsError(err, 'connecting');
+  }
+}

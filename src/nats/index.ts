@@ -1,4 +1,4 @@
-export { connectNats, type ConnectOptions, type NatsConnection } from './connection.ts';
+export { connectNats, connectNatsOnce, type ConnectOnceOptions, type ConnectOptions, type NatsConnection } from './connection.ts';
 export {
   FerryNatsError,
   JetStreamRequestError,
@@ -21,6 +21,8 @@ export {
   syncRunsKeyPrefix,
   syncFallbackStreamName,
   syncFallbackSubject,
+  parseFallbackStreamName,
+  type FallbackStreamRef,
   type ObjectRef,
 } from './names.ts';
 export { detectReplication, type Replication } from './replication.ts';
@@ -35,9 +37,9 @@ export {
 } from './provision.ts';
 export { readConsumer, type InboundMessage, type PullReaderOptions } from './pull-reader.ts';
 export { FallbackPublisher, type FallbackMessage } from './fallback-publisher.ts';
+export { FallbackStore, type FallbackStreamInfo, type ParkedMessage, type SequenceRange } from './fallback-store.ts';
 export { fallbackHeaders, fallbackMsgId, type FallbackFacts, type FallbackReason } from './fallback-message.ts';
 export { ConsumerControl } from './consumer-control.ts';
-export { FallbackStream, type ParkedMessage } from './fallback-stream.ts';
 export { SharedKv, type Versioned } from './shared-kv.ts';
 export {
   addStats,

@@ -76,3 +76,29 @@ export function syncFallbackStreamName(ref: ObjectRef): string {
 export function syncFallbackSubject(ref: ObjectRef): string {
   return `ferry.syncfallback.${part(ref.namespace)}.${part(ref.name)}`;
 }
+
+/** Which object a fallback stream belongs to. */
+export interface FallbackStreamRef extends ObjectRef {
+  readonly kind: 'Integration' | 'SyncSchedule';
+}
+
+const FALLBACK_PREFIXES = [
+  ['FERRY_SYNC_FALLBACK_', 'SyncSchedule'],
+  ['FERRY_FALLBACK_', 'Integration'],
+] as const;
+
+/**
+ * The object a fallback stream name belongs to, or undefined for any other stream. The inverse
+ * of {@link fallbackStreamName} / {@link syncFallbackStreamName}: a namespace has neither `_` nor
+ * `.`, so it ends at the first `_`; a name has no `_`, so every `_` in it was a `.`.
+ */
+export function parseFallbackStreamName(stream: string): FallbackStreamRef | undefined {
+  for (const [prefix, kind] of FALLBACK_PREFIXES) {
+    if (!stream.startsWith(prefix)) continue;
+    const rest = stream.slice(prefix.length);
+    const cut = rest.indexOf('_');
+    if (cut <= 0 || cut === rest.length - 1) return undefined;
+    return { kind, namespace: rest.slice(0, cut), name: rest.slice(cut + 1).replaceAll('_', '.') };
+  }
+  return undefined;
+}

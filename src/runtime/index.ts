@@ -11,6 +11,7 @@ export { LeaseKeeper } from './lease-keeper.ts';
 export { Membership } from './membership.ts';
 export { RuntimeMetrics, transformPoolMetrics, type EventOutcome } from './metrics.ts';
 export { IntegrationPipeline, type PipelineDeps } from './pipeline.ts';
+export { previewEvent, type EventPreview, type PreviewFailure, type SampleEvent } from './preview.ts';
 export { PipelineConfigError } from './pipeline-errors.ts';
 export { TransformPool, type JsonataEvaluator, type JsonataTask, type TransformPoolOptions } from './transform-pool.ts';
 export { RuntimeSupervisor, type DataObject, type IntegrationObject, type PipelineLike, type SupervisorDeps } from './supervisor.ts';

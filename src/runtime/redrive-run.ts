@@ -24,12 +24,13 @@ import { redriveFilterSchema, redriveSelects, type RedriveFilter } from '../api/
 import { CircuitBreaker, perReplicaShare, ThrottleController, TokenBucket } from '../delivery/index.ts';
 import {
   circuitKey,
+  fallbackStreamName,
   fallbackSubject,
   redriveKey,
   throttleKey,
   type FallbackPublisher,
   type FallbackReason,
-  type FallbackStream,
+  type FallbackStore,
   type ObjectRef,
   type ParkedMessage,
   type SharedCircuit,
@@ -61,7 +62,7 @@ import type { JsonataEvaluator } from './transform-pool.ts';
 
 export interface RedriveRunDeps {
   readonly state: SharedKv;
-  readonly fallback: FallbackStream;
+  readonly fallback: FallbackStore;
   readonly publisher: FallbackPublisher;
   readonly transforms: JsonataEvaluator;
   readonly metrics: RedriveMetrics;
@@ -177,7 +178,7 @@ export class RedriveRun {
     const startedAt = record.startedAt ?? this.d.clock.now();
     const upTo = record.upToSequence ?? 0;
     // A holder that died between storing an outcome and deleting its message.
-    if (record.pendingDelete !== undefined) await this.d.fallback.delete(ref, record.pendingDelete);
+    if (record.pendingDelete !== undefined) await this.unpark(ref, record.pendingDelete);
     // A holder that died while parking a message again: if its copy is stored, that was the outcome.
     if (record.reparking !== undefined && !(await this.settleReparking(record.reparking, upTo))) return { kind: 'giveUp' };
     const first = this.o.compiled();
@@ -193,11 +194,11 @@ export class RedriveRun {
       if (this.abort.signal.aborted) return { kind: 'giveUp' };
       const c = this.o.compiled();
       if (!c) return { kind: 'giveUp' };
-      const m = await this.d.fallback.next(ref, sequence);
+      const m = await this.parked(ref, sequence);
       if (!m || m.sequence > upTo) return { kind: 'end' };
       sequence = m.sequence + 1;
       const facts = parkedFacts(m.headers);
-      if (!redriveSelects(filter, { sequence: m.sequence, reason: facts.reason, parkedAtMs: m.storedAtMs }, startedAt)) continue;
+      if (!redriveSelects(filter, { sequence: m.sequence, reason: facts.reason, parkedAtMs: m.parkedAtMs }, startedAt)) continue;
       const one = await this.one(c, m, facts, units);
       if (one.kind === 'aborted') return { kind: 'giveUp' };
       if (one.kind === 'stop') return { kind: 'stopped', message: one.message };
@@ -209,7 +210,7 @@ export class RedriveRun {
         return { kind: 'giveUp' };
       }
       this.d.metrics.message(ref.namespace, ref.name, one.kind === 'delivered' ? 'delivered' : 'failed_again');
-      await this.d.fallback.delete(ref, m.sequence);
+      await this.unpark(ref, m.sequence);
     }
   }
 
@@ -221,9 +222,9 @@ export class RedriveRun {
    */
   private async settleReparking(sequence: number, upTo: number): Promise<boolean> {
     const { ref, record } = this.o;
-    const original = await this.d.fallback.next(ref, sequence);
+    const original = await this.parked(ref, sequence);
     if (original?.sequence !== sequence) return true;
-    for (let m = await this.d.fallback.next(ref, upTo + 1); m; m = await this.d.fallback.next(ref, m.sequence + 1)) {
+    for (let m = await this.parked(ref, upTo + 1); m; m = await this.parked(ref, m.sequence + 1)) {
       if (!isReparkedCopy(m.headers, original.headers, record.request)) continue;
       const written = await this.d.state.casLoop<SharedRedrive>(this.key, (cur) =>
         progressed(cur?.value, this.o.runId, { now: this.d.clock.now(), ttlMs: this.o.ttlMs }, sequence, 'failedAgain'),
@@ -233,7 +234,7 @@ export class RedriveRun {
         return false;
       }
       this.d.metrics.message(ref.namespace, ref.name, 'failed_again');
-      await this.d.fallback.delete(ref, sequence);
+      await this.unpark(ref, sequence);
       this.log.info({ seq: sequence, copy: m.sequence }, 'the previous holder had parked this message again; recorded as failed again');
       return true;
     }
@@ -334,6 +335,15 @@ export class RedriveRun {
   }
 
   /** Publishes the message again with its new error; the caller deletes the old one once the outcome is stored. */
+  /** The first parked message at or after `sequence`. */
+  private parked(ref: ObjectRef, sequence: number): Promise<ParkedMessage | undefined> {
+    return this.d.fallback.next(fallbackStreamName(ref), fallbackSubject(ref), sequence);
+  }
+
+  private unpark(ref: ObjectRef, sequence: number): Promise<boolean> {
+    return this.d.fallback.delete(fallbackStreamName(ref), sequence);
+  }
+
   private async repark(m: ParkedMessage, facts: ParkedFacts, why: Omit<Repark, 'integration' | 'request' | 'reason'> & { reason: FallbackReason }): Promise<void> {
     const { ref, record } = this.o;
     const marked = await this.d.state.casLoop<SharedRedrive>(this.key, (cur) => reparking(cur?.value, this.o.runId, { now: this.d.clock.now(), ttlMs: this.o.ttlMs }, m.sequence));
@@ -342,7 +352,7 @@ export class RedriveRun {
       throw new Error('the redrive record was taken over before a message could be parked again');
     }
     const headers = reparkHeaders(m, { ...why, integration: `${ref.namespace}/${ref.name}`, request: record.request }, facts);
-    await this.d.publisher.publish({ subject: fallbackSubject(ref), msgId: reparkMsgId(record.request, m.sequence), payload: m.data, headers });
+    await this.d.publisher.publish({ subject: fallbackSubject(ref), msgId: reparkMsgId(record.request, m.sequence), payload: m.payload, headers });
     this.log.info({ seq: m.sequence, reason: why.reason, httpStatus: why.httpStatus, error: why.error }, 'redriven message failed again; parked again with the new error');
   }
 }

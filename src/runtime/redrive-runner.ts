@@ -18,7 +18,7 @@
 import { randomUUID } from 'node:crypto';
 import { parseRedriveRequest, REDRIVE_ANNOTATION, RedriveRequestInvalidError } from '../api/index.ts';
 import type { Store } from '../kube/index.ts';
-import { redriveKey, type ObjectRef, type SharedRedrive } from '../nats/index.ts';
+import { fallbackStreamName, redriveKey, type ObjectRef, type SharedRedrive } from '../nats/index.ts';
 import type { Logger } from '../observability/index.ts';
 import type { CompiledIntegration } from './compile-integration.ts';
 import { errorMessage } from './prepare-event.ts';
@@ -131,7 +131,7 @@ export class RedriveRunner {
         return;
       }
       if (!parsed || !this.runsHere(key, request)) return;
-      const upTo = await this.d.fallback.lastSequence(ref);
+      const upTo = await this.d.fallback.lastSequence(fallbackStreamName(ref));
       record = started(parsed.id, parsed.filter, holder, upTo);
     } else {
       if (!current || !this.runsHere(key, current.value.request)) return;

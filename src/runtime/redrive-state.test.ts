@@ -121,8 +121,9 @@ describe('redrive state', () => {
 describe('redrive: events rebuilt from parked messages', () => {
   const parked: ParkedMessage = {
     sequence: 7,
-    storedAtMs: Date.UTC(2026, 0, 1),
-    data: new TextEncoder().encode('{"id":"deal-1","amount":5}'),
+    parkedAtMs: Date.UTC(2026, 0, 1),
+    subject: 'ferry.fallback.revops.deal-to-invoice',
+    payload: new TextEncoder().encode('{"id":"deal-1","amount":5}'),
     headers: new Map<string, readonly string[]>([
       ['X-Trace', ['abc']],
       ['ce-source', ['crm']],
@@ -152,7 +153,7 @@ describe('redrive: events rebuilt from parked messages', () => {
 
   it('replays the original event: payload byte for byte, original headers with the publisher id back, the original key', () => {
     const e = replayedEvent(parked);
-    assert.equal(e.data, parked.data);
+    assert.equal(e.data, parked.payload);
     assert.equal(e.stream, 'CRM_EVENTS');
     assert.equal(e.sequence, 41);
     assert.equal(e.key, 'revops/deal-to-invoice/deal-1');

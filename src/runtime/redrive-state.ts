@@ -186,7 +186,7 @@ export function replayedEvent(m: ParkedMessage, facts: ParkedFacts = parkedFacts
   return {
     stream: facts.sourceStream ?? '',
     sequence: facts.sourceSequence ?? m.sequence,
-    data: m.data,
+    data: m.payload,
     headers,
     key: facts.key,
   };

@@ -1,0 +1,21 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { fallbackStreamName, parseFallbackStreamName, syncFallbackStreamName } from './names.ts';
+
+describe('parseFallbackStreamName', () => {
+  it('inverts the fallback stream names of both kinds, dots in names included', () => {
+    for (const ref of [
+      { namespace: 'revops', name: 'deal-to-invoice' },
+      { namespace: 'a', name: 'b.c.d' },
+    ]) {
+      assert.deepEqual(parseFallbackStreamName(fallbackStreamName(ref)), { kind: 'Integration', ...ref });
+      assert.deepEqual(parseFallbackStreamName(syncFallbackStreamName(ref)), { kind: 'SyncSchedule', ...ref });
+    }
+  });
+
+  it('ignores any other stream', () => {
+    for (const name of ['CRM_EVENTS', 'KV_ferry_syncs', 'FERRY_FALLBACK_', 'FERRY_FALLBACK_ns', 'FERRY_FALLBACK__x', 'FERRY_FALLBACK_ns_']) {
+      assert.equal(parseFallbackStreamName(name), undefined, name);
+    }
+  });
+});
