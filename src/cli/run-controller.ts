@@ -380,6 +380,11 @@ export async function runController(config: ControllerConfig, version: string): 
   // so a request in flight while the runtime stops still gets its PubAck and a true answer.
   let ingress: WebhookIngress | undefined;
   if (config.webhook !== undefined) {
+    const ingressMetrics = new IngressMetrics(registry);
+    // A deleted Integration's series go, as its runtime series do.
+    integrations.addHandler((type, obj) => {
+      if (type === 'deleted') ingressMetrics.forget(obj.metadata?.namespace ?? '', obj.metadata?.name ?? '');
+    });
     ingress = new WebhookIngress({
       host: config.webhook.host,
       port: config.webhook.port,
@@ -387,7 +392,7 @@ export async function runController(config: ControllerConfig, version: string): 
       publisher: new FallbackPublisher(nc),
       natsConnected: () => natsConnected,
       cachesSynced: () => integrations.store.synced && secrets.store.synced,
-      metrics: new IngressMetrics(registry),
+      metrics: ingressMetrics,
       clock,
       logger,
       closeGraceMs: WEBHOOK_CLOSE_MS - 1_000,

@@ -41,6 +41,16 @@ export class IngressMetrics {
     });
   }
 
+  /** Removes a deleted Integration's series (its kept label children too). */
+  forget(namespace: string, integration: string): void {
+    const prefix = `${namespace}/${integration}/`;
+    for (const key of [...this.counters.keys()]) {
+      if (!key.startsWith(prefix)) continue;
+      this.counters.delete(key);
+      this.requests.remove({ namespace, integration, outcome: key.slice(prefix.length) });
+    }
+  }
+
   /** Counts one answered request and its duration. */
   record(namespace: string, integration: string, outcome: Outcome, seconds: number): void {
     const key = `${namespace}/${integration}/${outcome}`;
