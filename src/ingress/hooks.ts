@@ -20,11 +20,15 @@ export interface IntegrationLookup {
   get(key: string): IntegrationObject | undefined;
 }
 
-/** A hook ready to verify requests. Holds signing keys: memory only, never logged. */
+/**
+ * A hook ready to verify requests. Holds signing keys: memory only, never logged. `keys` is kept
+ * in the order to try them: the key that signed the last verified request first, so during a
+ * rotation (both keys listed) each request costs one HMAC, not two.
+ */
 export interface Hook {
   readonly webhook: ResolvedWebhook;
   readonly format: 'json' | 'cloudevents';
-  readonly keys: readonly KeyObject[];
+  readonly keys: KeyObject[];
   readonly bucket: RequestBucket | undefined;
 }
 

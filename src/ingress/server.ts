@@ -217,6 +217,7 @@ export class WebhookIngress {
     }
     const verdict = verifySignature(webhook.signature, req.headers, body, hook.keys, this.options.clock.now(), webhook.toleranceMs);
     if (!verdict.ok) return { outcome: verdict.outcome, message: verdict.detail };
+    if (verdict.keyIndex > 0) hook.keys.unshift(...hook.keys.splice(verdict.keyIndex, 1));
     // Counted only for verified requests: a flood of unsigned ones cannot use up the sender's rate.
     if (hook.bucket) {
       const taken = hook.bucket.tryTake();

@@ -29,8 +29,10 @@ describe('Standard Webhooks', () => {
   });
 
   it('accepts what the reference library signs, by the current or the previous secret', () => {
-    assert.deepEqual(check(standard, signed(SECRET_A), [SECRET_A, SECRET_B]), { ok: true, schemeId: 'msg_1', timestamp: String(NOW / 1000) });
-    assert.equal(check(standard, signed(SECRET_B), [SECRET_A, SECRET_B]).ok, true, 'rotated: signed by the second secret');
+    assert.deepEqual(check(standard, signed(SECRET_A), [SECRET_A, SECRET_B]), { ok: true, schemeId: 'msg_1', timestamp: String(NOW / 1000), keyIndex: 0 });
+    const rotated = check(standard, signed(SECRET_B), [SECRET_A, SECRET_B]);
+    assert.equal(rotated.ok, true, 'rotated: signed by the second secret');
+    assert.equal(rotated.ok && rotated.keyIndex, 1, 'and it says which key signed (the server tries that one first next time)');
     assert.equal(check(standard, signed(SECRET_B), [SECRET_A]).ok, false, 'a secret not configured');
   });
 
@@ -75,7 +77,7 @@ describe('Stripe', () => {
   const t = NOW / 1000;
 
   it('accepts t=…,v1=… with any matching v1, keyed by the whole secret', () => {
-    assert.deepEqual(check(stripe, { 'stripe-signature': `t=${t},v1=${sign(t)},v0=abc` }, [secret]), { ok: true, schemeId: undefined, timestamp: String(t) });
+    assert.deepEqual(check(stripe, { 'stripe-signature': `t=${t},v1=${sign(t)},v0=abc` }, [secret]), { ok: true, schemeId: undefined, timestamp: String(t), keyIndex: 0 });
     assert.equal(check(stripe, { 'stripe-signature': `t=${t},v1=${'0'.repeat(64)},v1=${sign(t, 'old')}` }, [secret, 'old']).ok, true);
   });
 
@@ -110,7 +112,7 @@ describe('plain HMAC headers', () => {
 
 describe('deliveryId', () => {
   const base: ResolvedWebhook = { subject: 's', signature: sig('hmac'), idHeader: undefined, toleranceMs: TOLERANCE, maxBodyBytes: 1024, rateLimit: undefined };
-  const ok = { ok: true as const, schemeId: undefined, timestamp: undefined };
+  const ok = { ok: true as const, schemeId: undefined, timestamp: undefined, keyIndex: 0 };
 
   it('takes the id header, else Stripe\'s event id, else a hash of timestamp and body', () => {
     assert.equal(deliveryId({ ...base, idHeader: 'x-github-delivery' }, { 'x-github-delivery': 'd-1' }, ok, body, undefined), 'd-1');

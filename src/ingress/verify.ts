@@ -23,6 +23,8 @@ export type Verdict =
       readonly schemeId: string | undefined;
       /** The signed timestamp in seconds, when the scheme signs one. */
       readonly timestamp: string | undefined;
+      /** Which of the keys signed it (0 = the first tried). */
+      readonly keyIndex: number;
     }
   | {
       readonly ok: false;
@@ -65,15 +67,15 @@ function decode(text: string, encoding: 'hex' | 'base64'): Buffer | undefined {
   return Buffer.from(text, encoding);
 }
 
-/** Whether any candidate equals the HMAC of `parts` under any key. */
-function anyMatches(algorithm: Signature['algorithm'], keys: readonly KeyObject[], parts: readonly (string | Uint8Array)[], candidates: readonly Buffer[]): boolean {
-  for (const key of keys) {
-    const mac = createHmac(algorithm, key);
+/** The index of the first key under which a candidate equals the HMAC of `parts`, or -1. */
+function matchingKey(algorithm: Signature['algorithm'], keys: readonly KeyObject[], parts: readonly (string | Uint8Array)[], candidates: readonly Buffer[]): number {
+  for (let i = 0; i < keys.length; i++) {
+    const mac = createHmac(algorithm, keys[i] as KeyObject);
     for (const p of parts) mac.update(p);
     const digest = mac.digest();
-    for (const c of candidates) if (c.length === digest.length && timingSafeEqual(c, digest)) return true;
+    for (const c of candidates) if (c.length === digest.length && timingSafeEqual(c, digest)) return i;
   }
-  return false;
+  return -1;
 }
 
 function checkTimestamp(text: string, nowMs: number, toleranceMs: number): Verdict | undefined {
@@ -100,8 +102,9 @@ function standardWebhooks(headers: RequestHeaders, body: Uint8Array, keys: reado
     const bytes = decode(item.slice(3), 'base64');
     if (bytes) candidates.push(bytes);
   }
-  if (!anyMatches('sha256', keys, [`${id}.${timestamp}.`, body], candidates)) return { ok: false, outcome: 'unauthorized', detail: 'no v1 signature matches' };
-  return { ok: true, schemeId: id, timestamp };
+  const keyIndex = matchingKey('sha256', keys, [`${id}.${timestamp}.`, body], candidates);
+  if (keyIndex < 0) return { ok: false, outcome: 'unauthorized', detail: 'no v1 signature matches' };
+  return { ok: true, schemeId: id, timestamp, keyIndex };
 }
 
 function stripe(headers: RequestHeaders, body: Uint8Array, keys: readonly KeyObject[], nowMs: number, toleranceMs: number): Verdict {
@@ -122,8 +125,9 @@ function stripe(headers: RequestHeaders, body: Uint8Array, keys: readonly KeyObj
   if (timestamp === undefined) return { ok: false, outcome: 'malformed', detail: 'Stripe-Signature has no t= timestamp' };
   const stale = checkTimestamp(timestamp, nowMs, toleranceMs);
   if (stale) return stale;
-  if (!anyMatches('sha256', keys, [`${timestamp}.`, body], candidates)) return { ok: false, outcome: 'unauthorized', detail: 'no v1 signature matches' };
-  return { ok: true, schemeId: undefined, timestamp };
+  const keyIndex = matchingKey('sha256', keys, [`${timestamp}.`, body], candidates);
+  if (keyIndex < 0) return { ok: false, outcome: 'unauthorized', detail: 'no v1 signature matches' };
+  return { ok: true, schemeId: undefined, timestamp, keyIndex };
 }
 
 function hmac(signature: Signature, headers: RequestHeaders, body: Uint8Array, keys: readonly KeyObject[]): Verdict {
@@ -132,8 +136,9 @@ function hmac(signature: Signature, headers: RequestHeaders, body: Uint8Array, k
   const trimmed = value.trim();
   if (!trimmed.startsWith(signature.prefix)) return { ok: false, outcome: 'unauthorized', detail: `${signature.header} does not start with the configured prefix` };
   const bytes = decode(trimmed.slice(signature.prefix.length), signature.encoding);
-  if (!bytes || !anyMatches(signature.algorithm, keys, [body], [bytes])) return { ok: false, outcome: 'unauthorized', detail: `${signature.header} does not match` };
-  return { ok: true, schemeId: undefined, timestamp: undefined };
+  const keyIndex = bytes ? matchingKey(signature.algorithm, keys, [body], [bytes]) : -1;
+  if (keyIndex < 0) return { ok: false, outcome: 'unauthorized', detail: `${signature.header} does not match` };
+  return { ok: true, schemeId: undefined, timestamp: undefined, keyIndex };
 }
 
 /**
