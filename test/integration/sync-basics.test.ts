@@ -5,30 +5,19 @@
  * record id in the ERP's bodies, never by idempotency keys.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { kubectl } from '../support/crds.ts';
-import { NS, setupRuntimeEnv, type RuntimeEnv } from '../support/runtime-harness.ts';
-import { contacts, startCrm, startErp, type Crm, type Erp } from '../support/sync-apis.ts';
-import { applySyncSchedule, assertMirrors, CRM_TOKEN, ERP_TOKEN, lastRun, putTokens, runNow, syncFallbackMessages, syncSpec } from '../support/sync-harness.ts';
+import { NS, type RuntimeEnv } from '../support/runtime-harness.ts';
+import { contacts } from '../support/sync-apis.ts';
+import { applySyncSchedule, assertMirrors, lastRun, runNow, syncFallbackMessages, syncSpec, syncSuite } from '../support/sync-harness.ts';
 
 describe('SyncSchedule runs', { timeout: 600_000 }, () => {
   let r: RuntimeEnv;
-  const servers: (Crm | Erp)[] = [];
-  const apis = async (): Promise<{ crm: Crm; erp: Erp }> => {
-    const crm = await startCrm({ token: CRM_TOKEN });
-    const erp = await startErp({ token: ERP_TOKEN });
-    servers.push(crm, erp);
-    return { crm, erp };
-  };
+  const suite = syncSuite('sync-a');
+  const apis = suite.apis;
 
-  before(async () => {
-    r = await setupRuntimeEnv();
-    await putTokens(r);
-    await r.startOperator('sync-a');
-  });
-  after(async () => {
-    await r.stop();
-    await Promise.all(servers.map((s) => s.close()));
+  before(() => {
+    r = suite.env();
   });
 
   for (const style of ['cursor', 'page', 'offset', 'link'] as const) {

@@ -5,36 +5,25 @@
  */
 import assert from 'node:assert/strict';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { kubectl } from '../support/crds.ts';
 import { condition } from '../support/ferry-client.ts';
-import { NS, setupRuntimeEnv, type RuntimeEnv } from '../support/runtime-harness.ts';
-import { contacts, startCrm, startErp, type Crm, type CrmRecord, type Erp } from '../support/sync-apis.ts';
-import { applySyncSchedule, assertMirrors, CRM_TOKEN, ERP_TOKEN, eventually, history, lastRun, putTokens, runNow, syncSpec } from '../support/sync-harness.ts';
+import { NS, type RuntimeEnv } from '../support/runtime-harness.ts';
+import { contacts, type CrmRecord, type Erp } from '../support/sync-apis.ts';
+import { applySyncSchedule, assertMirrors, eventually, history, lastRun, runNow, syncSpec, syncSuite } from '../support/sync-harness.ts';
 
 describe('SyncSchedule runs under faults', { timeout: 900_000 }, () => {
   let r: RuntimeEnv;
-  const servers: (Crm | Erp)[] = [];
-  const apis = async (): Promise<{ crm: Crm; erp: Erp }> => {
-    const crm = await startCrm({ token: CRM_TOKEN });
-    const erp = await startErp({ token: ERP_TOKEN });
-    servers.push(crm, erp);
-    return { crm, erp };
-  };
+  const suite = syncSuite('sync-f', ['--sync-lock-ttl=3']);
+  const apis = suite.apis;
   const appliedOnce = (erp: Erp): boolean => [...erp.stats().appliedById.values()].every((n) => n === 1);
   const oneBodyEach = (erp: Erp): boolean => [...erp.stats().distinctBodiesById.values()].every((n) => n === 1);
   const edit = (spec: (s: Record<string, unknown>) => void) => async (name: string) => {
     await r.ferry.editSpec('syncschedules', NS, name, spec);
   };
 
-  before(async () => {
-    r = await setupRuntimeEnv();
-    await putTokens(r);
-    await r.startOperator('sync-f', ['--sync-lock-ttl=3']);
-  });
-  after(async () => {
-    await r.stop();
-    await Promise.all(servers.map((s) => s.close()));
+  before(() => {
+    r = suite.env();
   });
 
   it('drift behind Ferry’s back: Report counts it and writes nothing, dryRun writes nothing, Repair fixes it, the next run finds none', async () => {

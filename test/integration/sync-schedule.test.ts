@@ -11,14 +11,14 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { Kvm } from '@nats-io/kv';
 import { kubectl } from '../support/crds.ts';
 import { condition, type FerryObj } from '../support/ferry-client.ts';
 import type { OperatorProcess } from '../support/operator-process.ts';
-import { eventually, NS, setupRuntimeEnv, type RuntimeEnv } from '../support/runtime-harness.ts';
-import { contacts, startCrm, startErp, type Crm, type Erp } from '../support/sync-apis.ts';
-import { applySyncSchedule, assertMirrors, CRM_TOKEN, ERP_TOKEN, history, lastRun, putTokens, runNow, syncSpec, waitRunAfter, type SyncRunStatus } from '../support/sync-harness.ts';
+import { eventually, NS, type RuntimeEnv } from '../support/runtime-harness.ts';
+import { contacts } from '../support/sync-apis.ts';
+import { applySyncSchedule, assertMirrors, history, lastRun, runNow, type SyncRunStatus, syncSpec, syncSuite, waitRunAfter } from '../support/sync-harness.ts';
 
 /** The scheduler looks once a second; a run's startedAt is this close after its slot. */
 const START_BOUND_MS = 3_000;
@@ -70,13 +70,8 @@ function allOnce(counts: ReadonlyMap<string, number>): boolean {
 describe('SyncSchedule scheduling', { timeout: 600_000 }, () => {
   let r: RuntimeEnv;
   let opA: OperatorProcess;
-  const servers: (Crm | Erp)[] = [];
-  const apis = async (): Promise<{ crm: Crm; erp: Erp }> => {
-    const crm = await startCrm({ token: CRM_TOKEN });
-    const erp = await startErp({ token: ERP_TOKEN });
-    servers.push(crm, erp);
-    return { crm, erp };
-  };
+  const suite = syncSuite('sched-a', LOCK_TTL_ARGS);
+  const apis = suite.apis;
   const status = (name: string): Promise<FerryObj> => r.ferry.get('syncschedules', NS, name);
   /** Stops a SyncSchedule from firing for the rest of the file. */
   const remove = async (name: string): Promise<void> => {
@@ -92,14 +87,9 @@ describe('SyncSchedule scheduling', { timeout: 600_000 }, () => {
     await kubectl(r.env.kubeconfigPath, ['annotate', '-n', NS, `syncschedule/${name}`, `ferry.dev/run-now=t${Date.now()}-${randomBytes(2).toString('hex')}`, '--overwrite']);
   };
 
-  before(async () => {
-    r = await setupRuntimeEnv();
-    await putTokens(r);
-    opA = await r.startOperator('sched-a', LOCK_TTL_ARGS);
-  });
-  after(async () => {
-    await r.stop();
-    await Promise.all(servers.map((s) => s.close()));
+  before(() => {
+    r = suite.env();
+    opA = suite.operator();
   });
 
   it('a seconds cron fires on its slots in its time zone; a 5-field schedule gets the next 09:00 in its zone', async () => {

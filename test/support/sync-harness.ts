@@ -7,11 +7,13 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { after, before } from 'node:test';
 import type { StoredMsg } from '@nats-io/jetstream';
 import { kubectl } from './crds.ts';
 import type { FerryObj } from './ferry-client.ts';
-import { eventually, NS, putSecret, type RuntimeEnv } from './runtime-harness.ts';
-import type { Crm, Erp } from './sync-apis.ts';
+import type { OperatorProcess } from './operator-process.ts';
+import { eventually, NS, putSecret, setupRuntimeEnv, type RuntimeEnv } from './runtime-harness.ts';
+import { startCrm, startErp, type Crm, type Erp } from './sync-apis.ts';
 
 export const CRM_TOKEN = 'crm-token-123';
 export const ERP_TOKEN = 'erp-token-456';
@@ -102,6 +104,51 @@ export async function putTokens(r: RuntimeEnv): Promise<void> {
 }
 
 /** Applies a SyncSchedule manifest with kubectl and waits until it is Ready. */
+export interface SyncSuite {
+  /** The environment, set up in the suite's before(). */
+  env(): RuntimeEnv;
+  /** The operator the suite started in before(). */
+  operator(): OperatorProcess;
+  /** A fresh CRM and ERP (one pair per test, so tests never see each other's records); closed after the suite. */
+  readonly apis: () => Promise<{ crm: Crm; erp: Erp }>;
+}
+
+/**
+ * One SyncSchedule test file's setup, registered as before()/after() hooks of the enclosing
+ * describe: the runtime environment, the API tokens' Secrets and one operator (`identity`, with
+ * `args`); afterwards everything is stopped and every CRM and ERP handed out is closed.
+ */
+export function syncSuite(identity: string, args: readonly string[] = []): SyncSuite {
+  let r: RuntimeEnv | undefined;
+  let op: OperatorProcess | undefined;
+  const servers: (Crm | Erp)[] = [];
+  before(async () => {
+    r = await setupRuntimeEnv();
+    await putTokens(r);
+    op = await r.startOperator(identity, args);
+  });
+  after(async () => {
+    await r?.stop();
+    await Promise.all(servers.map((s) => s.close()));
+  });
+  return {
+    env: () => {
+      if (!r) throw new Error('syncSuite: the environment is set up in before()');
+      return r;
+    },
+    operator: () => {
+      if (!op) throw new Error('syncSuite: the operator is started in before()');
+      return op;
+    },
+    apis: async () => {
+      const crm = await startCrm({ token: CRM_TOKEN });
+      const erp = await startErp({ token: ERP_TOKEN });
+      servers.push(crm, erp);
+      return { crm, erp };
+    },
+  };
+}
+
 export async function applySyncSchedule(r: RuntimeEnv, name: string, spec: Record<string, unknown>): Promise<FerryObj> {
   const file = join(tmpdir(), `ss-${name}-${randomBytes(4).toString('hex')}.json`);
   await writeFile(file, JSON.stringify({ apiVersion: 'ferry.dev/v1alpha1', kind: 'SyncSchedule', metadata: { name, namespace: NS }, spec }));
