@@ -8,10 +8,10 @@
  * first wanted sequence and stops at the last sequence the stream had when the read began: a
  * message parked meanwhile is not waited for, and a big stream is streamed, not loaded whole.
  */
-import { DeliverPolicy, type JetStreamManager, type JsMsg, type MsgRequest } from '@nats-io/jetstream';
+import { DeliverPolicy, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { isMessageGone, isStreamNotFound, translateNatsError } from './errors.ts';
-import { jetstreamClient, lazyJetStreamManager } from './jetstream-manager.ts';
+import { jetstreamClient, lazyJetStreamManager, nextBySubject } from './jetstream-manager.ts';
 import { parseFallbackStreamName, type FallbackStreamRef } from './names.ts';
 
 /** One parked message as stored. */
@@ -144,9 +144,7 @@ export class FallbackStore {
   async next(stream: string, subject: string, sequence: number): Promise<ParkedMessage | undefined> {
     const jsm = await this.jsm();
     try {
-      // The server's MSG.GET takes `next_by_subj` with `seq`; the client's type only lists the other forms.
-      const query = { seq: sequence, next_by_subj: subject } as unknown as MsgRequest;
-      const m = await jsm.streams.getMessage(stream, query);
+      const m = await jsm.streams.getMessage(stream, nextBySubject(sequence, subject));
       if (!m) return undefined;
       return { sequence: m.seq, parkedAtMs: m.time.getTime(), subject: m.subject, headers: headersOf(m.header), payload: m.data };
     } catch (err) {

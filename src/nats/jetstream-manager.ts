@@ -3,7 +3,7 @@
  * on first use. A failed creation is not cached (the next call tries again), so a NATS outage at
  * start does not poison the owner.
  */
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type MsgRequest } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { translateNatsError } from './errors.ts';
 
@@ -28,4 +28,12 @@ export function lazyJetStreamManager(nc: NatsConnection): () => Promise<JetStrea
     });
     return await pending;
   };
+}
+
+/**
+ * A STREAM.MSG.GET request for the first message on `subject` at or after `seq`. The server takes
+ * `next_by_subj` with `seq`; nats.js only types the request's other forms, but sends it as given.
+ */
+export function nextBySubject(seq: number, subject: string): MsgRequest {
+  return { seq, next_by_subj: subject } as unknown as MsgRequest;
 }

@@ -17,12 +17,11 @@ import {
   type ConsumerConfig,
   type ConsumerInfo,
   type JetStreamManager,
-  type MsgRequest,
   type StreamConfig,
 } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
-import { jetstreamClient, lazyJetStreamManager } from './jetstream-manager.ts';
+import { jetstreamClient, lazyJetStreamManager, nextBySubject } from './jetstream-manager.ts';
 import { detectReplication, type Replication } from './replication.ts';
 import { isConsumerNotFound, isStreamNotFound, StreamNotFoundError, translateNatsError } from './errors.ts';
 
@@ -228,10 +227,7 @@ export class JetStreamResources {
       const filters = c.filter_subjects?.length ? c.filter_subjects : c.filter_subject ? [c.filter_subject] : ['>'];
       let oldest: number | undefined;
       for (const subject of filters) {
-        // STREAM.MSG.GET takes `next_by_subj` (the first match at or after seq); nats.js types
-        // only its other forms, but sends the request as given.
-        const request = { seq, next_by_subj: subject } as unknown as MsgRequest;
-        const m = await jsm.streams.getMessage(stream, request);
+        const m = await jsm.streams.getMessage(stream, nextBySubject(seq, subject));
         if (m && (oldest === undefined || m.time.getTime() < oldest)) oldest = m.time.getTime();
       }
       return oldest;
