@@ -114,14 +114,14 @@ async function go(args: readonly string[], cwd: string, log: BuildLog): Promise<
   });
 }
 
-interface ScratchModule {
+export interface ScratchModule {
   readonly dir: string;
   readonly goMod: string;
   /** Packages imported by a `tools` build-tag file so that `go mod tidy` records their deps. */
   readonly tools: readonly string[];
 }
 
-async function prepareScratchModule(mod: ScratchModule, log: BuildLog): Promise<void> {
+export async function prepareScratchModule(mod: ScratchModule, log: BuildLog): Promise<void> {
   await mkdir(mod.dir, { recursive: true });
   await writeFile(join(mod.dir, 'go.mod'), mod.goMod);
   const imports = mod.tools.map((p) => `\t_ "${p}"`).join('\n');
@@ -131,16 +131,16 @@ async function prepareScratchModule(mod: ScratchModule, log: BuildLog): Promise<
 }
 
 /** `go build` of one binary, with progress: the step that runs for minutes without output. */
-async function goBuild(name: string, version: string, args: readonly string[], dir: string, log: BuildLog): Promise<void> {
+export async function goBuild(name: string, version: string, args: readonly string[], dir: string, log: BuildLog): Promise<void> {
   await withProgress(`go build ${name} ${version}`, log, () => go(args, dir, log));
 }
 
-async function moveIntoPlace(built: string, target: string): Promise<void> {
+export async function moveIntoPlace(built: string, target: string): Promise<void> {
   await mkdir(join(target, '..'), { recursive: true });
   await rename(built, target);
 }
 
-async function checkVersion(binary: string, args: readonly string[], expected: string): Promise<void> {
+export async function checkVersion(binary: string, args: readonly string[], expected: string): Promise<void> {
   const { stdout, stderr } = await execFileAsync(binary, args);
   const out = `${stdout}${stderr}`;
   if (!out.includes(expected)) {

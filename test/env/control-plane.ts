@@ -38,6 +38,11 @@ export interface ControlPlaneOptions {
   readonly log?: BuildLog;
   /** How long to wait for each server to become ready. */
   readonly readyTimeoutMs?: number;
+  /**
+   * Extra kube-apiserver flags, appended last (e.g. `--audit-policy-file=…`, `--audit-log-path=…`
+   * to record every request the operator makes).
+   */
+  readonly apiServerArgs?: readonly string[];
 }
 
 export interface ControlPlane {
@@ -208,6 +213,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
         '--disable-admission-plugins=ServiceAccount',
         '--authorization-mode=RBAC',
         '--v=1',
+        ...(options.apiServerArgs ?? []),
       ];
       const apiProc = new ManagedProcess({
         name: 'kube-apiserver',
