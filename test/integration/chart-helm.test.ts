@@ -38,11 +38,15 @@ const HELMS = ['helm3', 'helm4'] as const;
 type Helm = (typeof HELMS)[number];
 
 /**
- * Flags the chart renders that other parts of issue 12 add to `ferry controller` at the same time
- * (NATS credentials and TLS; --watch-namespaces). Accepted here until they are in --help; once
- * they are, the check below requires nothing of this list.
+ * Flags the chart renders that other parts of issue 12 add to `ferry controller` at the same time:
+ * NATS credentials and TLS, and --watch-namespaces. A group is excused only while none of its
+ * flags is in --help: once a part has landed, every flag of its group must exist under exactly
+ * the name the chart renders.
  */
-const FLAGS_LANDING_WITH_ISSUE_12 = new Set(['--nats-creds', '--nats-nkey', '--nats-user', '--nats-token-file', '--nats-tls-ca', '--nats-tls-cert', '--nats-tls-key', '--watch-namespaces']);
+const FLAG_GROUPS_LANDING_WITH_ISSUE_12: readonly (readonly string[])[] = [
+  ['--nats-creds', '--nats-nkey', '--nats-user', '--nats-token-file', '--nats-tls-ca', '--nats-tls-cert', '--nats-tls-key'],
+  ['--watch-namespaces'],
+];
 
 interface K8sObject {
   readonly apiVersion: string;
@@ -381,14 +385,16 @@ describe('Helm chart charts/ferry', () => {
     await assert.rejects(dryRun('broken', broken), /unknown field "spec\.endpoints\[0\]\.honourLabels"/);
   });
 
-  it('renders only flags `ferry controller` has, and the operator starts with the default ones', async () => {
+  it('renders only flags `ferry controller` has, and the operator starts with the default ones', async (t) => {
     const help = await run(process.execPath, [join(repoRoot, 'src', 'cli', 'main.ts'), 'controller', '--help']);
     const known = new Set(help.stdout.match(/--[a-z][a-z-]+/g) ?? []);
     assert.ok(known.has('--nats-url') && known.has('--leader-elect'), help.stdout);
+    const notLandedYet = new Set(FLAG_GROUPS_LANDING_WITH_ISSUE_12.filter((group) => !group.some((f) => known.has(f))).flat());
+    if (notLandedYet.size > 0) t.diagnostic(`not in --help yet (another part of issue 12): ${[...notLandedYet].join(' ')}`);
     for (const [name, r] of Object.entries(rendered)) {
       const args = container(only(r.objects, 'Deployment')).args;
       assert.equal(args[0], 'controller');
-      const unknown = args.slice(1).map(flagName).filter((f) => !known.has(f) && !(name === 'allOn' && FLAGS_LANDING_WITH_ISSUE_12.has(f)));
+      const unknown = args.slice(1).map(flagName).filter((f) => !known.has(f) && !(name === 'allOn' && notLandedYet.has(f)));
       assert.deepEqual(unknown, [], `${name}: flags ferry controller --help does not list`);
     }
     // The pod's addresses are replaced by the test's; every other default flag is passed as rendered.
@@ -400,19 +406,11 @@ describe('Helm chart charts/ferry', () => {
   it("every metric in the PrometheusRule's alerts is exported by the operator's /metrics", async () => {
     assert.ok(operator, 'the operator was started by the previous test');
     const metrics = await operator.metrics();
-    const types = new Map<string, string>();
-    for (const m of metrics.matchAll(/^# TYPE (\S+) (\S+)$/gm)) if (m[1] && m[2]) types.set(m[1], m[2]);
-    const rules = alertRules(only(rendered.allOn.objects, 'PrometheusRule'));
-    const used = new Set<string>();
-    for (const rule of rules) for (const m of rule.expr.matchAll(/\b(ferry_[a-z_]+|leader_election_[a-z_]+|controller_runtime_[a-z_]+|workqueue_[a-z_]+)\b/g)) if (m[1]) used.add(m[1]);
-    assert.ok(used.size >= 7, [...used].join(' '));
-    const missing = [...used].filter((name) => {
-      if (types.has(name)) return false;
-      // A histogram's series: name_bucket, name_sum, name_count.
-      const base = name.replace(/_(bucket|sum|count)$/, '');
-      return types.get(base) !== 'histogram';
-    });
-    assert.deepEqual(missing, [], `metrics used in alerts but not in /metrics`);
+    const exprs = alertRules(only(rendered.allOn.objects, 'PrometheusRule')).map((r) => r.expr);
+    assert.ok(metricNames(exprs).size >= 7, [...metricNames(exprs)].join(' '));
+    assert.deepEqual(unexported(exprs, metrics), [], 'metrics used in alerts but not in /metrics');
+    // The check is able to fail, and knows a histogram's series.
+    assert.deepEqual(unexported(['rate(ferry_not_exported_total[5m])', 'ferry_delivery_duration_seconds_bucket', 'ferry_events_total_sum'], metrics), ['ferry_not_exported_total', 'ferry_events_total_sum']);
     // The no-leader alert reads the Lease's gauge with the operator's own lease name.
     assert.match(metrics, /^leader_election_master_status\{name="ferry-operator"\} 1$/m);
   });
@@ -462,4 +460,18 @@ interface AlertRule {
 
 function alertRules(rule: K8sObject): AlertRule[] {
   return (rule.spec as { groups: { rules: AlertRule[] }[] }).groups.flatMap((g) => g.rules);
+}
+
+/** Metric names in PromQL expressions (Ferry's, and the controller-runtime/client-go names it reuses). */
+function metricNames(exprs: readonly string[]): Set<string> {
+  const names = new Set<string>();
+  for (const expr of exprs) for (const m of expr.matchAll(/\b(ferry_[a-z_]+|leader_election_[a-z_]+|controller_runtime_[a-z_]+|workqueue_[a-z_]+)\b/g)) if (m[1]) names.add(m[1]);
+  return names;
+}
+
+/** Names used in `exprs` that the Prometheus text `metrics` does not declare (a histogram declares name_bucket, name_sum, name_count). */
+function unexported(exprs: readonly string[], metrics: string): string[] {
+  const types = new Map<string, string>();
+  for (const m of metrics.matchAll(/^# TYPE (\S+) (\S+)$/gm)) if (m[1] && m[2]) types.set(m[1], m[2]);
+  return [...metricNames(exprs)].filter((name) => !types.has(name) && types.get(name.replace(/_(bucket|sum|count)$/, '')) !== 'histogram');
 }
