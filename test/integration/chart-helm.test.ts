@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
+import { parser as promql } from '@prometheus-io/lezer-promql';
 import { parseAllDocuments } from 'yaml';
 import { versions } from '../env/binaries.ts';
 import { startControlPlane, type ControlPlane } from '../env/control-plane.ts';
@@ -403,6 +404,13 @@ describe('Helm chart charts/ferry', () => {
     await operator.waitForLog((l) => l.msg === 'acquired leadership', 60_000);
   });
 
+  it("every alert expression is valid PromQL (Prometheus' own Lezer grammar)", () => {
+    const rules = alertRules(only(rendered.allOn.objects, 'PrometheusRule'));
+    for (const rule of rules) assert.deepEqual(promqlErrors(rule.expr), [], `${rule.alert}: ${rule.expr}`);
+    // The check is able to fail.
+    assert.deepEqual(promqlErrors('sum by (namespace) (increase(ferry_events_total[15m]) > 1'), ['at 57: end of input']);
+  });
+
   it("every metric in the PrometheusRule's alerts is exported by the operator's /metrics", async () => {
     assert.ok(operator, 'the operator was started by the previous test');
     const metrics = await operator.metrics();
@@ -474,4 +482,15 @@ function unexported(exprs: readonly string[], metrics: string): string[] {
   const types = new Map<string, string>();
   for (const m of metrics.matchAll(/^# TYPE (\S+) (\S+)$/gm)) if (m[1] && m[2]) types.set(m[1], m[2]);
   return [...metricNames(exprs)].filter((name) => !types.has(name) && types.get(name.replace(/_(bucket|sum|count)$/, '')) !== 'histogram');
+}
+
+/** Where the PromQL grammar could not parse `expr` (empty: it parses). */
+function promqlErrors(expr: string): string[] {
+  const errors: string[] = [];
+  promql.parse(expr).iterate({
+    enter(node) {
+      if (node.type.isError) errors.push(`at ${node.from}: ${node.from >= expr.length ? 'end of input' : JSON.stringify(expr.slice(node.from, node.from + 20))}`);
+    },
+  });
+  return errors;
 }
