@@ -351,6 +351,22 @@ describe('Helm chart charts/ferry', () => {
     }
   });
 
+  it('refuses values that contradict each other, with a message saying what to change', async () => {
+    for (const { args, message } of [
+      { args: ['--set', 'leaderElection.enabled=false'], message: /leaderElection\.enabled=false needs replicaCount: 1 \(got 2\)/ },
+      { args: ['--set', 'leaderElection.renewDeadline=20'], message: /leaseDuration \(15\) > renewDeadline \(20\) > retryPeriod \(2\) must hold/ },
+      { args: ['--set', 'podDisruptionBudget.minAvailable=2'], message: /podDisruptionBudget\.minAvailable \(2\) must be below replicaCount \(2\)/ },
+      { args: ['--set', 'metrics.serviceMonitor.enabled=true', '--set', 'metrics.service.enabled=false'], message: /metrics\.serviceMonitor\.enabled needs metrics\.service\.enabled/ },
+    ]) {
+      const out = await template('helm4', args);
+      assert.notEqual(out.code, 0, `accepted ${args.join(' ')}`);
+      assert.match(out.stderr, message);
+    }
+    const single = await template('helm4', ['--set', 'leaderElection.enabled=false', '--set', 'replicaCount=1']);
+    assert.equal(single.code, 0, single.stderr);
+    assert.ok(container(only(parseObjects(single.stdout), 'Deployment')).args.includes('--leader-elect=false'));
+  });
+
   it('values.schema.json accepts the right forms of the same values', async () => {
     for (const args of [
       ['--set', 'nats.replicas=3'],
