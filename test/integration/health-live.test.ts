@@ -4,7 +4,7 @@
  * with the operator running as a process. At each step the object is read with the pinned kubectl
  * (`-o json`, as Flux and Argo CD read it from the API) and judged by kstatus (sigs.k8s.io/cli-utils,
  * what Flux and Helm --wait run) and by the Argo CD health check as Argo CD would load it: the
- * script is read back from an `argocd-cm` patched with the README's command, and run on gopher-lua
+ * script is read back from an `argocd-cm` patched with deploy/argocd/README.md's command, and run on gopher-lua
  * and on Lua 5.4.
  *
  * "Before the new generation is observed" is read from the response of the `kubectl patch` that
@@ -86,7 +86,11 @@ describe('GitOps health on live objects: kstatus and the Argo CD check agree thr
     // Install the check the way the README says, into an argocd-cm like Argo CD's own.
     await kc(['create', 'namespace', 'argocd']);
     await kc(['-n', 'argocd', 'create', 'configmap', 'argocd-cm', '--from-literal=url=https://argocd.example.com']);
-    await kc(['-n', 'argocd', 'patch', 'configmap', 'argocd-cm', '--type', 'merge', '--patch-file', 'deploy/argocd/argocd-cm.yaml']);
+    // The install command of deploy/argocd/README.md, as written there (it has no quoting).
+    const readme = await readFile(join(repoRoot, 'deploy', 'argocd', 'README.md'), 'utf8');
+    const install = readme.split('\n').find((line) => line.startsWith('kubectl -n argocd patch configmap argocd-cm'));
+    assert.ok(install, 'deploy/argocd/README.md shows the install command');
+    await kc(install.trim().split(/\s+/).slice(1));
     const cm = JSON.parse(await kc(['-n', 'argocd', 'get', 'configmap', 'argocd-cm', '-o', 'json'])) as { data: Record<string, string> };
     const file = await readFile(join(repoRoot, 'deploy', 'argocd', 'health.lua'), 'utf8');
     assert.equal(cm.data.url, 'https://argocd.example.com', 'the patch merges into the existing ConfigMap');
