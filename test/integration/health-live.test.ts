@@ -18,7 +18,7 @@ import { HEALTH_KEYS } from '../../scripts/argocd-health.ts';
 import { kubectl, repoRoot } from '../support/crds.ts';
 import { kstatus } from '../support/kstatus.ts';
 import { luaHealth, type HealthStatus } from '../support/lua-health.ts';
-import { eventually, NS, putSecret, runtimeSuite, SOURCE, type RuntimeEnv } from '../support/runtime-harness.ts';
+import { createIntegration, eventually, NS, publishEvents, putSecret, runtimeSuite, SOURCE, type RuntimeEnv } from '../support/runtime-harness.ts';
 
 interface LiveCondition {
   readonly type: string;
@@ -180,5 +180,29 @@ describe('GitOps health on live objects: kstatus and the Argo CD check agree thr
       stalledNames: /spec\.transform\.jsonata/,
       suspendedMessage: 'suspended: no runs are scheduled until spec.suspend is false',
     });
+  });
+  it('Ready but Degraded (the target refuses the credentials): kstatus Current, Argo CD Degraded; Healthy again once the Secret is updated', async () => {
+    const t = await suite.target();
+    await createIntegration(r, { name: 'health-refused', subject: 'events.refused', url: `${t.url}/v1/invoices`, credentials: t.auth, delivery: { backoff: { initial: '10ms', max: '100ms' } } });
+    // The API rotates its token; the Secret still holds the old one.
+    t.setAuth({ kind: 'bearer', token: 'rotated-token' });
+    await publishEvents(r, 'events.refused', [{ id: 'refused-1', amount: 1 }]);
+    const refused = await eventually('Degraded=True TargetUnauthorized', async () => {
+      const o = await get('integration/health-refused');
+      return condition(o, 'Degraded')?.reason === 'TargetUnauthorized' && condition(o, 'Degraded')?.status === 'True' ? o : undefined;
+    });
+    assert.equal(condition(refused, 'Ready')?.status, 'True', 'still Ready: the configuration is fine');
+    await judge('refused by its target', refused, { kstatus: 'Current', health: 'Degraded', message: `TargetUnauthorized: ${condition(refused, 'Degraded')!.message}` });
+    assert.match(condition(refused, 'Degraded')!.message, /health-refused-credentials/);
+
+    await putSecret(r, 'health-refused-credentials', { token: 'rotated-token' });
+    const healed = await eventually('Degraded=False', async () => {
+      const o = await get('integration/health-refused');
+      return condition(o, 'Degraded')?.status === 'False' ? o : undefined;
+    });
+    await judge('after the Secret update', healed, { kstatus: 'Current', health: 'Healthy', message: condition(healed, 'Ready')!.message });
+    // Nothing lost, nothing twice: the refused event waited in the stream and was applied once.
+    await eventually('the refused event applied', () => t.stats().identities === 1 || undefined);
+    assert.equal(t.stats().duplicates, 0);
   });
 });
