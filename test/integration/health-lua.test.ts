@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { argocdFilesFrom, HEALTH_KEYS } from '../../scripts/argocd-health.ts';
+import { integrationResourceSchema, syncScheduleResourceSchema } from '../../src/api/index.ts';
 import { repoRoot } from '../support/crds.ts';
 import { kstatus } from '../support/kstatus.ts';
 import { gopherLuaHealth, lua54Health, lua54Version, luaHealth } from '../support/lua-health.ts';
@@ -38,6 +39,13 @@ describe('Argo CD health check (Lua) and kstatus on the fixtures', () => {
     assert.deepEqual([...kinds].sort(), ['Integration', 'SyncSchedule']);
     assert.deepEqual([...new Set(fixtures.map((f) => f.healthStatus.status))].sort(), ['Degraded', 'Healthy', 'Progressing', 'Suspended']);
     assert.deepEqual([...new Set(fixtures.map((f) => f.kstatus))].sort(), ['Current', 'Failed', 'InProgress']);
+  });
+
+  it('every fixture is a valid object of its kind (the zod schemas the CRDs are generated from)', () => {
+    for (const [path, obj] of objects) {
+      const parsed = (obj.kind === 'Integration' ? integrationResourceSchema : syncScheduleResourceSchema).safeParse(obj);
+      assert.ok(parsed.success, `${path}: ${parsed.error?.message ?? ''}`);
+    }
   });
 
   it('the second interpreter is Lua 5.4', async () => {
