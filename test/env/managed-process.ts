@@ -125,7 +125,9 @@ export class ManagedProcess {
     }
     child.kill('SIGTERM');
     const done = this.exited();
-    const timedOut = await Promise.race([done.then(() => false), sleep(graceMs).then(() => true)]);
+    // An unref'd timer: once the child has exited, the grace period must not keep the test
+    // process alive (a 20 s grace kept every file that stopped an operator open 20 s longer).
+    const timedOut = await Promise.race([done.then(() => false), sleep(graceMs, undefined, { ref: false }).then(() => true)]);
     if (timedOut) child.kill('SIGKILL');
     await done;
   }

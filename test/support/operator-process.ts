@@ -126,7 +126,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorP
       if (pid === undefined || !proc.running) return { code: await proc.exited(), ms: 0 };
       const started = Date.now();
       process.kill(pid, 'SIGTERM');
-      const code = await Promise.race([proc.exited(), sleep(waitMs).then(() => undefined)]);
+      const code = await Promise.race([proc.exited(), sleep(waitMs, undefined, { ref: false }).then(() => undefined)]);
       return { code, ms: Date.now() - started };
     },
     pause() {
