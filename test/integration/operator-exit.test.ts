@@ -154,7 +154,7 @@ describe('operator process exit', { timeout: 300_000 }, () => {
     extra.push(plain);
     const op = await startOperator({ env, identity: 'no-jetstream', args: ['--lease-name=no-jetstream'], natsUrl: `nats://127.0.0.1:${port}` });
     ops.push(op);
-    const code = await Promise.race([op.process.exited(), sleep(60_000).then(() => 'still running' as const)]);
+    const code = await Promise.race([op.process.exited(), sleep(60_000, undefined, { ref: false }).then(() => 'still running' as const)]);
     assert.equal(code, 1, `exit code; log tail:\n${op.process.tail()}`);
     assert.ok(op.logs.some((l) => l.msg === 'runnable failed' && l.level === 'error'));
   });
