@@ -206,8 +206,9 @@ function code(text: string): string {
   return text.includes('`') ? `\`\` ${t} \`\`` : `\`${t}\``;
 }
 
+/** GitHub's anchor of the heading `### <kind> <part>`. */
 function anchor(kind: string, part: string): string {
-  return `${kind}-${part}`.toLowerCase();
+  return `${kind} ${part}`.toLowerCase().replaceAll(' ', '-');
 }
 
 function renderKind(ref: KindReference, crd: CustomResourceDefinition): string {
@@ -220,14 +221,14 @@ function renderKind(ref: KindReference, crd: CustomResourceDefinition): string {
   lines.push(`\`kubectl get ${names.plural}\` columns: ${columns.map((c) => `${c.name} (${code(c.jsonPath)}${c.priority ? ', with `-o wide`' : ''})`).join(', ')}.`, '');
   for (const part of ['spec', 'status'] as const) {
     const rows = ref.fields.filter((f) => f.path === part || f.path.startsWith(`${part}.`));
-    lines.push(`<a id="${anchor(ref.kind, part)}"></a>`, '', `### ${ref.kind} ${part}`, '');
+    lines.push(`### ${ref.kind} ${part}`, '');
     lines.push('| Field | Type | Required | Default | Bounds | Description |', '|---|---|---|---|---|---|');
     for (const f of rows) {
       lines.push(`| ${code(f.path)} | ${cell(f.type)} | ${f.required ? 'yes' : ''} | ${f.default === undefined ? '' : code(f.default)} | ${f.bounds.join('; ')} | ${cell(f.description)} |`);
     }
     lines.push('');
   }
-  lines.push(`<a id="${anchor(ref.kind, 'rules')}"></a>`, '', `### ${ref.kind} validation rules`, '');
+  lines.push(`### ${ref.kind} validation rules`, '');
   lines.push('CEL rules the API server checks on create and update (and `ferry validate` offline); a violation is refused with the message, at the field named in "Reported at".', '');
   lines.push('| Declared on | Reported at | Message |', '|---|---|---|');
   for (const r of ref.rules) lines.push(`| ${code(r.field)} | ${code(r.reportedAt)} | ${cell(r.message)} |`);
@@ -244,7 +245,7 @@ export function renderReference(crds: readonly CustomResourceDefinition[] = buil
     'Every field of the two custom resources, generated from the same zod schemas as `crds/`: type, whether it is required, the default the API server fills in, bounds, and description; then the CEL rules with their messages. Durations are written like `500ms`, `30s`, `5m`, `1h`, `14d`. The operator reports what only it can check (a JSON Schema that does not compile, a missing Secret or stream) as `Stalled=True` with the field; see [operations.md](operations.md).',
     '',
   );
-  out.push('Contents: ' + [...crds.flatMap((c) => ['spec', 'status', 'rules'].map((p) => `[${c.spec.names.kind} ${p}](#${anchor(c.spec.names.kind, p)})`)), '[Annotations](#annotations)'].join(' · '), '');
+  out.push('Contents: ' + [...crds.flatMap((c) => ['spec', 'status', 'validation rules'].map((p) => `[${c.spec.names.kind} ${p}](#${anchor(c.spec.names.kind, p)})`)), '[Annotations](#annotations)'].join(' · '), '');
   for (const crd of crds) out.push(renderKind(kindReference(crd), crd));
   out.push('## Annotations', '');
   out.push('| Annotation | On | Value | Meaning |', '|---|---|---|---|');

@@ -12,7 +12,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { before, describe, it } from 'node:test';
 import { Webhook } from 'standardwebhooks';
@@ -159,6 +159,23 @@ function balanced(expr: string): boolean {
   return stack.length === 0;
 }
 
+/** Label names of a family's series (histograms' `le` left out). */
+function labelNames(family: Family): string[] {
+  const names = new Set<string>();
+  for (const sample of family.samples) for (const m of (/\{(.*)\}/.exec(sample)?.[1] ?? '').matchAll(/(\w+)="/g)) if (m[1] !== 'le') names.add(m[1]!);
+  return [...names].sort();
+}
+
+/** docs/operations.md's metric table: name → "type labels,…". */
+function documentedMetrics(markdown: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const m of markdown.matchAll(/^\| `([a-zA-Z_:][\w:]*)` \| (\w+) \|([^|]*)\|/gm)) {
+    const labels = [...(m[3] ?? '').matchAll(/`(\w+)`/g)].map((l) => l[1]).sort();
+    out.set(m[1]!, `${m[2]!} ${labels.join(',')}`);
+  }
+  return out;
+}
+
 const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as Dashboard;
 
 describe('Grafana dashboard', () => {
@@ -208,6 +225,14 @@ describe('Grafana dashboard', () => {
     assert.deepEqual(queriedButMissing(d, families), ['typo_total (panel "p") is not in /metrics']);
     assert.deepEqual(exportedButAbsent(d, families), ['c']);
     assert.ok(balanced('sum(rate(x{a="("}[5m]))') && !balanced('sum(rate(x[5m])'));
+  });
+
+  const rules = `${repoRoot}/charts/ferry/templates/prometheusrule.yaml`;
+  it('has a runbook section in docs/operations.md for every alert of the chart', { skip: existsSync(rules) ? false : 'the chart has no PrometheusRule template yet' }, () => {
+    const headings = new Set([...readFileSync(`${repoRoot}/docs/operations.md`, 'utf8').matchAll(/^### (\w+)$/gm)].map((m) => m[1]));
+    const alerts = [...readFileSync(rules, 'utf8').matchAll(/^\s*- alert: (\w+)$/gm)].map((m) => m[1]);
+    assert.ok(alerts.length >= 6, 'the PrometheusRule has its alerts');
+    assert.deepEqual(alerts.filter((a) => !headings.has(a)), [], 'alerts without a runbook section (its anchor is the runbook_url)');
   });
 
   describe('against a real operator', { timeout: 120_000 }, () => {
@@ -304,6 +329,18 @@ describe('Grafana dashboard', () => {
       // The scenario made every labelled family export a series, so the comparison above is of real series.
       const empty = [...families].filter(([name, f]) => f.samples.length === 0 && !DELIBERATELY_ABSENT.some((a) => a.pattern.test(name))).map(([name]) => name);
       assert.deepEqual(empty, []);
+    });
+
+    it('documents every exported family in docs/operations.md with its type and labels', () => {
+      const documented = documentedMetrics(readFileSync(`${repoRoot}/docs/operations.md`, 'utf8'));
+      const wrong: string[] = [];
+      for (const [name, family] of families) {
+        if (DELIBERATELY_ABSENT.some((a) => a.pattern.test(name))) continue;
+        const want = `${family.type} ${labelNames(family).join(',')}`;
+        if (documented.get(name) !== want) wrong.push(`${name}: documented "${documented.get(name) ?? 'nothing'}", exported "${want}"`);
+      }
+      for (const name of documented.keys()) if (!families.has(name)) wrong.push(`${name} is documented but not exported`);
+      assert.deepEqual(wrong, []);
     });
   });
 });
