@@ -43,3 +43,6 @@ export const FINALIZER = `${GROUP}/cleanup`;
  * triggers one redrive, so a GitOps commit can ask for it.
  */
 export const REDRIVE_ANNOTATION = `${GROUP}/redrive`;
+
+/** Annotation that runs a SyncSchedule once now: any new value triggers one run. */
+export const RUN_NOW_ANNOTATION = `${GROUP}/run-now`;

@@ -3,7 +3,7 @@
  * the spec parser and the CRD schemas), spec parsing with field paths, resolution into runtime
  * configuration, CRD generation and status-condition helpers. Pure: no I/O, no other Ferry folder.
  */
-export { API_VERSION, CATEGORY, FINALIZER, GROUP, INTEGRATION, REDRIVE_ANNOTATION, SYNC_SCHEDULE, VERSION, type FerryKind } from './constants.ts';
+export { API_VERSION, CATEGORY, FINALIZER, GROUP, INTEGRATION, REDRIVE_ANNOTATION, RUN_NOW_ANNOTATION, SYNC_SCHEDULE, VERSION, type FerryKind } from './constants.ts';
 export {
   ConditionInvalidError,
   CrdSchemaError,
@@ -107,6 +107,7 @@ export {
   type PrinterColumn,
 } from './crds.ts';
 export type { StructuralSchema } from './crd-schema.ts';
+export { ANNOTATIONS, kindReference, referenceFile, renderReference, type KindReference, type ReferenceAnnotation, type ReferenceField, type ReferenceRule } from './reference.ts';
 
 export { compileJsonSchema, describeValidationErrors, pointerToField, type CompileResult, type ValidateFunction } from './compile-schema.ts';
 export { compileJsonata, compileMapping, parsePointer, type CompiledJsonata, type CompiledMapping, type CompiledTransform } from './compile-transform.ts';

@@ -14,7 +14,7 @@
  *   never stop the others.
  */
 import { randomUUID } from 'node:crypto';
-import { checkSyncScheduleSpec, inputsKey, type AuthCredentials, type CompiledSyncScheduleSpec, type ReferenceLookup } from '../api/index.ts';
+import { checkSyncScheduleSpec, inputsKey, RUN_NOW_ANNOTATION, type AuthCredentials, type CompiledSyncScheduleSpec, type ReferenceLookup } from '../api/index.ts';
 import { withAuth, type AuthProvider, type Deliverer } from '../delivery/index.ts';
 import type { KubeObject, Store } from '../kube/index.ts';
 import { SharedKv, syncFallbackSubject, syncRunsKeyPrefix, syncStateBucketName, type FallbackPublisher, type NatsConnection } from '../nats/index.ts';
@@ -28,7 +28,7 @@ import { planSchedule } from './schedule-plan.ts';
 import { SyncState } from './state.ts';
 import { SyncRunner, type RecordTransformer } from './sync-run.ts';
 
-export const RUN_NOW_ANNOTATION = 'ferry.dev/run-now';
+export { RUN_NOW_ANNOTATION };
 /** Default lease of a run lock; renewed every third of it. */
 export const DEFAULT_LOCK_TTL_MS = 30_000;
 const TICK_MS = 1_000;
