@@ -30,6 +30,14 @@ describe('ferry controller flags', () => {
     assert.equal(parseControllerFlags(['--transform-workers=6'], {}).transformWorkers, 6);
   });
 
+  it('watches every namespace unless --watch-namespaces names some', () => {
+    assert.deepEqual(parseControllerFlags([], {}).watchNamespaces, []);
+    assert.deepEqual(parseControllerFlags(['--watch-namespaces= revops, billing ,revops'], {}).watchNamespaces, ['revops', 'billing']);
+    assert.deepEqual(parseControllerFlags([], { FERRY_WATCH_NAMESPACES: 'a,b-2' }).watchNamespaces, ['a', 'b-2']);
+    // The flag wins over the environment, as for every other flag.
+    assert.deepEqual(parseControllerFlags(['--watch-namespaces=x'], { FERRY_WATCH_NAMESPACES: 'a' }).watchNamespaces, ['x']);
+  });
+
   for (const [args, pattern] of [
     [['--bogus'], /Unknown option '--bogus'/],
     [['positional'], /positional/],
@@ -42,6 +50,10 @@ describe('ferry controller flags', () => {
     [['--lease-duration=5', '--renew-deadline=10'], /--lease-duration > --renew-deadline/],
     [['--log-level=loud'], /unknown level/],
     [['--nats-url=http://x y'], /is not a NATS URL/],
+    [['--watch-namespaces=RevOps'], /--watch-namespaces: "RevOps" is not a namespace name/],
+    [['--watch-namespaces=a,-b'], /--watch-namespaces: "-b" is not a namespace name/],
+    [['--watch-namespaces=a.b'], /--watch-namespaces: "a.b" is not a namespace name/],
+    [[`--watch-namespaces=${'n'.repeat(64)}`], /is not a namespace name/],
   ] as const) {
     it(`rejects ${args.join(' ')}`, () => {
       assert.throws(() => parseControllerFlags(args, {}), (err) => err instanceof UsageError && pattern.test(err.message));

@@ -28,6 +28,10 @@ Flags:
   --retry-period SECS      seconds between acquire/renew attempts (default 2)
   --concurrency N          reconciles running at once per kind (default 4)
   --resync SECS            full resync period of the caches (default 600)
+  --watch-namespaces LIST  watch Integrations, SyncSchedules, Secrets and ConfigMaps only in these
+                           namespaces, comma separated: one namespaced list+watch each, so
+                           namespaced Roles suffice (default: $FERRY_WATCH_NAMESPACES, else all
+                           namespaces, which needs a ClusterRole)
   --log-level LEVEL        trace|debug|info|warn|error (default: $FERRY_LOG_LEVEL, else info)
   --allow-cidrs LIST       target addresses allowed although private/loopback, e.g. 10.1.0.0/16
                            (default: $FERRY_ALLOW_CIDRS, else none: only public unicast targets)
@@ -64,6 +68,8 @@ export interface ControllerConfig {
   readonly retryPeriodMs: number;
   readonly concurrency: number;
   readonly resyncMs: number;
+  /** Namespaces to watch; empty: every namespace (cluster-wide list+watch). */
+  readonly watchNamespaces: readonly string[];
   readonly logLevel: string;
   readonly allowCidrs: readonly string[];
   readonly denyCidrs: readonly string[];
@@ -95,6 +101,20 @@ export function cidrs(flag: string, value: string | undefined): string[] {
   const list = (value ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0);
   for (const c of list) if (!CIDR.test(c)) throw new UsageError(`--${flag}: ${JSON.stringify(c)} is not a CIDR such as 10.0.0.0/8`);
   return list;
+}
+
+/** A DNS-1123 label: what the API server accepts as a namespace name. */
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** `--watch-namespaces`: distinct DNS-1123 labels in the order given; a malformed one is a UsageError. */
+export function namespaces(value: string | undefined): string[] {
+  const list = (value ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  for (const ns of list) {
+    if (ns.length > 63 || !DNS1123_LABEL.test(ns)) {
+      throw new UsageError(`--watch-namespaces: ${JSON.stringify(ns)} is not a namespace name (a DNS-1123 label: at most 63 of a-z, 0-9 and -, starting and ending alphanumeric)`);
+    }
+  }
+  return [...new Set(list)];
 }
 
 function hostPort(flag: string, address: string): { host: string; port: number } {
@@ -135,6 +155,7 @@ export function parseControllerFlags(argv: readonly string[], env: NodeJS.Proces
         'retry-period': { type: 'string' },
         concurrency: { type: 'string' },
         resync: { type: 'string' },
+        'watch-namespaces': { type: 'string' },
         'log-level': { type: 'string' },
         'allow-cidrs': { type: 'string' },
         'deny-cidrs': { type: 'string' },
@@ -179,6 +200,7 @@ export function parseControllerFlags(argv: readonly string[], env: NodeJS.Proces
     retryPeriodMs,
     concurrency: positiveInt('concurrency', values.concurrency ?? '4'),
     resyncMs: positiveInt('resync', values.resync ?? '600') * 1000,
+    watchNamespaces: namespaces(values['watch-namespaces'] ?? env.FERRY_WATCH_NAMESPACES),
     logLevel: level,
     allowCidrs: cidrs('allow-cidrs', values['allow-cidrs'] ?? env.FERRY_ALLOW_CIDRS),
     denyCidrs: cidrs('deny-cidrs', values['deny-cidrs'] ?? env.FERRY_DENY_CIDRS),

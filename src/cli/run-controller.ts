@@ -38,9 +38,12 @@ import {
   resourcePath,
   StoreWriter,
   Watcher,
+  WatcherGroup,
   WorkQueue,
   type KubeObject,
+  type ResourceType,
   type Runnable,
+  type WatchSource,
 } from '../kube/index.ts';
 import {
   ATTEMPTS_BUCKET,
@@ -94,7 +97,7 @@ function loadKubeConfig(path: string | undefined): KubeConfig {
   return kc;
 }
 
-function watcherRunnable<T extends KubeObject>(watcher: Watcher<T>): Runnable {
+function watcherRunnable<T extends KubeObject>(watcher: WatchSource<T>): Runnable {
   return { name: `watch ${watcher.name}`, start: (signal) => watcher.start(signal), ready: (signal) => watcher.ready(signal) };
 }
 
@@ -135,30 +138,36 @@ export async function runController(config: ControllerConfig, version: string): 
   })();
   const jetstream = new JetStreamResources(nc, { replicas: config.natsReplicas, fallbackPlacement: config.fallbackPlacement });
 
-  const watch = <T extends KubeObject>(name: string, path: string, notServedHint?: string): Watcher<T> =>
-    new Watcher<T>({
-      kubeConfig,
-      path,
-      resource: name,
-      store: new StoreWriter<T>(),
-      resyncMs: config.resyncMs,
-      ...(notServedHint === undefined ? {} : { notServedHint }),
-      clock,
-      logger,
-      registry,
-    });
+  // One list+watch across all namespaces, or with --watch-namespaces one per namespace (so the
+  // operator needs only namespaced Roles there); either way one store to read.
+  const watch = <T extends KubeObject>(name: string, type: ResourceType, notServedHint?: string): WatchSource<T> => {
+    const watcher = (namespace?: string): Watcher<T> =>
+      new Watcher<T>({
+        kubeConfig,
+        path: resourcePath(type, namespace),
+        resource: name,
+        store: new StoreWriter<T>(),
+        resyncMs: config.resyncMs,
+        ...(notServedHint === undefined ? {} : { notServedHint }),
+        clock,
+        logger: namespace === undefined ? logger : logger.child({ namespace }),
+        registry,
+      });
+    if (config.watchNamespaces.length === 0) return watcher();
+    return new WatcherGroup<T>(name, new Map(config.watchNamespaces.map((ns) => [ns, watcher(ns)])));
+  };
   // A kind whose CRD is missing is not reconciled until the CRD appears (its watcher polls); the
   // other kind and the delivery runtime run meanwhile, and /readyz says what to apply.
-  const watchKind = (kind: typeof INTEGRATION | typeof SYNC_SCHEDULE): Watcher<FerryObject> => {
+  const watchKind = (kind: typeof INTEGRATION | typeof SYNC_SCHEDULE): WatchSource<FerryObject> => {
     const hint = `CustomResourceDefinition ${kind.crdName} is not installed; ${kind.kind} objects are not reconciled until it is (no restart needed): kubectl apply -f crds/${kind.crdName}.yaml`;
-    const watcher = watch<FerryObject>(kind.plural, resourcePath(resourceType(kind.plural)), hint);
+    const watcher = watch<FerryObject>(kind.plural, resourceType(kind.plural), hint);
     health.addReadiness(`crd ${kind.crdName}`, () => ({ ok: watcher.served !== 'not-served', detail: hint }));
     return watcher;
   };
   const integrations = watchKind(INTEGRATION);
   const syncSchedules = watchKind(SYNC_SCHEDULE);
-  const secrets = watch<DataObject>('secrets', '/api/v1/secrets');
-  const configMaps = watch<DataObject>('configmaps', '/api/v1/configmaps');
+  const secrets = watch<DataObject>('secrets', { group: '', version: 'v1', plural: 'secrets' });
+  const configMaps = watch<DataObject>('configmaps', { group: '', version: 'v1', plural: 'configmaps' });
 
   const references = {
     secretData: (namespace, name) => secrets.store.get(`${namespace}/${name}`)?.data ?? undefined,

@@ -41,7 +41,8 @@ export {
 export { Backoff, backoffDelay, type BackoffOptions } from './backoff.ts';
 export { StoreWriter, type Store, type StoreOptions, type IndexFunc } from './store.ts';
 export { Watcher, type WatcherOptions, type WatcherBackoffOptions, type WatchHandler, type WatchEventType } from './watcher.ts';
-export { planRestart, classifyWatchError, classifyCleanClose, type RestartReason, type WatchEnd } from './watch-policy.ts';
+export { WatcherGroup, mergeStores, type WatchSource } from './watcher-group.ts';
+export { planRestart, classifyWatchError, classifyCleanClose, type RestartReason, type WatchEnd, type ServedState } from './watch-policy.ts';
 export {
   WorkQueue,
   ExponentialRateLimiter,
