@@ -30,6 +30,7 @@ POD_NAMESPACE and POD_NAME in the environment, which the operator reads as their
 - {{ printf "--webhook-address=0.0.0.0:%d" (int $v.webhook.port) | quote }}
 {{- end }}
 - {{ printf "--leader-elect=%t" $v.leaderElection.enabled | quote }}
+- {{ printf "--lease-name=%s" $v.leaderElection.leaseName | quote }}
 - {{ printf "--lease-duration=%d" (int $v.leaderElection.leaseDuration) | quote }}
 - {{ printf "--renew-deadline=%d" (int $v.leaderElection.renewDeadline) | quote }}
 - {{ printf "--retry-period=%d" (int $v.leaderElection.retryPeriod) | quote }}

@@ -43,3 +43,24 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default "default" .Values.serviceAccount.name }}
 {{- end }}
 {{- end }}
+
+{{/*
+What the operator does in a watched namespace (or everywhere): list+watch its kinds and the
+Secrets and ConfigMaps they reference; patch finalizers and status (merge patches, never
+get/update: reads come from the watch caches); write Events (events.k8s.io/v1, created, then
+patched to bump a repeat's series).
+*/}}
+{{- define "ferry.watchRules" -}}
+- apiGroups: [ferry.dev]
+  resources: [integrations, syncschedules]
+  verbs: [list, watch, patch]
+- apiGroups: [ferry.dev]
+  resources: [integrations/status, syncschedules/status]
+  verbs: [patch]
+- apiGroups: [""]
+  resources: [secrets, configmaps]
+  verbs: [list, watch]
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+{{- end }}
