@@ -14,7 +14,9 @@
  * - Handlers are added to every member; a change in any namespace reaches them once.
  *
  * Caveats: each member lists and watches on its own connection, so N namespaces cost N watches
- * per kind; meant for a handful of namespaces, not hundreds.
+ * per kind; meant for a handful of namespaces, not hundreds. Members share the group's name as
+ * their `resource` metric label (bounded cardinality), so `ferry_watch_*` sum over namespaces;
+ * their log lines carry the namespace.
  */
 import type { KubeObject } from './object.ts';
 import type { Store } from './store.ts';

@@ -1,7 +1,8 @@
 /**
  * An operator installed with one of its CRDs missing still runs the kinds whose CRDs are there,
  * says which CRD is missing (an error log line with the command that installs it, and /readyz),
- * and picks the missing kind up once its CRD is applied, without a restart.
+ * and picks the missing kind up once its CRD is applied, without a restart — also with
+ * --watch-namespaces, where each kind is a group of namespaced watches.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -24,6 +25,8 @@ describe('operator with a CRD missing', { timeout: 240_000 }, () => {
   let env: ControlPlane;
   let ferry: FerryClient;
   let op: OperatorProcess;
+  /** Watches only namespaces of its own (and its own Lease), so it never touches `op`'s objects. */
+  let scoped: OperatorProcess;
   const kubectl = (args: string[]) => execFileAsync(env.binaries.kubectl, ['--kubeconfig', env.kubeconfigPath, ...args]);
 
   before(async () => {
@@ -36,8 +39,10 @@ describe('operator with a CRD missing', { timeout: 240_000 }, () => {
     await nc.close();
     ferry = new FerryClient(env.kubeConfig);
     op = await startOperator({ env, identity: 'partial' });
+    scoped = await startOperator({ env, identity: 'partial-scoped', args: ['--watch-namespaces=scoped-a,scoped-b', '--lease-name=ferry-scoped'] });
   });
   after(async () => {
+    await scoped.stop();
     await op.stop();
     await env.stop();
   });
@@ -52,6 +57,13 @@ describe('operator with a CRD missing', { timeout: 240_000 }, () => {
     assert.equal(ready.status, 503);
     assert.match(ready.body, /\[-\]crd syncschedules\.ferry\.dev failed: .*not installed.*kubectl apply -f crds\/syncschedules\.ferry\.dev\.yaml/);
     assert.match(ready.body, /\[\+\]crd integrations\.ferry\.dev ok/);
+
+    // Namespaced watches: every namespace's list of SyncSchedules is a 404 too, and says the same.
+    await scoped.waitForLog((l) => l.level === 'error' && typeof l.msg === 'string' && l.msg.includes('syncschedules.ferry.dev'));
+    const scopedReady = await scoped.readyz();
+    assert.equal(scopedReady.status, 503);
+    assert.match(scopedReady.body, /\[-\]crd syncschedules\.ferry\.dev failed: .*not installed/);
+    assert.match(scopedReady.body, /\[\+\]crd integrations\.ferry\.dev ok/);
   });
 
   it('picks SyncSchedules up once their CRD is applied, without a restart', async () => {
@@ -81,6 +93,14 @@ describe('operator with a CRD missing', { timeout: 240_000 }, () => {
     assert.equal(ready.status, 200, ready.body);
     assert.match(ready.body, /\[\+\]crd syncschedules\.ferry\.dev ok/);
     assert.ok(op.process.running);
+    // The scoped operator's group of watches is served once each of its namespaces' is.
+    let scopedReady = await scoped.readyz();
+    while (scopedReady.status !== 200 && Date.now() < deadline) {
+      await sleep(200);
+      scopedReady = await scoped.readyz();
+    }
+    assert.equal(scopedReady.status, 200, scopedReady.body);
+    assert.ok(scoped.process.running);
     assert.ok(op.logs.some((l) => l.msg === 'resource is served' && l.resource === 'syncschedules'));
   });
 });
