@@ -52,6 +52,7 @@ import {
   INTEGRATION_STATE_BUCKET,
   JetStreamResources,
   MEMBERS_BUCKET,
+  NatsAuthError,
   SharedKv,
   SYNC_RUNS_BUCKET,
 } from '../nats/index.ts';
@@ -118,8 +119,17 @@ export async function runController(config: ControllerConfig, version: string): 
   const kubeConfig = loadKubeConfig(config.kubeconfig);
   let natsConnected = false;
   health.addReadiness('nats', () => ({ ok: natsConnected, detail: 'not connected to NATS' }));
-  // The first connection waits for a server as long as it takes; a SIGTERM meanwhile ends it.
-  const connected = await untilAborted(connectNats({ servers: config.natsServers, name: `ferry-${config.identity}`, logger }), stop.signal);
+  // The first connection waits for a server as long as it takes (a warning per failed round); a
+  // SIGTERM meanwhile ends it. Refused credentials end the process (exit 1, clear error line).
+  const connecting = connectNats({ servers: config.natsServers, name: `ferry-${config.identity}`, logger, security: config.natsSecurity, signal: stop.signal });
+  let connected;
+  try {
+    connected = await untilAborted(connecting, stop.signal);
+  } catch (err) {
+    await closeWithin(clock, logger, 'operator endpoints', HTTP_CLOSE_MS, () => endpoints.close());
+    if (err instanceof NatsAuthError) return 1;
+    throw err;
+  }
   if (connected.aborted) {
     logger.info('stopped before NATS was reachable');
     await closeWithin(clock, logger, 'operator endpoints', HTTP_CLOSE_MS, () => endpoints.close());
