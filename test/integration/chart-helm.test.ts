@@ -40,12 +40,11 @@ type Helm = (typeof HELMS)[number];
 
 /**
  * Flags the chart renders that other parts of issue 12 add to `ferry controller` at the same time:
- * NATS credentials and TLS, and --watch-namespaces. A group is excused only while none of its
+ * --watch-namespaces (NATS credentials and TLS have landed). A group is excused only while none of its
  * flags is in --help: once a part has landed, every flag of its group must exist under exactly
  * the name the chart renders.
  */
 const FLAG_GROUPS_LANDING_WITH_ISSUE_12: readonly (readonly string[])[] = [
-  ['--nats-creds', '--nats-nkey', '--nats-user', '--nats-token-file', '--nats-tls-ca', '--nats-tls-cert', '--nats-tls-key'],
   ['--watch-namespaces'],
 ];
 
