@@ -5,10 +5,8 @@
  * (`ferry fallback ls`) with the same flags. Wrong credentials must end in one clear log line and
  * leave no secret in any output.
  *
- * Not covered live: `--nats-creds`. A server in operator mode needs operator, account and user JWTs
- * signed for it; the only generator for Node is @nats-io/jwt 0.0.x (pre-release), so the .creds
- * path is unit-tested instead (src/nats/auth.test.ts: the JWT is sent and the nonce is signed with
- * the seed; src/cli/nats-flags.test.ts: the file is checked at start).
+ * `--nats-creds` runs against a server in operator mode (decentralized JWT auth) whose operator,
+ * account and user JWTs test/support/nats-jwt.ts signs with fresh nkeys, as `nsc` would.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -18,13 +16,14 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connect, nkeyAuthenticator, nkeys, type ConnectionOptions } from '@nats-io/transport-node';
+import { connect, credsAuthenticator, nkeyAuthenticator, nkeys, type ConnectionOptions } from '@nats-io/transport-node';
 import { freePort, startControlPlane, type ControlPlane } from '../env/control-plane.ts';
 import { ManagedProcess } from '../env/managed-process.ts';
 import { generatePki, type ControlPlanePki } from '../env/pki.ts';
 import { installCrds, kubectlEnv, repoRoot } from '../support/crds.ts';
 import { startFaultTarget, type FaultTarget } from '../support/fault-target.ts';
 import { FerryClient, isTrueNow } from '../support/ferry-client.ts';
+import { operatorSetup } from '../support/nats-jwt.ts';
 import { startOperator, type OperatorProcess } from '../support/operator-process.ts';
 
 const MAIN = join(repoRoot, 'src', 'cli', 'main.ts');
@@ -64,6 +63,7 @@ describe('NATS credentials and TLS', () => {
   const files: Record<string, string> = {};
   const nkeyUser = nkeys.createUser();
   const nkeySeed = new TextDecoder().decode(nkeyUser.getSeed());
+  const decentralized = operatorSetup();
 
   async function startNats(name: string, config: string, client: Partial<ConnectionOptions>, port?: number): Promise<NatsServer> {
     const p = port ?? (await freePort());
@@ -174,6 +174,8 @@ describe('NATS credentials and TLS', () => {
       put('token', `${TOKEN}\n`),
       put('wrong-token', `${WRONG_TOKEN}\n`),
       put('nkey.seed', `${nkeySeed}\n`),
+      put('ferry.creds', decentralized.creds),
+      put('foreign.creds', decentralized.foreignCreds),
       put('ca.crt', pki.ca.cert),
       put('server.crt', pki.server.cert),
       put('server.key', pki.server.key),
@@ -259,6 +261,28 @@ describe('NATS credentials and TLS', () => {
     await runCase(c, server, op);
     await op.stop();
     await assertNoSecret(op, c.secrets);
+  });
+
+  it('.creds file (operator mode, JWT): delivers; a user signed by an unknown account is refused', async () => {
+    const c: Case = {
+      name: 'creds',
+      config: decentralized.serverConfig,
+      args: [`--nats-creds=${files['ferry.creds'] ?? ''}`],
+      envVars: {},
+      client: { authenticator: credsAuthenticator(new TextEncoder().encode(decentralized.creds)) },
+      secrets: [decentralized.userSeed],
+    };
+    const server = await startNats(c.name, c.config, c.client);
+    const op = await operatorFor(c.name, server.url, c.args, c.envVars);
+    await runCase(c, server, op);
+    await op.stop();
+    await assertNoSecret(op, c.secrets);
+
+    const wrong = await operatorFor('creds-wrong', server.url, [`--nats-creds=${files['foreign.creds'] ?? ''}`], {});
+    const refused = await wrong.waitForLog((l) => l.msg === 'NATS refused the credentials', 30_000);
+    assert.equal(refused.security, 'creds, no TLS');
+    assert.equal(await wrong.process.exited(), 1);
+    await assertNoSecret(wrong, c.secrets);
   });
 
   it('mutual TLS with a client certificate: delivers; without the certificate the server refuses', async () => {
