@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { ParseArgsOptionsConfig } from 'node:util';
-import { credsProblem, nkeySeedProblem, SecretValue, type NatsAuth, type NatsSecurity, type NatsTls } from '../nats/index.ts';
+import { credsProblem, displayServer, nkeySeedProblem, SecretValue, type NatsAuth, type NatsSecurity, type NatsTls } from '../nats/index.ts';
 import { CommandError } from './command-error.ts';
 import { UsageError } from './usage-error.ts';
 
@@ -43,7 +43,7 @@ export type NatsFlagValues = { readonly [K in keyof typeof NATS_FLAG_OPTIONS]?: 
 /** Where and how to connect to NATS. */
 export interface NatsTarget {
   readonly servers: readonly string[];
-  /** The servers as given, comma-joined, for messages. */
+  /** The servers as given, comma-joined, for messages (credentials in a URL replaced). */
   readonly url: string;
   readonly security: NatsSecurity;
 }
@@ -160,5 +160,5 @@ export function natsSecurity(values: NatsFlagValues, env: NodeJS.ProcessEnv, rea
  */
 export function natsTarget(values: NatsFlagValues, env: NodeJS.ProcessEnv, readFile: ReadFile = readUtf8): NatsTarget {
   const servers = natsServers(values['nats-url'], env);
-  return { servers, url: servers.join(','), security: natsSecurity(values, env, readFile) };
+  return { servers, url: servers.map(displayServer).join(','), security: natsSecurity(values, env, readFile) };
 }

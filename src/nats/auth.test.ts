@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { inspect } from 'node:util';
 import { nkeys } from '@nats-io/transport-node';
-import { credsProblem, describeSecurity, natsConnectionOptions, nkeySeedProblem, SecretValue } from './auth.ts';
+import { credsProblem, describeSecurity, displayServer, natsConnectionOptions, nkeySeedProblem, SecretValue } from './auth.ts';
 
 const td = new TextDecoder();
 
@@ -66,6 +66,13 @@ describe('NATS auth options', () => {
     assert.match(credsProblem(credsText('a.b.c', td.decode(nkeys.createAccount().getSeed()))) ?? '', /user seed/);
     assert.equal(nkeySeedProblem(`${seed}\n`), undefined);
     assert.match(nkeySeedProblem(nkeys.createUser().getPublicKey()) ?? '', /not an nkey user seed/);
+  });
+
+  it('shows a server URL without the credentials it may carry', () => {
+    assert.equal(displayServer('nats://ferry:pw@nats.svc:4222'), 'nats://[redacted]@nats.svc:4222');
+    assert.equal(displayServer('tls://tok@n:4222'), 'tls://[redacted]@n:4222');
+    assert.equal(displayServer('nats://nats.svc:4222'), 'nats://nats.svc:4222');
+    assert.equal(displayServer('n:4222'), 'n:4222');
   });
 
   it('describes the security without a secret', () => {

@@ -116,6 +116,14 @@ export function natsConnectionOptions(security: NatsSecurity): Pick<ConnectionOp
   return out;
 }
 
+/**
+ * A server URL for logs and messages: credentials in its user-info part (`nats://u:p@host`, which
+ * the client accepts) are replaced, so a URL can be logged whatever it holds.
+ */
+export function displayServer(server: string): string {
+  return server.replace(/^([a-z]+:\/\/)[^@/\s]*@/i, '$1[redacted]@');
+}
+
 /** A short description for logs and errors: the method and user, never a secret. */
 export function describeSecurity(security: NatsSecurity): string {
   const auth = security.auth.kind === 'userPassword' ? `user ${security.auth.user}` : security.auth.kind;

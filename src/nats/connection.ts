@@ -14,7 +14,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, type ConnectionOptions, type NatsConnection } from '@nats-io/transport-node';
 import type { Logger } from '../observability/index.ts';
-import { describeSecurity, natsConnectionOptions, NO_SECURITY, type NatsSecurity } from './auth.ts';
+import { describeSecurity, displayServer, natsConnectionOptions, NO_SECURITY, type NatsSecurity } from './auth.ts';
 import { NatsAuthError, translateNatsError } from './errors.ts';
 
 export type { NatsConnection };
@@ -46,6 +46,7 @@ export async function connectNats(options: ConnectOptions): Promise<NatsConnecti
   const security = options.security ?? NO_SECURITY;
   const servers = typeof options.servers === 'string' ? options.servers.split(',') : [...options.servers];
   const log = options.logger.child({ component: 'nats' });
+  const shown = servers.map(displayServer);
   const settings: ConnectionOptions = {
     servers,
     name: options.name,
@@ -73,10 +74,10 @@ export async function connectNats(options: ConnectOptions): Promise<NatsConnecti
     } catch (err) {
       const failure = translateNatsError(err, 'connecting to NATS');
       if (failure instanceof NatsAuthError) {
-        log.error({ servers, security: describeSecurity(security), code: failure.code, err: failure.message }, 'NATS refused the credentials');
+        log.error({ servers: shown, security: describeSecurity(security), code: failure.code, err: failure.message }, 'NATS refused the credentials');
         throw failure;
       }
-      log.warn({ servers, attempt, retryInMs: delay, err: failure.message }, 'NATS not reachable yet; retrying');
+      log.warn({ servers: shown, attempt, retryInMs: delay, err: failure.message }, 'NATS not reachable yet; retrying');
     }
     await sleep(delay, undefined, options.signal === undefined ? undefined : { signal: options.signal });
     delay = Math.min(delay * 2, FIRST_CONNECT_MAX_DELAY_MS);

@@ -1,4 +1,4 @@
-export { describeSecurity, credsProblem, natsConnectionOptions, nkeySeedProblem, NO_SECURITY, SecretValue, type NatsAuth, type NatsSecurity, type NatsTls } from './auth.ts';
+export { describeSecurity, credsProblem, displayServer, natsConnectionOptions, nkeySeedProblem, NO_SECURITY, SecretValue, type NatsAuth, type NatsSecurity, type NatsTls } from './auth.ts';
 export { connectNats, FIRST_CONNECT_MAX_DELAY_MS, connectNatsOnce, type ConnectOnceOptions, type ConnectOptions, type NatsConnection } from './connection.ts';
 export {
   FerryNatsError,

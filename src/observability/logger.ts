@@ -22,7 +22,7 @@ export const redactPaths: readonly string[] = [
   '*.secret',
   'data',
   // NATS credentials by the names the NATS client and server use (CONNECT's pass, auth_token,
-  // jwt, sig; a .creds file, an nkey seed); Ferry itself passes them as redacting SecretValues.
+  // jwt; a .creds file, an nkey seed); Ferry itself passes them as redacting SecretValues.
   'pass',
   '*.pass',
   'auth_token',
