@@ -55,6 +55,7 @@ import {
   NatsAuthError,
   SharedKv,
   SYNC_RUNS_BUCKET,
+  translateNatsError,
 } from '../nats/index.ts';
 import {
   createLogger,
@@ -143,6 +144,18 @@ export async function runController(config: ControllerConfig, version: string): 
       if (s.type === 'reconnect') natsConnected = true;
     }
   })();
+  // The client reconnects forever, except when the server refuses the credentials twice in a row
+  // (rotated or revoked): then it closes for good. Stop with exit 1 rather than run on without
+  // NATS — the pod restarts and reads the mounted credentials again.
+  let managerDone = false;
+  let natsLost: Error | undefined;
+  void nc.closed().then((err) => {
+    if (managerDone) return;
+    natsLost = translateNatsError(err ?? new Error('closed by the client'), 'NATS connection closed');
+    const code = natsLost instanceof NatsAuthError ? natsLost.code : undefined;
+    logger.error({ err: natsLost.message, code }, 'NATS connection closed for good; stopping so that a restart connects again');
+    stop.abort(natsLost);
+  });
   const jetstream = new JetStreamResources(nc, { replicas: config.natsReplicas, fallbackPlacement: config.fallbackPlacement });
 
   const watch = <T extends KubeObject>(name: string, path: string, notServedHint?: string): Watcher<T> =>
@@ -412,6 +425,7 @@ export async function runController(config: ControllerConfig, version: string): 
   }
 
   const exit = await manager.start(stop.signal);
+  managerDone = true;
   logger.info({ exit: exit.reason }, 'manager exited');
   if (ingress) await closeWithin(clock, logger, 'webhook ingress', WEBHOOK_CLOSE_MS, () => ingress.close());
   await closeWithin(clock, logger, 'HTTP deliverer', DELIVERER_CLOSE_MS, () => deliverer.close());
@@ -420,7 +434,7 @@ export async function runController(config: ControllerConfig, version: string): 
   if (transforms) await closeWithin(clock, logger, 'transform workers', DELIVERER_CLOSE_MS, () => transforms.close());
   await closeNats(nc, clock, logger, NATS_DRAIN_MS);
   await closeWithin(clock, logger, 'operator endpoints', HTTP_CLOSE_MS, () => endpoints.close());
-  const code = exit.reason === 'stopped' ? 0 : 1;
+  const code = exit.reason === 'stopped' && natsLost === undefined ? 0 : 1;
   logger.info({ exit: exit.reason, code }, 'exiting');
   return code;
 }

@@ -219,6 +219,18 @@ describe('NATS credentials and TLS', () => {
     assert.match(cliWrong.stderr, /^ferry: NATS at nats:\/\/127\.0\.0\.1:\d+ refused the credentials \(.*[Aa]uthorization [Vv]iolation.*\)/);
     assert.equal(cliWrong.stderr.trim().split('\n').length, 1);
     assert.ok(!cliWrong.stderr.includes(WRONG_PASSWORD));
+
+    // The password is rotated on the server while an operator runs: the client cannot reconnect,
+    // so the operator exits 1 (the pod restarts and reads its Secret again) instead of running on
+    // without NATS.
+    const running = await operatorFor('userpass-rotated', server.url, c.args, c.envVars);
+    await running.waitForLog((l) => l.msg === 'connected to NATS', 30_000);
+    await writeFile(join(dir, 'userpass.conf'), (await readFile(join(dir, 'userpass.conf'), 'utf8')).replace(PASSWORD, 'rotated-pw-3e7a'));
+    process.kill(server.process.pid ?? 0, 'SIGHUP');
+    const closed = await running.waitForLog((l) => l.msg === 'NATS connection closed for good; stopping so that a restart connects again', 60_000);
+    assert.equal(closed.code, 'NATS_AUTH');
+    assert.equal(await running.process.exited(), 1);
+    await assertNoSecret(running, [PASSWORD, 'rotated-pw-3e7a']);
   });
 
   it('token file: waits with warnings for a NATS that is not up yet, then delivers; a wrong token is refused', async () => {
