@@ -230,6 +230,8 @@ describe('NATS credentials and TLS', () => {
     const closed = await running.waitForLog((l) => l.msg === 'NATS connection closed for good; stopping so that a restart connects again', 60_000);
     assert.equal(closed.code, 'NATS_AUTH');
     assert.equal(await running.process.exited(), 1);
+    assert.equal(running.logs.find((l) => l.msg === 'exiting')?.code, 1);
+    assert.equal(running.logs.filter((l) => l.msg === 'draining NATS failed; closing the connection').length, 0, 'a closed connection is not drained');
     await assertNoSecret(running, [PASSWORD, 'rotated-pw-3e7a']);
   });
 
