@@ -5,6 +5,7 @@
  */
 import { parseArgs, type ParseArgsOptionsConfig } from 'node:util';
 import { FALLBACK_REASONS, tryParseDuration, type ParkedReason } from '../api/index.ts';
+import { NATS_FLAG_OPTIONS, NATS_SECURITY_USAGE } from './nats-flags.ts';
 import { UsageError } from './usage-error.ts';
 
 export type { CliContext } from './commands/command.ts';
@@ -18,7 +19,8 @@ export const KUBE_OPTIONS = {
 
 export const ALL_NAMESPACES_OPTION = { 'all-namespaces': { type: 'boolean', short: 'A' } } as const satisfies ParseArgsOptionsConfig;
 
-export const NATS_OPTIONS = { 'nats-url': { type: 'string' } } as const satisfies ParseArgsOptionsConfig;
+/** `--nats-url` and the credential and TLS flags (nats-flags.ts reads them with `natsTarget`). */
+export const NATS_OPTIONS = NATS_FLAG_OPTIONS;
 
 export const OUTPUT_OPTION = { output: { type: 'string', short: 'o' } } as const satisfies ParseArgsOptionsConfig;
 
@@ -28,7 +30,8 @@ export const KUBE_USAGE = `  --kubeconfig PATH        kubeconfig file (default: 
   --context NAME           kubeconfig context (default: the current context)`;
 export const NAMESPACE_USAGE = `  -n, --namespace NS       namespace (default: the context's namespace, else default)`;
 export const ALL_NAMESPACES_USAGE = `  -A, --all-namespaces     every namespace`;
-export const NATS_USAGE = `  --nats-url URL           NATS server(s), comma separated (default: $NATS_URL, else nats://127.0.0.1:4222)`;
+export const NATS_USAGE = `  --nats-url URL           NATS server(s), comma separated (default: $NATS_URL, else nats://127.0.0.1:4222)
+${NATS_SECURITY_USAGE}`;
 
 /**
  * Parses `argv` against `options` (plus `-h/--help`).

@@ -4,6 +4,8 @@
  */
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
+import type { NatsSecurity } from '../nats/index.ts';
+import { NATS_SECURITY_OPTIONS, NATS_SECURITY_USAGE, natsSecurity, natsServers, type ReadFile } from './nats-flags.ts';
 import { UsageError } from './usage-error.ts';
 
 export const controllerUsage = `Usage: ferry controller [flags]
@@ -14,6 +16,7 @@ and serves /healthz, /readyz and /metrics.
 Flags:
   --kubeconfig PATH        kubeconfig file (default: $KUBECONFIG, else in-cluster config)
   --nats-url URL           NATS server(s), comma separated (default: $NATS_URL, else nats://127.0.0.1:4222)
+${NATS_SECURITY_USAGE}
   --http-address HOST:PORT address of /healthz, /readyz, /metrics (default 0.0.0.0:8080; port 0 picks one)
   --webhook-address HOST:PORT
                            serve webhook ingress (POST /hooks/<namespace>/<name>) on this address,
@@ -55,6 +58,8 @@ Flags:
 export interface ControllerConfig {
   readonly kubeconfig: string | undefined;
   readonly natsServers: readonly string[];
+  /** Credentials and TLS towards NATS; secrets inside are SecretValues. */
+  readonly natsSecurity: NatsSecurity;
   readonly httpHost: string;
   readonly httpPort: number;
   /** Webhook ingress address; undefined: no ingress on this operator. */
@@ -134,7 +139,11 @@ function bool(flag: string, value: string): boolean {
   throw new UsageError(`--${flag} must be true or false, got ${JSON.stringify(value)}`);
 }
 
-export function parseControllerFlags(argv: readonly string[], env: NodeJS.ProcessEnv): ControllerConfig {
+/**
+ * @throws UsageError for a malformed or contradictory command line; CommandError when a file a
+ *   NATS flag names cannot be read.
+ */
+export function parseControllerFlags(argv: readonly string[], env: NodeJS.ProcessEnv, readFile?: ReadFile): ControllerConfig {
   let values;
   try {
     ({ values } = parseArgs({
@@ -144,6 +153,7 @@ export function parseControllerFlags(argv: readonly string[], env: NodeJS.Proces
       options: {
         kubeconfig: { type: 'string' },
         'nats-url': { type: 'string' },
+        ...NATS_SECURITY_OPTIONS,
         'http-address': { type: 'string' },
         'webhook-address': { type: 'string' },
         'leader-elect': { type: 'string' },
@@ -172,11 +182,7 @@ export function parseControllerFlags(argv: readonly string[], env: NodeJS.Proces
   }
   const http = hostPort('http-address', values['http-address'] ?? '0.0.0.0:8080');
   const webhookAddress = values['webhook-address'];
-  const natsUrl = values['nats-url'] ?? env.NATS_URL ?? 'nats://127.0.0.1:4222';
-  const natsServers = natsUrl.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
-  for (const s of natsServers) {
-    if (!/^(nats|tls|wss?):\/\/[^\s/]+$/.test(s) && !/^[^\s/:]+:\d+$/.test(s)) throw new UsageError(`--nats-url: ${JSON.stringify(s)} is not a NATS URL`);
-  }
+  const servers = natsServers(values['nats-url'], env);
   const level = values['log-level'] ?? env.FERRY_LOG_LEVEL ?? 'info';
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(level)) throw new UsageError(`--log-level: unknown level ${JSON.stringify(level)}`);
   const leaseDurationMs = positiveInt('lease-duration', values['lease-duration'] ?? '15') * 1000;
@@ -187,7 +193,8 @@ export function parseControllerFlags(argv: readonly string[], env: NodeJS.Proces
   }
   return {
     kubeconfig: values.kubeconfig ?? env.KUBECONFIG,
-    natsServers,
+    natsServers: servers,
+    natsSecurity: natsSecurity(values, env, readFile),
     httpHost: http.host,
     httpPort: http.port,
     webhook: webhookAddress === undefined ? undefined : hostPort('webhook-address', webhookAddress),

@@ -55,8 +55,10 @@ import {
   INTEGRATION_STATE_BUCKET,
   JetStreamResources,
   MEMBERS_BUCKET,
+  NatsAuthError,
   SharedKv,
   SYNC_RUNS_BUCKET,
+  translateNatsError,
 } from '../nats/index.ts';
 import {
   createLogger,
@@ -121,8 +123,17 @@ export async function runController(config: ControllerConfig, version: string): 
   const kubeConfig = loadKubeConfig(config.kubeconfig);
   let natsConnected = false;
   health.addReadiness('nats', () => ({ ok: natsConnected, detail: 'not connected to NATS' }));
-  // The first connection waits for a server as long as it takes; a SIGTERM meanwhile ends it.
-  const connected = await untilAborted(connectNats({ servers: config.natsServers, name: `ferry-${config.identity}`, logger }), stop.signal);
+  // The first connection waits for a server as long as it takes (a warning per failed round); a
+  // SIGTERM meanwhile ends it. Refused credentials end the process (exit 1, clear error line).
+  const connecting = connectNats({ servers: config.natsServers, name: `ferry-${config.identity}`, logger, security: config.natsSecurity, signal: stop.signal });
+  let connected;
+  try {
+    connected = await untilAborted(connecting, stop.signal);
+  } catch (err) {
+    await closeWithin(clock, logger, 'operator endpoints', HTTP_CLOSE_MS, () => endpoints.close());
+    if (err instanceof NatsAuthError) return 1;
+    throw err;
+  }
   if (connected.aborted) {
     logger.info('stopped before NATS was reachable');
     await closeWithin(clock, logger, 'operator endpoints', HTTP_CLOSE_MS, () => endpoints.close());
@@ -136,6 +147,18 @@ export async function runController(config: ControllerConfig, version: string): 
       if (s.type === 'reconnect') natsConnected = true;
     }
   })();
+  // The client reconnects forever, except when the server refuses the credentials twice in a row
+  // (rotated or revoked): then it closes for good. Stop with exit 1 rather than run on without
+  // NATS — the pod restarts and reads the mounted credentials again.
+  let managerDone = false;
+  let natsLost: Error | undefined;
+  void nc.closed().then((err) => {
+    if (managerDone) return;
+    natsLost = translateNatsError(err ?? new Error('closed by the client'), 'NATS connection closed');
+    const code = natsLost instanceof NatsAuthError ? natsLost.code : undefined;
+    logger.error({ err: natsLost.message, code }, 'NATS connection closed for good; stopping so that a restart connects again');
+    stop.abort(natsLost);
+  });
   const jetstream = new JetStreamResources(nc, { replicas: config.natsReplicas, fallbackPlacement: config.fallbackPlacement });
 
   // One list+watch across all namespaces, or with --watch-namespaces one per namespace (so the
@@ -411,6 +434,7 @@ export async function runController(config: ControllerConfig, version: string): 
   }
 
   const exit = await manager.start(stop.signal);
+  managerDone = true;
   logger.info({ exit: exit.reason }, 'manager exited');
   if (ingress) await closeWithin(clock, logger, 'webhook ingress', WEBHOOK_CLOSE_MS, () => ingress.close());
   await closeWithin(clock, logger, 'HTTP deliverer', DELIVERER_CLOSE_MS, () => deliverer.close());
@@ -419,7 +443,7 @@ export async function runController(config: ControllerConfig, version: string): 
   if (transforms) await closeWithin(clock, logger, 'transform workers', DELIVERER_CLOSE_MS, () => transforms.close());
   await closeNats(nc, clock, logger, NATS_DRAIN_MS);
   await closeWithin(clock, logger, 'operator endpoints', HTTP_CLOSE_MS, () => endpoints.close());
-  const code = exit.reason === 'stopped' ? 0 : 1;
+  const code = exit.reason === 'stopped' && natsLost === undefined ? 0 : 1;
   logger.info({ exit: exit.reason, code }, 'exiting');
   return code;
 }

@@ -29,6 +29,9 @@ export async function settlesWithin(clock: Clock, work: Promise<unknown>, ms: nu
  * closes it, which stops the reconnect timers and the socket.
  */
 export async function closeNats(nc: NatsConnection, clock: Clock, logger: Logger, drainMs: number): Promise<void> {
+  // Already closed by the client (credentials refused on reconnect): nothing to drain, and a
+  // "draining failed" warning would only blur the error that ended the process.
+  if (nc.isClosed()) return;
   let failure: unknown;
   const drained = await settlesWithin(
     clock,

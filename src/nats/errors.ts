@@ -17,6 +17,16 @@ export class NatsUnavailableError extends FerryNatsError {
   readonly retryable = true;
 }
 
+/**
+ * NATS refused Ferry's credentials (authorization violation, expired or revoked user). Not
+ * retryable: the same credentials fail the same way until someone changes them.
+ */
+export class NatsAuthError extends FerryNatsError {
+  override readonly name = 'NatsAuthError';
+  readonly code = 'NATS_AUTH';
+  readonly retryable = false;
+}
+
 /** A stream that a spec names does not exist (and the spec did not ask Ferry to create it). */
 export class StreamNotFoundError extends FerryNatsError {
   override readonly name = 'StreamNotFoundError';
@@ -75,6 +85,9 @@ export function translateNatsError(err: unknown, context: string): Error {
   if (err instanceof FerryNatsError) return err;
   if (err instanceof JetStreamApiError) {
     return new JetStreamRequestError(`${context}: ${err.message}`, err.code, err.status, { cause: err });
+  }
+  if (err instanceof coreErrors.AuthorizationError || err instanceof coreErrors.UserAuthenticationExpiredError) {
+    return new NatsAuthError(`${context}: NATS refused the credentials (${err.message})`, { cause: err });
   }
   if (
     err instanceof coreErrors.TimeoutError ||

@@ -1,8 +1,10 @@
-export { connectNats, connectNatsOnce, type ConnectOnceOptions, type ConnectOptions, type NatsConnection } from './connection.ts';
+export { describeSecurity, credsProblem, displayServer, natsConnectionOptions, nkeySeedProblem, NO_SECURITY, SecretValue, type NatsAuth, type NatsSecurity, type NatsTls } from './auth.ts';
+export { connectNats, FIRST_CONNECT_MAX_DELAY_MS, connectNatsOnce, type ConnectOnceOptions, type ConnectOptions, type NatsConnection } from './connection.ts';
 export {
   FerryNatsError,
   JetStreamRequestError,
   KvWatchStalledError,
+  NatsAuthError,
   NatsUnavailableError,
   StreamNotFoundError,
   translateNatsError,

@@ -21,6 +21,18 @@ export const redactPaths: readonly string[] = [
   'secret',
   '*.secret',
   'data',
+  // NATS credentials by the names the NATS client and server use (CONNECT's pass, auth_token,
+  // jwt; a .creds file, an nkey seed); Ferry itself passes them as redacting SecretValues.
+  'pass',
+  '*.pass',
+  'auth_token',
+  '*.auth_token',
+  'jwt',
+  '*.jwt',
+  'creds',
+  '*.creds',
+  'seed',
+  '*.seed',
   'secretData',
   '*.secretData',
 ];

@@ -55,6 +55,8 @@ export interface ManagedProcessOptions {
   /** File that receives the process's stdout and stderr. */
   readonly logFile: string;
   readonly env?: NodeJS.ProcessEnv;
+  /** Working directory (default: the caller's). */
+  readonly cwd?: string;
   /** Called with every line the process writes to stdout (e.g. JSON log lines to parse). */
   readonly onStdoutLine?: (line: string) => void;
 }
@@ -88,7 +90,7 @@ export class ManagedProcess {
     const [command, args] = pdeathsig
       ? ['setpriv', ['--pdeathsig', 'SIGKILL', '--', this.options.command, ...this.options.args]]
       : [this.options.command, [...this.options.args]];
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: this.options.env ?? process.env });
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: this.options.env ?? process.env, ...(this.options.cwd === undefined ? {} : { cwd: this.options.cwd }) });
     child.stdout.pipe(out, { end: false });
     const onLine = this.options.onStdoutLine;
     if (onLine) {

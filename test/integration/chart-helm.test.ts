@@ -38,16 +38,6 @@ const WATCHED = ['revops', 'billing'];
 const HELMS = ['helm3', 'helm4'] as const;
 type Helm = (typeof HELMS)[number];
 
-/**
- * Flags the chart renders that other parts of issue 12 add to `ferry controller` at the same time:
- * NATS credentials and TLS. A group is excused only while none of its
- * flags is in --help: once a part has landed, every flag of its group must exist under exactly
- * the name the chart renders.
- */
-const FLAG_GROUPS_LANDING_WITH_ISSUE_12: readonly (readonly string[])[] = [
-  ['--nats-creds', '--nats-nkey', '--nats-user', '--nats-token-file', '--nats-tls-ca', '--nats-tls-cert', '--nats-tls-key'],
-];
-
 interface K8sObject {
   readonly apiVersion: string;
   readonly kind: string;
@@ -403,16 +393,14 @@ describe('Helm chart charts/ferry', () => {
     await assert.rejects(dryRun('broken', broken), /unknown field "spec\.endpoints\[0\]\.honourLabels"/);
   });
 
-  it('renders only flags `ferry controller` has, and the operator starts with the default ones', async (t) => {
+  it('renders only flags `ferry controller` has, and the operator starts with the default ones', async () => {
     const help = await run(process.execPath, [join(repoRoot, 'src', 'cli', 'main.ts'), 'controller', '--help']);
     const known = new Set(help.stdout.match(/--[a-z][a-z-]+/g) ?? []);
     assert.ok(known.has('--nats-url') && known.has('--leader-elect'), help.stdout);
-    const notLandedYet = new Set(FLAG_GROUPS_LANDING_WITH_ISSUE_12.filter((group) => !group.some((f) => known.has(f))).flat());
-    if (notLandedYet.size > 0) t.diagnostic(`not in --help yet (another part of issue 12): ${[...notLandedYet].join(' ')}`);
     for (const [name, r] of Object.entries(rendered)) {
       const args = container(only(r.objects, 'Deployment')).args;
       assert.equal(args[0], 'controller');
-      const unknown = args.slice(1).map(flagName).filter((f) => !known.has(f) && !(name === 'allOn' && notLandedYet.has(f)));
+      const unknown = args.slice(1).map(flagName).filter((f) => !known.has(f));
       assert.deepEqual(unknown, [], `${name}: flags ferry controller --help does not list`);
     }
     // The pod's addresses are replaced by the test's; every other default flag is passed as rendered.

@@ -46,9 +46,13 @@ export interface OperatorOptions {
   /** Defaults to the control plane's nats-server. */
   readonly natsUrl?: string;
   readonly envVars?: NodeJS.ProcessEnv;
+  /** The entry point to run (default: src/cli/main.ts); the image test runs the compiled dist/cli/main.js. */
+  readonly main?: string;
+  /** Working directory of the process (default: the test's); the image test runs it from the image's /app. */
+  readonly cwd?: string;
 }
 
-const main = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
+const defaultMain = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
 
 export async function startOperator(options: OperatorOptions): Promise<OperatorProcess> {
   const logs: LogLine[] = [];
@@ -57,7 +61,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorP
     name: `ferry-operator-${options.identity}`,
     command: process.execPath,
     args: [
-      main,
+      options.main ?? defaultMain,
       'controller',
       `--kubeconfig=${options.env.kubeconfigPath}`,
       `--nats-url=${options.natsUrl ?? options.env.natsUrl}`,
@@ -68,6 +72,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorP
     ],
     logFile: join(options.env.dir, `operator-${options.identity}.log`),
     env: { ...process.env, FERRY_LOG_LEVEL: process.env.FERRY_LOG_LEVEL ?? 'debug', ...options.envVars },
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     onStdoutLine(line) {
       try {
         logs.push(JSON.parse(line) as LogLine);

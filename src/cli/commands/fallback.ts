@@ -11,12 +11,12 @@ import {
   choiceFlag,
   KUBE_OPTIONS,
   NATS_OPTIONS,
-  natsUrl,
   OUTPUT_OPTION,
   parseCommand,
   type CliContext,
 } from '../cli-args.ts';
 import { CommandError } from '../command-error.ts';
+import { natsTarget } from '../nats-flags.ts';
 import { withFallbackStore } from '../nats-session.ts';
 import { renderData, renderTable, shortAge } from '../output.ts';
 import { UsageError } from '../usage-error.ts';
@@ -86,7 +86,7 @@ const ls: Command = async (argv, ctx) => {
   const namespace = all ? undefined : await namespaceOf(values);
   const named = positionals[0] === undefined || namespace === undefined ? undefined : fallbackTarget(positionals[0], namespace);
   const now = Date.now();
-  const summaries = await withFallbackStore(natsUrl(values['nats-url'], ctx.env), async (store) => {
+  const summaries = await withFallbackStore(natsTarget(values, ctx.env), async (store) => {
     let targets: FallbackTarget[];
     if (named) {
       await requireStream(store, named);
@@ -165,7 +165,7 @@ const show: Command = async (argv, ctx) => {
   const format = choiceFlag('output', values.output, ['text', 'json', 'yaml'] as const) ?? 'text';
   const sel = selection(values);
   const target = fallbackTarget(positionals[0], await namespaceOf(values));
-  const messages = await withFallbackStore(natsUrl(values['nats-url'], ctx.env), async (store) => {
+  const messages = await withFallbackStore(natsTarget(values, ctx.env), async (store) => {
     await requireStream(store, target);
     return await selectMessages(store, target.stream, { ...sel, limit: sel.limit ?? SHOW_DEFAULT_LIMIT });
   });
@@ -198,7 +198,7 @@ const purge: Command = async (argv, ctx: CliContext) => {
   // Decided before anything is read: a script without --yes must fail the same way every time.
   if (!yes && !ctx.interactive) throw new UsageError('refusing to delete without confirmation: stdin is not a terminal; pass --yes');
   const target = fallbackTarget(positionals[0], await namespaceOf(values));
-  return await withFallbackStore(natsUrl(values['nats-url'], ctx.env), async (store) => {
+  return await withFallbackStore(natsTarget(values, ctx.env), async (store) => {
     await requireStream(store, target);
     const selected = await selectMessages(store, target.stream, sel);
     if (selected.length === 0) {

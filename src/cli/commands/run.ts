@@ -33,7 +33,8 @@ import {
 } from '../../nats/index.ts';
 import { createLogger, createRegistry, systemClock } from '../../observability/index.ts';
 import { RuntimeMetrics, RuntimeSupervisor, TransformPool, transformPoolMetrics, type DataObject, type IntegrationObject } from '../../runtime/index.ts';
-import { NATS_OPTIONS, NATS_USAGE, natsUrl, parseCommand } from '../cli-args.ts';
+import { NATS_OPTIONS, NATS_USAGE, parseCommand } from '../cli-args.ts';
+import { natsTarget } from '../nats-flags.ts';
 import { CommandError } from '../command-error.ts';
 import { cidrs } from '../controller-flags.ts';
 import { manifestLookup, readManifests, type Manifest } from '../manifests.ts';
@@ -97,7 +98,8 @@ export const runCommand: Command = async (argv, ctx) => {
   if (!(LOG_LEVELS as readonly string[]).includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
   const allowCidrs = cidrs('allow-cidrs', values['allow-cidrs'] ?? ctx.env.FERRY_ALLOW_CIDRS);
   const denyCidrs = cidrs('deny-cidrs', values['deny-cidrs'] ?? ctx.env.FERRY_DENY_CIDRS);
-  const url = natsUrl(values['nats-url'], ctx.env);
+  const nats = natsTarget(values, ctx.env);
+  const url = nats.url;
 
   // Namespace of documents without one: the flag wins over the files' so a copy can run apart.
   const { manifests, problems } = await readManifests(files, values.namespace ?? 'default');
@@ -117,7 +119,7 @@ export const runCommand: Command = async (argv, ctx) => {
   const ref = { namespace: m.namespace, name };
 
   const logger = createLogger({ level, destination: process.stderr }).child({ integration: `${ref.namespace}/${ref.name}` });
-  const nc = await openNats(url);
+  const nc = await openNats(nats);
   const stop = new AbortController();
   const onSignal = (signal: string) => () => {
     logger.info({ signal }, 'draining');
