@@ -272,7 +272,8 @@ export async function runController(config: ControllerConfig, version: string): 
   manager.add(syncReports, 'leader');
 
   const closers: (() => Promise<void>)[] = [];
-  // The runtime: every replica runs the pipelines; JetStream spreads events across replicas.
+  // The runtime: each Integration's pipeline runs on the replicas its assignment picks (all with
+  // --pipeline-replicas=all); JetStream spreads its events across them.
   const deliverer = new HttpDeliverer({
     policy: createAddressPolicy({ allowCidrs: config.allowCidrs, denyCidrs: config.denyCidrs }),
     clock,
@@ -306,7 +307,8 @@ export async function runController(config: ControllerConfig, version: string): 
       control: new ConsumerControl(nc),
       state: integrationState,
       ledger,
-      members: () => membership.count,
+      membership,
+      pipelineReplicas: config.pipelineReplicas,
       metrics: runtimeMetrics,
       clock,
       logger,
@@ -328,7 +330,7 @@ export async function runController(config: ControllerConfig, version: string): 
       publisher: new FallbackPublisher(nc),
       transforms,
       metrics: new RedriveMetrics(registry),
-      members: () => membership.count,
+      runnersOf: (key) => supervisor.runnersOf(key),
       clock,
       logger,
     });
