@@ -76,6 +76,8 @@ export class RuntimeMetrics {
       labelNames: ['change'],
       registers,
     });
+    // Both series from the start: rate() of a counter that appears at its first increment misses that increment.
+    for (const change of ['assigned', 'unassigned']) this.assignmentChanges.inc({ change }, 0);
     this.inflight = new Gauge({ name: 'ferry_inflight_events', help: 'Events being processed now.', labelNames: ['namespace', 'integration'], registers });
     // The latency itself is ferry_end_to_end_latency_seconds (same start and end); this says met or missed against each Integration's own deliverWithin.
     this.slaEvents = new Counter({
