@@ -1,6 +1,7 @@
 /**
- * src/runtime — Integration pipelines on every replica: consume → validate → transform →
- * deliver → ack / nak(delay) / park in the fallback stream and term.
+ * src/runtime — Integration pipelines, each on the replicas assigned to it (assignment.ts):
+ * consume → validate → transform → deliver → ack / nak(delay) / park in the fallback stream and
+ * term.
  */
 export { Admission } from './admission.ts';
 export { authProvider, compileIntegration, type CompiledIntegration, type CompileContext } from './compile-integration.ts';
