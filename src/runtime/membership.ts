@@ -17,6 +17,12 @@ import type { Clock, Logger } from '../observability/index.ts';
 
 /** Renewal period; the bucket's TTL (15 s) must be several of these. */
 export const HEARTBEAT_MS = 3_000;
+/**
+ * Retry period until the first read succeeded: the runtime starts no pipeline before it (or a
+ * bounded wait), and on a fresh install the bucket appears only when the leader has created it —
+ * a full heartbeat period later would hold every pipeline back that much longer.
+ */
+export const FIRST_READ_RETRY_MS = 200;
 
 /** The live replicas as the runtime supervisor sees them. */
 export interface LiveMembers {
@@ -44,6 +50,7 @@ export class Membership implements LiveMembers {
   private readonly listeners = new Set<() => void>();
   private readonly firstRead: Promise<void>;
   private markRead: () => void = () => {};
+  private read = false;
 
   private readonly onCount: ((count: number) => void) | undefined;
 
@@ -93,12 +100,13 @@ export class Membership implements LiveMembers {
         await this.kv.put(this.self, { at: this.clock.now() });
         const keys = await this.kv.keys('>');
         this.apply(keys);
+        this.read = true;
         this.markRead();
       } catch (err) {
         // The bucket may not exist yet (the leader creates it); keep the last set meanwhile.
         this.log.debug({ err: err instanceof Error ? err.message : String(err) }, 'membership heartbeat failed');
       }
-      await this.clock.sleep(HEARTBEAT_MS, signal).catch(() => undefined);
+      await this.clock.sleep(this.read ? HEARTBEAT_MS : FIRST_READ_RETRY_MS, signal).catch(() => undefined);
     }
     await this.kv.delete(this.self).catch(() => undefined);
   }
