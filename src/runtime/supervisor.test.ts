@@ -143,7 +143,11 @@ function setup(sharding?: { membership: FakeMembers; pipelineReplicas: number | 
   const running = supervisor.start(stop.signal);
   const settle = async (): Promise<void> => {
     supervisor.notify();
-    for (let i = 0; i < 20; i++) await clock.advance(0);
+    // The supervisor yields to the event loop between compilations: let those turns pass too.
+    for (let i = 0; i < 20; i++) {
+      await clock.advance(0);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
   };
   return {
     clock,

@@ -92,6 +92,8 @@ const RESYNC_MS = 5_000;
  * for long.
  */
 export const FIRST_MEMBERSHIP_WAIT_MS = 5_000;
+/** Compilations per pass between two yields to the event loop (timers, heartbeats, I/O). */
+const YIELD_EVERY = 20;
 /** Lease renewals for held messages; far below any ack_wait the controller sets (≥ 30 s). */
 const WORKING_EVERY_MS = 5_000;
 
@@ -309,6 +311,7 @@ export class RuntimeSupervisor {
     /** Runnable, but assigned to other replicas: drained here, not deleted. */
     const elsewhere = new Set<string>();
     const self = this.deps.membership?.self;
+    let compiled = 0;
     for (const obj of this.deps.integrations.list()) {
       const meta = obj.metadata;
       if (!meta?.name || !meta.namespace || meta.deletionTimestamp) continue;
@@ -335,6 +338,11 @@ export class RuntimeSupervisor {
       )}|lg:${lastGood?.generation ?? '-'}`;
       if (this.compiledInputs.get(key) === inputs) continue;
       this.compiledInputs.set(key, inputs);
+      // Compiling is synchronous: a pass that starts a thousand pipelines (a replica starting, or
+      // taking over a dead one's share) would hold the event loop for seconds, and the membership
+      // heartbeat with it — long enough for the others to count this replica dead and take its
+      // Integrations, which then move back: churn that feeds itself.
+      if (++compiled % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
       try {
         await this.ensure(key, obj, lastGood);
       } catch (err) {
