@@ -30,9 +30,13 @@ import { delay, mapLimit, now } from './lib/timing.ts';
 
 const NAME = 'sharding';
 const NS = 'bench-shard';
-const SOURCE_STREAM = 'CRM_EVENTS';
+/** nats-server 2.15 refuses a 1,001st consumer on one stream (maximum consumers limit reached). */
+const CONSUMERS_PER_STREAM = 1_000;
+const sourceStream = (i: number): string => `CRM_EVENTS_${String(Math.floor(i / CONSUMERS_PER_STREAM))}`;
 const PARALLELISM = 32;
 const MIB = 1024 * 1024;
+/** Polls (250 ms apart) the pipeline counts must hold still for before they count as settled. */
+const STABLE_POLLS = 8;
 
 function intEnv(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -50,14 +54,24 @@ async function pipelinesOf(op: OperatorProcess): Promise<number> {
   }
 }
 
-/** Polls until the processes' `ferry_pipelines` add up to `n`; the time it took, or undefined at the deadline. */
+/**
+ * Polls until the processes' `ferry_pipelines` add up to `n`, each runs some, and the counts held
+ * still for {@link STABLE_POLLS} polls (a process that saw itself alone first runs everything
+ * until the others' heartbeats arrive, and then drains); the time it took, or undefined at the
+ * deadline.
+ */
 async function untilRunning(ops: readonly OperatorProcess[], n: number, timeoutMs: number, ctx: BenchContext, what: string): Promise<number | undefined> {
   const started = now();
   let lastLog = started;
+  let previous = '';
+  let stable = 0;
   for (;;) {
     const counts = await Promise.all(ops.map(pipelinesOf));
     const sum = counts.reduce((a, b) => a + b, 0);
-    if (sum === n) return now() - started;
+    const key = counts.join(',');
+    stable = key === previous ? stable + 1 : 0;
+    previous = key;
+    if (sum === n && counts.every((c) => c > 0) && stable >= STABLE_POLLS) return now() - started;
     if (now() - started > timeoutMs) return undefined;
     if (now() - lastLog > 10_000) {
       lastLog = now();
@@ -95,7 +109,8 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
     raw = await RawKube.create(env.kubeConfig, { connections: PARALLELISM + 4 });
     await raw.request('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
     nc = await connect({ servers: env.natsUrl });
-    await (await jetstreamManager(nc)).streams.add({ name: SOURCE_STREAM, subjects: ['crm.>'] });
+    const jsm = await jetstreamManager(nc);
+    for (let k = 0; k * CONSUMERS_PER_STREAM < n; k++) await jsm.streams.add({ name: sourceStream(k * CONSUMERS_PER_STREAM), subjects: [`crm${String(k)}.>`] });
 
     // 1. One process.
     ctx.log(`one process: creating ${n} Integrations, ${PARALLELISM} in flight`);
@@ -111,7 +126,7 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
           apiVersion: 'ferry.dev/v1alpha1',
           kind: 'Integration',
           metadata: { name },
-          spec: integrationSpec({ source: { stream: SOURCE_STREAM, subjects: [`crm.shard.${name}`] }, target: { url: `https://billing.example.com/v1/${name}` } }),
+          spec: integrationSpec({ source: { stream: sourceStream(i), subjects: [`crm${String(Math.floor(i / CONSUMERS_PER_STREAM))}.${name}`] }, target: { url: `https://billing.example.com/v1/${name}` } }),
         });
       },
     );
@@ -124,12 +139,14 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
 
     // 2. Three processes.
     ctx.log('three processes, --pipeline-replicas=1');
-    const three = [await launch('shard-0'), await launch('shard-1'), await launch('shard-2')];
+    // Started together, as a Deployment's pods are.
+    const three = await Promise.all(['shard-0', 'shard-1', 'shard-2'].map(launch));
     const threeMs = await untilRunning(three, n, timeoutMs, ctx, 'three processes');
     // Until every process has counted the others, a process may still run more than its share.
     await delay(settleMs);
     const spread = await Promise.all(three.map(pipelinesOf));
     const threeMem = three.map(memoryOf);
+    const firstChanges = await Promise.all(three.map(async (op) => sumSamples(parsePrometheusText(await op.metrics()), 'ferry_pipeline_assignment_changes_total', { change: 'unassigned' }) ?? 0));
     ctx.log(`three processes: ${spread.join(' / ')} pipelines after ${String(threeMs)} ms; RSS ${threeMem.map((m) => ((m?.rssBytes ?? 0) / MIB).toFixed(0)).join(' / ')} MiB`);
 
     // 3. SIGKILL one.
@@ -152,10 +169,13 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
     }
     ctx.figure(G3, 'three.ms', 'start → all pipelines running across the three', threeMs, 'ms');
     ctx.figure(G3, 'three.maxShare', 'largest share of the Integrations on one process', n === 0 ? undefined : Math.max(...spread) / n, 'ratio', 'ideal 0.33');
+    ctx.figure(G3, 'three.startChurn', 'pipelines drained again at the start (a process saw itself alone before the others\' heartbeats)', firstChanges.reduce((a, b) => a + b, 0), 'count');
     ctx.figure(G3, 'three.takeoverMs', 'SIGKILL of one → the other two run all', takeoverMs, 'ms', 'bound: members TTL 15 s + a 3 s heartbeat read');
     ctx.details.spread = { three: spread, survivors: survivorSpread };
     ctx.notes.push(
+      `the Integrations are spread over ${String(Math.ceil(n / CONSUMERS_PER_STREAM))} source streams: nats-server refuses more than ${String(CONSUMERS_PER_STREAM)} consumers on one stream`,
       'the Integrations target an address that is never called (no events are published): the figures are of pipelines held, idle',
+      'RSS (VmRSS) is read after a settling pause; VmHWM also holds what a process compiled before the others\' heartbeats reached it (a cold start of all replicas at once)',
       'RSS is read after a settling pause with every assigned pipeline running; every process also caches every Integration object (the watch), so the per-process base does not shrink with sharding',
     );
     return singleMs !== undefined && threeMs !== undefined && takeoverMs !== undefined ? 'complete' : 'incomplete';
