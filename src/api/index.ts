@@ -37,7 +37,9 @@ export {
 
 export {
   integrationResourceSchema,
+  integrationRuntimeSchema,
   integrationSpecSchema,
+  pipelineReplicasOf,
   integrationStatusSchema,
   slaSchema,
   type IntegrationResource,

@@ -239,6 +239,44 @@ export const slaSchema = describe(
   'Delivery-time objective: measured per event (ferry_sla_events_total, ferry_end_to_end_latency_seconds), reported in status.sla and as Degraded (SlaMissed).',
 );
 
+const RUNTIME_REPLICAS_MESSAGE = 'must be an integer from 1 to 1000, or All';
+
+/**
+ * How many operator replicas run this Integration's pipeline. zod checks each branch itself; the
+ * CRD needs CEL because an int-or-string field takes no other constraints in a structural schema.
+ */
+const runtimeReplicasSchema = annotate(
+  describe(
+    z.union([z.int().min(1, RUNTIME_REPLICAS_MESSAGE).max(1_000, RUNTIME_REPLICAS_MESSAGE), z.enum(['All'])], { error: RUNTIME_REPLICAS_MESSAGE }),
+    'Operator replicas that run this pipeline: a number (capped at the live replicas, at least 1), or All for an Integration with more load than one replica carries. Default: the operator flag --pipeline-replicas.',
+  ),
+  {
+    'x-kubernetes-int-or-string': true,
+    // Bounds the string side for the CEL cost estimate.
+    maxLength: 8,
+    'x-kubernetes-validations': [{ rule: "type(self) == int ? (self >= 1 && self <= 1000) : self == 'All'", message: RUNTIME_REPLICAS_MESSAGE }],
+  },
+);
+
+/** Where the pipeline runs; read by every replica before compiling (see {@link pipelineReplicasOf}). */
+export const integrationRuntimeSchema = describe(
+  z.strictObject({ replicas: runtimeReplicasSchema.optional() }),
+  'Where the pipeline runs across operator replicas (sharding).',
+);
+
+/**
+ * `spec.runtime.replicas` of a raw spec as the runtime uses it (`all` or a count); undefined when
+ * absent or invalid (then the operator default applies: an invalid value is the controller's to
+ * report, and must not stop the pipeline from running somewhere).
+ */
+export function pipelineReplicasOf(spec: unknown): number | 'all' | undefined {
+  const runtime = typeof spec === 'object' && spec !== null ? (spec as { runtime?: unknown }).runtime : undefined;
+  if (runtime === undefined) return undefined;
+  const parsed = integrationRuntimeSchema.safeParse(runtime);
+  if (!parsed.success || parsed.data.replicas === undefined) return undefined;
+  return parsed.data.replicas === 'All' ? 'all' : parsed.data.replicas;
+}
+
 /** The desired state of an Integration. */
 export const integrationSpecSchema = describe(z.strictObject({
   source: sourceSchema,
@@ -251,6 +289,7 @@ export const integrationSpecSchema = describe(z.strictObject({
   delivery: deliverySchema.prefault({}),
   fallback: fallbackSchema.prefault({}),
   sla: slaSchema.optional(),
+  runtime: integrationRuntimeSchema.optional(),
   suspend: describe(z.boolean(), 'Stop consuming; events wait in the stream.').default(false),
 }), 'Desired state: the source of events, how they are validated and transformed, and how they are delivered.');
 

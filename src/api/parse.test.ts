@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { SpecInvalidError } from './errors.ts';
-import type { IntegrationSpecInput } from './integration.ts';
+import { pipelineReplicasOf, type IntegrationSpecInput } from './integration.ts';
 import { formatFieldPath, parseIntegrationSpec, parseSyncScheduleSpec, type SpecParseResult } from './parse.ts';
 import type { SyncScheduleSpecInput } from './sync-schedule.ts';
 
@@ -70,6 +70,21 @@ describe('parseIntegrationSpec', () => {
       fallback: { retention: '14d' },
       suspend: false,
     });
+  });
+
+  it('takes spec.runtime.replicas as an integer from 1 to 1000 or All, and the runtime reads it from a raw spec', () => {
+    for (const replicas of [1, 1000, 'All'] as const) {
+      assert.deepEqual(specOf(parseIntegrationSpec({ ...minimalIntegration(), runtime: { replicas } })).runtime, { replicas });
+    }
+    for (const replicas of [0, 1001, 2.5, 'all', 'ALL', '2']) {
+      const r = parseIntegrationSpec({ ...minimalIntegration(), runtime: { replicas } });
+      assert.ok(!r.ok && /must be an integer from 1 to 1000, or All/.test(r.error.message), `${JSON.stringify(replicas)} accepted`);
+    }
+    assert.equal(pipelineReplicasOf({ runtime: { replicas: 'All' } }), 'all');
+    assert.equal(pipelineReplicasOf({ runtime: { replicas: 3 } }), 3);
+    assert.equal(pipelineReplicasOf({ runtime: {} }), undefined);
+    assert.equal(pipelineReplicasOf({ runtime: { replicas: 0 } }), undefined, 'invalid: the operator default applies');
+    assert.equal(pipelineReplicasOf(undefined), undefined);
   });
 
   it('takes an Integration without transform: the payload is delivered as is', () => {

@@ -38,6 +38,13 @@ describe('ferry controller flags', () => {
     assert.deepEqual(parseControllerFlags(['--watch-namespaces=x'], { FERRY_WATCH_NAMESPACES: 'a' }).watchNamespaces, ['x']);
   });
 
+  it('runs each pipeline on 2 replicas unless --pipeline-replicas says otherwise', () => {
+    assert.equal(parseControllerFlags([], {}).pipelineReplicas, 2);
+    assert.equal(parseControllerFlags(['--pipeline-replicas=1'], {}).pipelineReplicas, 1);
+    assert.equal(parseControllerFlags(['--pipeline-replicas=1000'], {}).pipelineReplicas, 1000);
+    assert.equal(parseControllerFlags(['--pipeline-replicas=all'], {}).pipelineReplicas, 'all');
+  });
+
   for (const [args, pattern] of [
     [['--bogus'], /Unknown option '--bogus'/],
     [['positional'], /positional/],
@@ -49,6 +56,10 @@ describe('ferry controller flags', () => {
     [['--transform-workers=two'], /--transform-workers must be an integer ≥ 1, got "two"/],
     [['--lease-duration=5', '--renew-deadline=10'], /--lease-duration > --renew-deadline/],
     [['--log-level=loud'], /unknown level/],
+    [['--pipeline-replicas=0'], /--pipeline-replicas must be all or an integer from 1 to 1000, got "0"/],
+    [['--pipeline-replicas=1001'], /--pipeline-replicas must be all or an integer from 1 to 1000, got "1001"/],
+    [['--pipeline-replicas=All'], /--pipeline-replicas must be all or an integer from 1 to 1000, got "All"/],
+    [['--pipeline-replicas=-1'], /--pipeline-replicas must be all or an integer/],
     [['--nats-url=http://x y'], /is not a NATS URL/],
     [['--watch-namespaces=RevOps'], /--watch-namespaces: "RevOps" is not a namespace name/],
     [['--watch-namespaces=a,-b'], /--watch-namespaces: "-b" is not a namespace name/],

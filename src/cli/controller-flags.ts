@@ -43,6 +43,11 @@ ${NATS_SECURITY_USAGE}
   --runtime BOOL           run Integration pipelines and SyncSchedule runs on this replica (default true)
   --sync-lock-ttl SECS     lease of a SyncSchedule run's lock, renewed every third of it; a runner
                            that dies holds it at most this long (default 30)
+  --pipeline-replicas N|all
+                           operator replicas that run each Integration's pipeline, chosen by a
+                           stable hash over the live replicas (capped at their number, at least 1);
+                           all: every replica runs every pipeline. An Integration's
+                           spec.runtime.replicas overrides it (default 2)
   --transform-workers N    worker threads that evaluate JSONata transforms, shared by all
                            Integrations; one that outlives its time box is terminated (default 2)
   --nats-replicas N|auto   replicas of every stream and KV bucket Ferry creates (fallback streams,
@@ -80,6 +85,8 @@ export interface ControllerConfig {
   readonly denyCidrs: readonly string[];
   readonly runtime: boolean;
   readonly transformWorkers: number;
+  /** Replicas that run each Integration's pipeline unless its spec says otherwise. */
+  readonly pipelineReplicas: number | 'all';
   readonly syncLockTtlMs: number;
   /** Replicas of Ferry's own streams and buckets; `auto` detects what the JetStream domain can place. */
   readonly natsReplicas: number | 'auto';
@@ -89,6 +96,15 @@ export interface ControllerConfig {
 function replicas(value: string): number | 'auto' {
   if (value === 'auto') return 'auto';
   if (!/^[1-5]$/.test(value)) throw new UsageError(`--nats-replicas must be auto or a number from 1 to 5, got ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
+/** Same bounds as `spec.runtime.replicas` in the CRD. */
+function pipelineReplicas(value: string): number | 'all' {
+  if (value === 'all') return 'all';
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 1000) {
+    throw new UsageError(`--pipeline-replicas must be all or an integer from 1 to 1000, got ${JSON.stringify(value)}`);
+  }
   return Number(value);
 }
 
@@ -171,6 +187,7 @@ export function parseControllerFlags(argv: readonly string[], env: NodeJS.Proces
         'deny-cidrs': { type: 'string' },
         runtime: { type: 'string' },
         'transform-workers': { type: 'string' },
+        'pipeline-replicas': { type: 'string' },
         'sync-lock-ttl': { type: 'string' },
         'nats-replicas': { type: 'string' },
         'fallback-placement-cluster': { type: 'string' },
@@ -213,6 +230,7 @@ export function parseControllerFlags(argv: readonly string[], env: NodeJS.Proces
     denyCidrs: cidrs('deny-cidrs', values['deny-cidrs'] ?? env.FERRY_DENY_CIDRS),
     runtime: bool('runtime', values.runtime ?? 'true'),
     transformWorkers: positiveInt('transform-workers', values['transform-workers'] ?? '2'),
+    pipelineReplicas: pipelineReplicas(values['pipeline-replicas'] ?? '2'),
     syncLockTtlMs: positiveInt('sync-lock-ttl', values['sync-lock-ttl'] ?? '30') * 1000,
     natsReplicas: replicas(values['nats-replicas'] ?? env.FERRY_NATS_REPLICAS ?? 'auto'),
     fallbackPlacement: placement(values['fallback-placement-cluster'], values['fallback-placement-tags']),

@@ -304,7 +304,8 @@ export async function runController(config: ControllerConfig, version: string): 
   manager.add(syncReports, 'leader');
 
   const closers: (() => Promise<void>)[] = [];
-  // The runtime: every replica runs the pipelines; JetStream spreads events across replicas.
+  // The runtime: each Integration's pipeline runs on the replicas its assignment picks (all with
+  // --pipeline-replicas=all); JetStream spreads its events across them.
   const deliverer = new HttpDeliverer({
     policy: createAddressPolicy({ allowCidrs: config.allowCidrs, denyCidrs: config.denyCidrs }),
     clock,
@@ -338,7 +339,8 @@ export async function runController(config: ControllerConfig, version: string): 
       control: new ConsumerControl(nc),
       state: integrationState,
       ledger,
-      members: () => membership.count,
+      membership,
+      pipelineReplicas: config.pipelineReplicas,
       metrics: runtimeMetrics,
       clock,
       logger,
@@ -360,7 +362,7 @@ export async function runController(config: ControllerConfig, version: string): 
       publisher: new FallbackPublisher(nc),
       transforms,
       metrics: new RedriveMetrics(registry),
-      members: () => membership.count,
+      runnersOf: (key) => supervisor.runnersOf(key),
       clock,
       logger,
     });

@@ -52,7 +52,8 @@ export interface ThrottleUpdate {
 /**
  * Tracks the shared rate of one Integration. The runtime reports throttles with `onThrottle`,
  * publishes the returned state, adopts states published by others with `adopt`, and sets its
- * token bucket to `perReplicaShare(currentRate(), members)`.
+ * token bucket to `perReplicaShare(currentRate(), runners)` — runners being the replicas that run
+ * the Integration, not every live replica.
  */
 export class ThrottleController {
   private readonly clock: Clock;
@@ -128,8 +129,9 @@ export class ThrottleController {
 }
 
 /**
- * One replica's share of a rate shared by `members` live replicas (from the membership bucket).
- * With no known members (the heartbeat is not up yet) a replica assumes it is alone.
+ * One replica's share of a rate shared by `members` replicas (those that run the Integration, from
+ * the runtime's assignment over the membership bucket). With none known a replica assumes it is
+ * alone.
  */
 export function perReplicaShare(perSecond: number, members: number): number {
   return perSecond / Math.max(1, Math.floor(members));

@@ -1,6 +1,7 @@
 /**
- * src/runtime — Integration pipelines on every replica: consume → validate → transform →
- * deliver → ack / nak(delay) / park in the fallback stream and term.
+ * src/runtime — Integration pipelines, each on the replicas assigned to it (assignment.ts):
+ * consume → validate → transform → deliver → ack / nak(delay) / park in the fallback stream and
+ * term.
  */
 export { Admission } from './admission.ts';
 export { authProvider, compileIntegration, type CompiledIntegration, type CompileContext } from './compile-integration.ts';
@@ -8,7 +9,8 @@ export { applyMapping } from './transform.ts';
 export { decide, type AttemptFacts, type Decision, type FallbackReason, type RetryPolicy } from './decide.ts';
 export { FERRY_IDEMPOTENCY_KEY_HEADER, idempotencyKey, type IdempotencyKey, type IdempotencyKeySource, type KeyedEvent } from './idempotency.ts';
 export { LeaseKeeper } from './lease-keeper.ts';
-export { Membership } from './membership.ts';
+export { assignReplicas, runnerCount, type PipelineReplicas } from './assignment.ts';
+export { HEARTBEAT_MS, memberName, Membership, type LiveMembers } from './membership.ts';
 export { RuntimeMetrics, transformPoolMetrics, type EventOutcome } from './metrics.ts';
 export { IntegrationPipeline, type PipelineDeps } from './pipeline.ts';
 export { previewEvent, type EventPreview, type PreviewFailure, type SampleEvent } from './preview.ts';

@@ -34,8 +34,12 @@ export class RuntimeMetrics {
   readonly fallbackPublishFailures: Counter<'namespace' | 'integration'>;
   readonly inflight: Gauge<'namespace' | 'integration'>;
   readonly slaEvents: Counter<'namespace' | 'integration' | 'result'>;
-  /** Live replicas as this one counts them (membership heartbeats); rate limits are divided by it. */
+  /** Live replicas as this one counts them (membership heartbeats); pipelines are assigned over them. */
   readonly replicas: Gauge;
+  /** Pipelines running on this replica (the Integrations assigned here, minus suspended ones). */
+  readonly pipelines: Gauge;
+  /** Integrations moved onto (`assigned`) or off (`unassigned`) this replica by a change of the live set or of their spec. */
+  readonly assignmentChanges: Counter<'change'>;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -63,8 +67,17 @@ export class RuntimeMetrics {
       labelNames: ['namespace', 'integration'],
       registers,
     });
-    this.replicas = new Gauge({ name: 'ferry_replicas', help: 'Live operator replicas seen in the membership bucket (shared rate limits are divided by it).', registers });
+    this.replicas = new Gauge({ name: 'ferry_replicas', help: 'Live operator replicas seen in the membership bucket (pipelines are assigned over them).', registers });
     this.replicas.set(1);
+    this.pipelines = new Gauge({ name: 'ferry_pipelines', help: 'Integration pipelines running on this replica.', registers });
+    this.assignmentChanges = new Counter({
+      name: 'ferry_pipeline_assignment_changes_total',
+      help: 'Integrations moved onto (assigned) or off (unassigned) this replica by a change of the live replicas or of spec.runtime.replicas.',
+      labelNames: ['change'],
+      registers,
+    });
+    // Both series from the start: rate() of a counter that appears at its first increment misses that increment.
+    for (const change of ['assigned', 'unassigned']) this.assignmentChanges.inc({ change }, 0);
     this.inflight = new Gauge({ name: 'ferry_inflight_events', help: 'Events being processed now.', labelNames: ['namespace', 'integration'], registers });
     // The latency itself is ferry_end_to_end_latency_seconds (same start and end); this says met or missed against each Integration's own deliverWithin.
     this.slaEvents = new Counter({

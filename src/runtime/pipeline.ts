@@ -82,8 +82,11 @@ export interface PipelineDeps {
   readonly logger: Logger;
   /** Where JSONata transforms run: the process's worker pool, never this thread. */
   readonly transforms: JsonataEvaluator;
-  /** Live replicas sharing the rate limit (from the membership bucket); at least 1. */
-  members(): number;
+  /**
+   * Replicas running this Integration (the supervisor's assignment over the live members), which
+   * share its rate limit; at least 1. Read on every rate update: it changes with the membership.
+   */
+  runners(): number;
 }
 
 /** How often counters go to the shared stats key. */
@@ -220,7 +223,7 @@ export class IntegrationPipeline {
     if (!rate) return [undefined, undefined];
     return [
       new ThrottleController({ perSecond: rate.perSecond }, this.deps.clock),
-      new TokenBucket({ perSecond: perReplicaShare(rate.perSecond, this.deps.members()), burst: rate.burst, clock: this.deps.clock }),
+      new TokenBucket({ perSecond: perReplicaShare(rate.perSecond, this.deps.runners()), burst: rate.burst, clock: this.deps.clock }),
     ];
   }
 
@@ -584,7 +587,7 @@ export class IntegrationPipeline {
 
   private applyRate(): void {
     if (!this.throttle || !this.admission.bucket) return;
-    this.admission.bucket.setRate(perReplicaShare(this.throttle.currentRate(), this.deps.members()));
+    this.admission.bucket.setRate(perReplicaShare(this.throttle.currentRate(), this.deps.runners()));
   }
 
   private onCircuitTransition(t: CircuitTransition): void {

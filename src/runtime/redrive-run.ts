@@ -68,8 +68,11 @@ export interface RedriveRunDeps {
   readonly metrics: RedriveMetrics;
   readonly clock: Clock;
   readonly logger: Logger;
-  /** Live replicas sharing the rate limit; at least 1. */
-  members(): number;
+  /**
+   * Replicas running an Integration (`namespace/name`), which share its rate limit with the
+   * redrive; at least 1.
+   */
+  runnersOf(key: string): number;
 }
 
 export interface RedriveRunOptions {
@@ -246,11 +249,13 @@ export class RedriveRun {
     const b = c.config.delivery.circuitBreaker;
     const breaker = new CircuitBreaker({ key: `${c.namespace}/${c.name}/redrive`, failures: b.failures, windowMs: b.windowMs, openForMs: b.openForMs, clock });
     const rate = c.config.delivery.rateLimit;
+    // The redrive shares the rate with the pipelines of the replicas that run the Integration.
+    const runners = (): number => this.d.runnersOf(`${this.o.ref.namespace}/${this.o.ref.name}`);
     const throttle = rate ? new ThrottleController({ perSecond: rate.perSecond }, clock) : undefined;
-    const bucket = rate ? new TokenBucket({ perSecond: perReplicaShare(rate.perSecond, this.d.members()), burst: rate.burst, clock }) : undefined;
+    const bucket = rate ? new TokenBucket({ perSecond: perReplicaShare(rate.perSecond, runners()), burst: rate.burst, clock }) : undefined;
     const admission = new Admission(clock, breaker, bucket);
     const applyRate = (): void => {
-      if (throttle && bucket) bucket.setRate(perReplicaShare(throttle.currentRate(), this.d.members()));
+      if (throttle && bucket) bucket.setRate(perReplicaShare(throttle.currentRate(), runners()));
     };
     // A 429 the pipelines saw holds the redrive too, at the rate they lowered to.
     const shared = await this.d.state.get<SharedThrottle>(throttleKey(this.o.ref));

@@ -13,7 +13,8 @@
  *   lease ({@link LOCK_TTL_MS}) and finished from its recorded progress.
  * - A redrive runs through the generation this replica runs: while the Integration is suspended
  *   (or not yet provisioned, or its pipeline is not running here) the request waits, and starts
- *   once the pipeline runs again. A run whose pipeline stops (suspend, delete) gives its lease up.
+ *   once the pipeline runs again. A run whose pipeline stops (suspend, delete, moved to other
+ *   replicas) gives its lease up.
  */
 import { randomUUID } from 'node:crypto';
 import { parseRedriveRequest, REDRIVE_ANNOTATION, RedriveRequestInvalidError } from '../api/index.ts';
@@ -157,7 +158,7 @@ export class RedriveRunner {
     if (this.d.compiledFor(key)) return true;
     if (this.waitingLogged.get(key) !== request) {
       this.waitingLogged.set(key, request);
-      this.log.info({ integration: key, redrive: request }, 'redrive waits: no pipeline runs for this Integration here (suspended, or not provisioned yet)');
+      this.log.info({ integration: key, redrive: request }, 'redrive waits: no pipeline runs for this Integration here (suspended, not provisioned yet, or assigned to other replicas)');
     }
     return false;
   }

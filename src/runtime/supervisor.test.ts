@@ -5,6 +5,8 @@ import { StoreWriter } from '../kube/index.ts';
 import { lastGoodKey, type LastGoodGeneration, type SharedKv } from '../nats/index.ts';
 import { createLogger, ManualClock, Registry } from '../observability/index.ts';
 import type { CompiledIntegration } from './compile-integration.ts';
+import { assignReplicas } from './assignment.ts';
+import type { LiveMembers } from './membership.ts';
 import { RuntimeMetrics } from './metrics.ts';
 import type { PipelineDeps } from './pipeline.ts';
 import { RuntimeSupervisor, type DataObject, type IntegrationObject, type PipelineLike } from './supervisor.ts';
@@ -51,7 +53,44 @@ function integration(name: string, generation: number, s: Record<string, unknown
   };
 }
 
-function setup() {
+/** A live set the test changes by hand; `settled` resolves when the test says the first read came. */
+class FakeMembers implements LiveMembers {
+  readonly self: string;
+  private live: readonly string[];
+  private readonly listeners = new Set<() => void>();
+  private markRead: () => void = () => {};
+  private readonly read = new Promise<void>((resolve) => {
+    this.markRead = resolve;
+  });
+  constructor(self: string, live: readonly string[]) {
+    this.self = self;
+    this.live = live;
+  }
+  members(): readonly string[] {
+    return this.live;
+  }
+  async settled(signal: AbortSignal): Promise<void> {
+    const aborted = new Promise<void>((resolve) => {
+      signal.addEventListener('abort', () => {
+        resolve();
+      }, { once: true });
+    });
+    await Promise.race([this.read, aborted]);
+  }
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => {
+      this.listeners.delete(listener);
+    };
+  }
+  set(live: readonly string[]): void {
+    this.live = [...live].sort();
+    this.markRead();
+    for (const l of this.listeners) l();
+  }
+}
+
+function setup(sharding?: { membership: FakeMembers; pipelineReplicas: number | 'all' }) {
   const clock = new ManualClock(0);
   const integrations = new StoreWriter<IntegrationObject>();
   const secrets = new StoreWriter<DataObject>();
@@ -92,7 +131,7 @@ function setup() {
     metrics,
     clock,
     logger: createLogger({ level: 'silent' }),
-    members: () => 1,
+    ...(sharding ?? {}),
     createPipeline: (compiled) => {
       if (failOn === compiled.name) throw new Error(`pipeline for ${compiled.name} cannot start`);
       const p = new FakePipeline(compiled);
@@ -104,10 +143,15 @@ function setup() {
   const running = supervisor.start(stop.signal);
   const settle = async (): Promise<void> => {
     supervisor.notify();
-    for (let i = 0; i < 20; i++) await clock.advance(0);
+    // The supervisor yields to the event loop between compilations: let those turns pass too.
+    for (let i = 0; i < 20; i++) {
+      await clock.advance(0);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
   };
   return {
     clock,
+    metrics,
     integrations,
     secrets,
     configMaps,
@@ -207,6 +251,73 @@ describe('RuntimeSupervisor', () => {
     assert.deepEqual(b?.log, ['start g1', 'stop deleted']);
     assert.deepEqual(s.forgotten, ['ns/b'], 'only the deleted one loses its series');
     assert.equal(s.supervisor.running, 0);
+    await s.stop();
+  });
+});
+
+describe('RuntimeSupervisor: pipelines sharded across replicas', () => {
+  const names = Array.from({ length: 30 }, (_, i) => `i${i}`);
+  const mine = (self: string, live: readonly string[], replicas: number | 'all'): string[] =>
+    names.filter((n) => assignReplicas(`ns/${n}`, live, replicas).includes(self)).sort();
+  const running = (pipelines: readonly FakePipeline[]): string[] =>
+    pipelines.filter((p) => p.log.at(-1)?.startsWith('start') || p.log.at(-1)?.startsWith('reconfigure')).map((p) => p.compiled.name).sort();
+
+  it('runs only the Integrations assigned here; a member leaving hands its share over, a member joining takes some away (drained, not deleted)', async () => {
+    const membership = new FakeMembers('b', ['b']);
+    const s = setup({ membership, pipelineReplicas: 1 });
+    for (const n of names) s.integrations.apply(integration(n, 1, spec()));
+    membership.set(['a', 'b', 'c']);
+    await s.settle();
+    const first = mine('b', ['a', 'b', 'c'], 1);
+    assert.ok(first.length > 0 && first.length < names.length);
+    assert.deepEqual(running(s.pipelines), first);
+    assert.equal((await s.metrics.pipelines.get()).values[0]?.value, first.length);
+
+    membership.set(['a', 'b']);
+    await s.settle();
+    assert.deepEqual(running(s.pipelines), mine('b', ['a', 'b'], 1));
+
+    membership.set(['a', 'b', 'c', 'd']);
+    await s.settle();
+    const now = mine('b', ['a', 'b', 'c', 'd'], 1);
+    assert.deepEqual(running(s.pipelines), now);
+    // Drained the way a suspended one is: never as deleted (its counters are flushed, series kept).
+    assert.ok(s.pipelines.every((p) => !p.log.includes('stop deleted')));
+    assert.deepEqual(s.forgotten, []);
+    const changes = (await s.metrics.assignmentChanges.get()).values;
+    assert.ok(changes.some((v) => v.labels.change === 'assigned' && v.value > 0));
+    assert.ok(changes.some((v) => v.labels.change === 'unassigned' && v.value > 0));
+    await s.stop();
+  });
+
+  it('spec.runtime.replicas overrides the default: All runs everywhere, and runnersOf says how many share the rate', async () => {
+    const membership = new FakeMembers('b', ['b']);
+    const s = setup({ membership, pipelineReplicas: 1 });
+    const everywhere = names.find((n) => !assignReplicas(`ns/${n}`, ['a', 'b', 'c'], 1).includes('b')) ?? '';
+    s.integrations.apply(integration(everywhere, 1, spec({ runtime: { replicas: 'All' } })));
+    const two = names.find((n) => n !== everywhere) ?? '';
+    s.integrations.apply(integration(two, 1, spec({ runtime: { replicas: 2 } })));
+    membership.set(['a', 'b', 'c']);
+    await s.settle();
+    assert.ok(running(s.pipelines).includes(everywhere));
+    assert.equal(s.supervisor.runnersOf(`ns/${everywhere}`), 3);
+    assert.equal(s.supervisor.runnersOf(`ns/${two}`), 2);
+    membership.set(['b']);
+    await s.settle();
+    assert.equal(s.supervisor.runnersOf(`ns/${everywhere}`), 1, 'capped at the live replicas');
+    assert.equal(s.supervisor.runnersOf(`ns/${two}`), 1);
+    await s.stop();
+  });
+
+  it('starts nothing before the first membership read, and everything assigned to itself alone when none comes', async () => {
+    const membership = new FakeMembers('b', ['b']);
+    const s = setup({ membership, pipelineReplicas: 1 });
+    for (const n of names) s.integrations.apply(integration(n, 1, spec()));
+    await s.settle();
+    assert.equal(s.pipelines.length, 0);
+    await s.clock.advance(5_000);
+    await s.settle();
+    assert.equal(running(s.pipelines).length, names.length, 'alone: every Integration runs here');
     await s.stop();
   });
 });

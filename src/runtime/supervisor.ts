@@ -14,14 +14,26 @@
  * - A swap that changes the source drains the old pipeline before the new one starts pulling, so
  *   no event is processed by both; on stop every pipeline is drained.
  * - A deleted Integration's metric series are removed, so a re-created one starts from zero.
+ * - Sharding: with a membership, this replica runs only the Integrations that rendezvous hashing
+ *   assigns to it (`spec.runtime.replicas`, else `pipelineReplicas`, over the live members; see
+ *   assignment.ts). A change of the live set or of an Integration re-evaluates the assignment; a
+ *   pipeline no longer assigned here is drained like a suspended one (stop pulling, hand back what
+ *   never started, finish what is in flight): the durable consumer is shared, so every unacked
+ *   event goes to the replicas that run it now — none is lost.
+ * - Before the first membership read (bounded by {@link FIRST_MEMBERSHIP_WAIT_MS}) no pipeline
+ *   starts, so a replica joining does not start everything only to drain most of it a moment
+ *   later; a membership that cannot be read at all leaves this replica running every
+ *   Integration, as before sharding (delivery over memory).
  */
-import { inputsKey, type ReferenceLookup } from '../api/index.ts';
+import { inputsKey, pipelineReplicasOf, type ReferenceLookup } from '../api/index.ts';
 import type { Deliverer, TokenCache } from '../delivery/index.ts';
 import type { KubeObject, Store } from '../kube/index.ts';
 import { integrationStateKeyPrefix, KvWatchStalledError, type LastGoodGeneration } from '../nats/index.ts';
 import type { Logger } from '../observability/index.ts';
+import { assignReplicas, type PipelineReplicas } from './assignment.ts';
 import { compileIntegration, type CompiledIntegration } from './compile-integration.ts';
 import { LeaseKeeper } from './lease-keeper.ts';
+import type { LiveMembers } from './membership.ts';
 import { PipelineConfigError } from './pipeline-errors.ts';
 import { IntegrationPipeline, type PipelineDeps } from './pipeline.ts';
 
@@ -46,13 +58,17 @@ export interface DataObject extends KubeObject {
   readonly data?: Readonly<Record<string, string>>;
 }
 
-/** What every pipeline shares (the lease keeper is the supervisor's own), plus the caches. */
-export interface SupervisorDeps extends Omit<PipelineDeps, 'leases'> {
+/** What every pipeline shares (the lease keeper and runner counts are the supervisor's), plus the caches. */
+export interface SupervisorDeps extends Omit<PipelineDeps, 'leases' | 'runners'> {
   readonly integrations: Store<IntegrationObject>;
   readonly secrets: Store<DataObject>;
   readonly configMaps: Store<DataObject>;
   readonly deliverer: Deliverer;
   readonly tokenCache: TokenCache;
+  /** The live replicas; absent: this replica is alone and runs every Integration (`ferry run`). */
+  readonly membership?: LiveMembers;
+  /** Replicas per Integration unless its `spec.runtime.replicas` says otherwise (`--pipeline-replicas`). */
+  readonly pipelineReplicas?: PipelineReplicas;
   /** Builds a pipeline; tests replace it. */
   readonly createPipeline?: (compiled: CompiledIntegration, deps: PipelineDeps) => PipelineLike;
 }
@@ -70,6 +86,14 @@ export interface PipelineLike {
 
 /** Periodic re-check, in case a change notification was missed. */
 const RESYNC_MS = 5_000;
+/**
+ * How long the first pass waits for the live set. The first heartbeat normally answers in
+ * milliseconds; a bucket that does not exist yet (no leader so far) must not hold delivery back
+ * for long.
+ */
+export const FIRST_MEMBERSHIP_WAIT_MS = 5_000;
+/** Compilations per pass between two yields to the event loop (timers, heartbeats, I/O). */
+const YIELD_EVERY = 20;
 /** Lease renewals for held messages; far below any ack_wait the controller sets (≥ 30 s). */
 const WORKING_EVERY_MS = 5_000;
 
@@ -89,6 +113,10 @@ export class RuntimeSupervisor {
   private readonly byStatePrefix = new Map<string, string>();
   /** The leader's last good generation per shared-state key prefix (from the shared bucket). */
   private readonly lastGood = new Map<string, LastGoodGeneration>();
+  /** The members that run each runnable Integration (here or elsewhere), as of the last pass. */
+  private readonly assigned = new Map<string, readonly string[]>();
+  /** Whether each Integration was assigned here at the last pass (assignment change counting). */
+  private readonly assignedHere = new Map<string, boolean>();
   private wake: (() => void) | undefined;
   private dirty = true;
 
@@ -109,6 +137,15 @@ export class RuntimeSupervisor {
     return this.pipelines.size;
   }
 
+  /**
+   * How many replicas run an Integration (`namespace/name`) as this replica computes it: shared
+   * limits (rate, its AIMD recovery, redrive) are divided by it, not by every live replica —
+   * a replica that does not run an Integration takes no share of its rate. At least 1.
+   */
+  runnersOf(key: string): number {
+    return Math.max(1, this.assigned.get(key)?.length ?? 1);
+  }
+
   /** The generation running for an Integration (`namespace/name`), if any. */
   runningGeneration(key: string): number | undefined {
     return this.pipelines.get(key)?.compiled.generation;
@@ -126,6 +163,10 @@ export class RuntimeSupervisor {
   async start(signal: AbortSignal): Promise<void> {
     const shared = this.watchShared(signal);
     const leases = this.leases.start(signal);
+    const unsubscribe = this.deps.membership?.onChange(() => {
+      this.notify();
+    });
+    if (this.deps.membership) await this.firstMembership(this.deps.membership, signal);
     while (!signal.aborted) {
       if (this.dirty) {
         this.dirty = false;
@@ -155,9 +196,39 @@ export class RuntimeSupervisor {
       this.wake = undefined;
       this.dirty = true;
     }
+    unsubscribe?.();
     await Promise.all([...this.pipelines.values()].map((p) => this.stopBounded(p)));
     this.pipelines.clear();
+    this.deps.metrics.pipelines.set(0);
     await Promise.all([shared, leases]);
+  }
+
+  /** Waits for the first read of the live set, at most {@link FIRST_MEMBERSHIP_WAIT_MS}. */
+  private async firstMembership(membership: LiveMembers, signal: AbortSignal): Promise<void> {
+    const waited = new AbortController();
+    const cancel = this.deps.clock.setTimer(() => {
+      waited.abort();
+    }, FIRST_MEMBERSHIP_WAIT_MS);
+    await membership.settled(AbortSignal.any([signal, waited.signal]));
+    cancel();
+    if (waited.signal.aborted && !signal.aborted) {
+      this.log.warn({ waitedMs: FIRST_MEMBERSHIP_WAIT_MS }, 'live replicas unknown; running every Integration until they are known');
+    }
+  }
+
+  /** The members that run an Integration, from its spec and the live set. */
+  private runnersFor(key: string, spec: unknown): readonly string[] {
+    const membership = this.deps.membership;
+    if (!membership) return [];
+    return assignReplicas(key, membership.members(), pipelineReplicasOf(spec) ?? this.deps.pipelineReplicas ?? 'all');
+  }
+
+  /** Counts an Integration moving onto or off this replica (not its creation or deletion). */
+  private noteAssignment(key: string, here: boolean): void {
+    const before = this.assignedHere.get(key);
+    this.assignedHere.set(key, here);
+    if (before === undefined || before === here) return;
+    this.deps.metrics.assignmentChanges.inc({ change: here ? 'assigned' : 'unassigned' });
   }
 
   /**
@@ -237,6 +308,10 @@ export class RuntimeSupervisor {
   private async sync(): Promise<void> {
     const desired = new Set<string>();
     const present = new Set<string>();
+    /** Runnable, but assigned to other replicas: drained here, not deleted. */
+    const elsewhere = new Set<string>();
+    const self = this.deps.membership?.self;
+    let compiled = 0;
     for (const obj of this.deps.integrations.list()) {
       const meta = obj.metadata;
       if (!meta?.name || !meta.namespace || meta.deletionTimestamp) continue;
@@ -246,6 +321,16 @@ export class RuntimeSupervisor {
       if (spec?.suspend === true) continue;
       const lastGood = this.lastGoodFor(obj);
       if (!this.pipelines.has(key) && !provisioned(obj) && !lastGood) continue;
+      if (self !== undefined) {
+        const runners = this.runnersFor(key, obj.spec);
+        this.assigned.set(key, runners);
+        const here = runners.includes(self);
+        this.noteAssignment(key, here);
+        if (!here) {
+          elsewhere.add(key);
+          continue;
+        }
+      }
       desired.add(key);
       const ns = meta.namespace;
       const inputs = `${inputsKey(meta.uid, meta.generation ?? 0, obj.spec, (kind, name) =>
@@ -253,6 +338,11 @@ export class RuntimeSupervisor {
       )}|lg:${lastGood?.generation ?? '-'}`;
       if (this.compiledInputs.get(key) === inputs) continue;
       this.compiledInputs.set(key, inputs);
+      // Compiling is synchronous: a pass that starts a thousand pipelines (a replica starting, or
+      // taking over a dead one's share) would hold the event loop for seconds, and the membership
+      // heartbeat with it — long enough for the others to count this replica dead and take its
+      // Integrations, which then move back: churn that feeds itself.
+      if (++compiled % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
       try {
         await this.ensure(key, obj, lastGood);
       } catch (err) {
@@ -263,18 +353,28 @@ export class RuntimeSupervisor {
       }
     }
     for (const key of this.compiledInputs.keys()) if (!desired.has(key)) this.compiledInputs.delete(key);
+    for (const key of this.assigned.keys()) if (!desired.has(key) && !elsewhere.has(key)) this.assigned.delete(key);
+    for (const key of this.assignedHere.keys()) if (!desired.has(key) && !elsewhere.has(key)) this.assignedHere.delete(key);
+    // Drained together: one replica leaving hands over a third of the pipelines at once, and
+    // each drain waits only for its own in-flight events.
+    const stopping: Promise<void>[] = [];
     for (const [key, pipeline] of this.pipelines) {
       if (desired.has(key)) continue;
       this.pipelines.delete(key);
       this.byStatePrefix.delete(integrationStateKeyPrefix(pipeline.compiled));
       const deleted = !present.has(key);
-      this.log.info({ integration: key }, deleted ? 'stopping pipeline (deleted)' : 'stopping pipeline (suspended)');
-      await this.stopBounded(pipeline, deleted);
-      if (deleted) {
-        this.deps.metrics.forget(pipeline.compiled.namespace, pipeline.compiled.name);
-        this.log.debug({ integration: key }, 'removed the metric series of a deleted Integration');
-      }
+      const why = deleted ? 'deleted' : elsewhere.has(key) ? 'assigned to other replicas' : 'suspended';
+      this.log.info({ integration: key, runners: this.assigned.get(key) }, `stopping pipeline (${why})`);
+      stopping.push(
+        this.stopBounded(pipeline, deleted).then(() => {
+          if (!deleted) return;
+          this.deps.metrics.forget(pipeline.compiled.namespace, pipeline.compiled.name);
+          this.log.debug({ integration: key }, 'removed the metric series of a deleted Integration');
+        }),
+      );
     }
+    this.deps.metrics.pipelines.set(this.pipelines.size);
+    await Promise.all(stopping);
   }
 
   private references(namespace: string, stored?: LastGoodGeneration): ReferenceLookup {
@@ -341,12 +441,13 @@ export class RuntimeSupervisor {
       metrics: d.metrics,
       clock: d.clock,
       logger: d.logger,
-      members: () => d.members(),
+      runners: () => this.runnersOf(key),
     };
     const pipeline = this.deps.createPipeline ? this.deps.createPipeline(compiled, deps) : new IntegrationPipeline(compiled, deps);
     this.pipelines.set(key, pipeline);
     this.byStatePrefix.set(integrationStateKeyPrefix({ namespace, name }), key);
     pipeline.start();
-    if (!current) this.log.info({ integration: key, generation: compiled.generation }, 'pipeline started');
+    this.deps.metrics.pipelines.set(this.pipelines.size);
+    if (!current) this.log.info({ integration: key, generation: compiled.generation, runners: this.assigned.get(key) }, 'pipeline started');
   }
 }

@@ -229,6 +229,7 @@ describe('Helm chart charts/ferry', () => {
     assert.ok(c.args.includes('--leader-elect=true'));
     assert.ok(c.args.includes('--http-address=0.0.0.0:8080'));
     assert.ok(c.args.includes('--nats-url=nats://nats.nats.svc:4222'));
+    assert.ok(c.args.includes('--pipeline-replicas=2'));
     // The Lease namespace and the identity come from the downward API.
     const fieldRefs = Object.fromEntries(c.env.map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath]));
     assert.equal(fieldRefs.POD_NAMESPACE, 'metadata.namespace');
@@ -268,6 +269,7 @@ describe('Helm chart charts/ferry', () => {
       '--deny-cidrs=10.96.0.0/12',
       '--log-level=debug',
       '--transform-workers=4',
+      '--pipeline-replicas=all',
       '--sync-lock-ttl=45',
       '--concurrency=8',
       '--watch-namespaces=revops,billing',
@@ -326,6 +328,8 @@ describe('Helm chart charts/ferry', () => {
     { args: ['--set', 'nats.auth.type=creds'], message: /at '\/nats\/auth\/existingSecret': minLength: got 0, want 1/ },
     { args: ['--set', 'nats.tls.enabled=true'], message: /at '\/nats\/tls\/existingSecret': minLength: got 0, want 1/ },
     { args: ['--set', 'watchNamespaces={Revops}'], message: /at '\/watchNamespaces\/0': 'Revops' does not match pattern/ },
+    { args: ['--set', 'pipelineReplicas=0'], message: /at '\/pipelineReplicas': minimum: got 0, want 1/ },
+    { args: ['--set', 'pipelineReplicas=All'], message: /at '\/pipelineReplicas': value must be 'all'/ },
     { args: ['--set', 'image.pullPolicy=Sometimes'], message: /at '\/image\/pullPolicy': value must be one of 'Always', 'IfNotPresent', 'Never'/ },
   ];
 
@@ -366,6 +370,8 @@ describe('Helm chart charts/ferry', () => {
       ['--set', 'nats.url=tls://a:4222\\,tls://b:4222'],
       ['--set', 'replicaCount=1'],
       ['--set', 'logLevel=warn'],
+      ['--set', 'pipelineReplicas=all'],
+      ['--set', 'pipelineReplicas=3'],
     ]) {
       const out = await template('helm4', args);
       assert.equal(out.code, 0, `${args.join(' ')}:\n${out.stderr}`);

@@ -154,6 +154,12 @@ const rejections: Rejection[] = [
   integration('retryOn an unknown word', 'spec.delivery.retryOn[0]', 'must be an HTTP status code from 400 to 599', (s) => {
     s.delivery = { retryOn: ['sometimes' as 'Network'] };
   }),
+  integration('runtime.replicas 0', 'spec.runtime.replicas', 'must be an integer from 1 to 1000, or All', (s) => {
+    s.runtime = { replicas: 0 };
+  }),
+  integration('runtime.replicas a word other than All', 'spec.runtime.replicas', 'must be an integer from 1 to 1000, or All', (s) => {
+    s.runtime = { replicas: 'all' as 'All' };
+  }),
   integration('startAt that is neither Beginning, New nor a time', 'spec.source.startAt', 'must be Beginning, New or an RFC 3339 time', (s) => {
     s.source.startAt = '2024-06-01';
   }),
@@ -346,6 +352,15 @@ describe('generated CRDs on a real API server', () => {
     (again.spec as { suspend: boolean }).suspend = true;
     await custom.replaceNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural: INTEGRATION.plural, name, body: again });
     assert.equal(((await get(INTEGRATION, name)).spec as { source: { startAt: string } }).source.startAt, '2024-06-01T12:00:00Z');
+  });
+
+  it('accepts spec.runtime.replicas as a number or All, as the zod parser does', async () => {
+    for (const replicas of [3, 'All'] as const) {
+      const spec = { ...minimalIntegration(), runtime: { replicas } };
+      const created = await create(INTEGRATION, spec);
+      assert.ok(parseIntegrationSpec(spec).ok);
+      assert.deepEqual((created.spec as { runtime?: unknown }).runtime, { replicas });
+    }
   });
 
   it('accepts durations in days that CEL compares correctly', async () => {

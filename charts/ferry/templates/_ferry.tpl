@@ -48,6 +48,7 @@ POD_NAMESPACE and POD_NAME in the environment, which the operator reads as their
 {{- with $v.ssrf.denyCidrs }}
 - {{ printf "--deny-cidrs=%s" (join "," .) | quote }}
 {{- end }}
+- {{ printf "--pipeline-replicas=%v" $v.pipelineReplicas | quote }}
 - {{ printf "--transform-workers=%d" (int $v.transformWorkers) | quote }}
 - {{ printf "--sync-lock-ttl=%d" (int $v.syncLockTtl) | quote }}
 - {{ printf "--concurrency=%d" (int $v.concurrency) | quote }}

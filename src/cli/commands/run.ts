@@ -160,7 +160,6 @@ export const runCommand: Command = async (argv, ctx) => {
       control: new ConsumerControl(nc),
       state: new SharedKv(nc, INTEGRATION_STATE_BUCKET),
       ledger: new AttemptLedger(new SharedKv(nc, ATTEMPTS_BUCKET)),
-      members: () => 1,
       metrics: new RuntimeMetrics(registry),
       clock: systemClock,
       logger,
