@@ -43,6 +43,7 @@ import { installCrds } from '../test/support/crds.ts';
 import { integrationSpec, isTrueNow, type FerryObj } from '../test/support/ferry-client.ts';
 import { startOperator, type LogLine, type OperatorProcess } from '../test/support/operator-process.ts';
 import { summarizeCpuProfile } from './lib/cpu-profile.ts';
+import { intEnv } from './lib/pipeline-common.ts';
 import { RawKube } from './lib/kube-raw.ts';
 import { readProcMemory, readProcExe, ProcessSampler, type ProcessUsage } from './lib/proc.ts';
 import { parsePrometheusText, sumSamples, type MetricSample } from './lib/prometheus.ts';
@@ -57,14 +58,6 @@ const VERSION = 'v1alpha1';
 const SOURCE_STREAM = 'CRM_EVENTS';
 const MERGE_PATCH = 'application/merge-patch+json';
 const NS = { warmup: 'bench-warmup', floor: 'bench-floor', ferry: 'bench-ferry' } as const;
-
-function intEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
-  return value;
-}
 
 const collection = (namespace: string): string => `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/integrations`;
 const objectName = (i: number): string => `ig-${String(i).padStart(5, '0')}`;

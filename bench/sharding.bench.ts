@@ -21,6 +21,7 @@ import { startControlPlane, type ControlPlane } from '../test/env/control-plane.
 import { installCrds } from '../test/support/crds.ts';
 import { integrationSpec } from '../test/support/ferry-client.ts';
 import { startOperator, type OperatorProcess } from '../test/support/operator-process.ts';
+import { intEnv } from './lib/pipeline-common.ts';
 import { RawKube } from './lib/kube-raw.ts';
 import { readProcMemory } from './lib/proc.ts';
 import { parsePrometheusText, sumSamples } from './lib/prometheus.ts';
@@ -37,14 +38,6 @@ const PARALLELISM = 32;
 const MIB = 1024 * 1024;
 /** Polls (250 ms apart) the pipeline counts must hold still for before they count as settled. */
 const STABLE_POLLS = 8;
-
-function intEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
-  return value;
-}
 
 async function pipelinesOf(op: OperatorProcess): Promise<number> {
   try {
