@@ -330,6 +330,7 @@ describe('Helm chart charts/ferry', () => {
     { args: ['--set', 'watchNamespaces={Revops}'], message: /at '\/watchNamespaces\/0': 'Revops' does not match pattern/ },
     { args: ['--set', 'pipelineReplicas=0'], message: /at '\/pipelineReplicas': minimum: got 0, want 1/ },
     { args: ['--set', 'pipelineReplicas=All'], message: /at '\/pipelineReplicas': value must be 'all'/ },
+    { args: ['--set', 'serviceAccount.nmae=ferry'], message: /at '\/serviceAccount': additional properties 'nmae' not allowed/ },
     { args: ['--set', 'image.pullPolicy=Sometimes'], message: /at '\/image\/pullPolicy': value must be one of 'Always', 'IfNotPresent', 'Never'/ },
   ];
 
