@@ -44,7 +44,7 @@ import {
   circuitKey,
   integrationConsumerName,
   NO_ATTEMPTS,
-  readConsumer,
+  consumeMessages,
   statsKey,
   throttleKey,
   fallbackHeaders,
@@ -71,7 +71,7 @@ import { errorMessage, prepareEvent, sendAttempt } from './prepare-event.ts';
 import type { JsonataEvaluator } from './transform-pool.ts';
 
 export interface PipelineDeps {
-  readonly nc: Parameters<typeof readConsumer>[0]['nc'];
+  readonly nc: Parameters<typeof consumeMessages>[0]['nc'];
   readonly publisher: FallbackPublisher;
   readonly control: ConsumerControl;
   readonly state: SharedKv;
@@ -100,6 +100,12 @@ type StatTimes = { -readonly [K in Exclude<keyof SharedStats, 'delivered' | 'ret
 
 class Aborted extends Error {
   override readonly name = 'Aborted';
+}
+
+/** What the attempts ledger knows of an event, and whether it is stored there. */
+interface Known {
+  readonly record: AttemptRecord;
+  readonly stored: boolean;
 }
 
 /** A message held by this replica, with the release of its lease. */
@@ -254,7 +260,8 @@ export class IntegrationPipeline {
    */
   private async consumeLoop(signal: AbortSignal): Promise<void> {
     const c = this.compiled;
-    const messages = readConsumer(
+    // A callback per message, not an async iterator: no promise hop between arrival and start.
+    await consumeMessages(
       {
         nc: this.deps.nc,
         stream: c.config.source.stream,
@@ -264,11 +271,11 @@ export class IntegrationPipeline {
         logger: this.log,
       },
       signal,
+      (msg) => {
+        this.waiting.push({ msg, release: this.deps.leases.hold(msg) });
+        this.pump();
+      },
     );
-    for await (const msg of messages) {
-      this.waiting.push({ msg, release: this.deps.leases.hold(msg) });
-      this.pump();
-    }
     // Stopping: whatever never started goes back to the server now, not after ack_wait.
     const unstarted = this.waiting.splice(0);
     for (const held of unstarted) this.handBack(held);
@@ -283,19 +290,24 @@ export class IntegrationPipeline {
       if (!held) break;
       this.active++;
       this.metrics.inflight.inc();
-      void this.handle(held.msg, signal)
-        .catch((err: unknown) => {
-          // handle() decides every event's fate itself; reaching here is a bug. Leave the event
-          // unacked: it is redelivered after ack_wait, never lost.
-          this.log.error({ err, seq: held.msg.streamSequence }, 'unexpected error while handling an event');
-        })
-        .finally(() => {
-          held.release();
-          this.active--;
-          this.metrics.inflight.dec();
-          if (this.active === 0) for (const w of this.idleWaiters.splice(0)) w();
-          this.pump();
-        });
+      void this.run(held, signal);
+    }
+  }
+
+  /** One event start to finish, then its slot is freed; one async frame, no promise chain. */
+  private async run(held: Held, signal: AbortSignal): Promise<void> {
+    try {
+      await this.handle(held.msg, signal);
+    } catch (err) {
+      // handle() decides every event's fate itself; reaching here is a bug. Leave the event
+      // unacked: it is redelivered after ack_wait, never lost.
+      this.log.error({ err, seq: held.msg.streamSequence }, 'unexpected error while handling an event');
+    } finally {
+      held.release();
+      this.active--;
+      this.metrics.inflight.dec();
+      if (this.active === 0) for (const w of this.idleWaiters.splice(0)) w();
+      this.pump();
     }
   }
 
@@ -304,11 +316,18 @@ export class IntegrationPipeline {
     held.msg.nak(1);
   }
 
-  /** What the ledger knows of an event; a first delivery has no record and costs no lookup. */
-  private async recordOf(msg: InboundMessage): Promise<{ record: AttemptRecord; stored: boolean }> {
+  /**
+   * What the ledger knows of an event; a first delivery has no record and costs no lookup — and
+   * no promise hop: only a redelivery reads KV.
+   */
+  private recordOf(msg: InboundMessage): Known | Promise<Known> {
     const local = this.localRecords.get(msg.streamSequence);
     if (local?.stream === msg.stream) return { record: local, stored: true };
     if (msg.deliveryCount === 1) return { record: NO_ATTEMPTS(msg.stream), stored: false };
+    return this.readLedger(msg);
+  }
+
+  private async readLedger(msg: InboundMessage): Promise<Known> {
     try {
       const found = await this.deps.ledger.get(this.ref, msg.stream, msg.streamSequence);
       return found ? { record: found, stored: true } : { record: NO_ATTEMPTS(msg.stream), stored: false };
@@ -363,7 +382,9 @@ export class IntegrationPipeline {
   }
 
   private async handle(msg: InboundMessage, signal: AbortSignal): Promise<void> {
-    const { record, stored } = await this.recordOf(msg);
+    let known = this.recordOf(msg);
+    if (known instanceof Promise) known = await known;
+    const { record, stored } = known;
     if (record.succeeded) {
       // Applied and counted before; only the ack was lost. Sending it again would make the
       // target replay it (or worse, apply it twice if it ignores keys).
