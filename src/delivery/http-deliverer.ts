@@ -247,7 +247,9 @@ async function readBounded(body: AsyncIterable<Buffer>, limit: number): Promise<
 
 function flattenHeaders(headers: IncomingHttpHeaders): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers)) {
+  // Keys, not entries: no pair arrays allocated for every response.
+  for (const name of Object.keys(headers)) {
+    const value = headers[name];
     if (value !== undefined) out[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
   }
   return out;

@@ -98,6 +98,11 @@ const LOCAL_RECORDS_MAX = 10_000;
 /** The counters' companions: last times and errors, written only when something happened. */
 type StatTimes = { -readonly [K in Exclude<keyof SharedStats, 'delivered' | 'retried' | 'fallback' | 'invalid' | 'throttled'>]?: SharedStats[K] };
 
+/** The fields every log line about one attempt of an event carries; built only when a line is written. */
+function eventFields(msg: InboundMessage, attempt: number, generation: number): Record<string, unknown> {
+  return { seq: msg.streamSequence, subject: msg.subject, attempt, generation };
+}
+
 class Aborted extends Error {
   override readonly name = 'Aborted';
 }
@@ -393,7 +398,6 @@ export class IntegrationPipeline {
       return;
     }
     const c = this.compiled;
-    const eventLog = { seq: msg.streamSequence, subject: msg.subject, attempt: record.attempts + 1, generation: c.generation };
 
     // 1. Decode, validate, transform: failures here are the event's, never retried.
     let prepared = prepareEvent(c, { stream: msg.stream, sequence: msg.streamSequence, data: msg.data, headers: msg.headers }, this.deps.transforms);
@@ -420,7 +424,7 @@ export class IntegrationPipeline {
     // Always the current credentials: an event that waited (an open circuit) while the Secret
     // was updated must not go out with the refused ones.
     const { outcome, detail, response, threw } = await sendAttempt(this.compiled.send, c, prepared, () => this.deps.clock.now());
-    if (threw) this.log.info({ ...eventLog, key, err: detail }, 'delivery attempt failed');
+    if (threw) this.log.info({ ...eventFields(msg, record.attempts + 1, c.generation), key, err: detail }, 'delivery attempt failed');
     const now = this.deps.clock.now();
     this.metrics.deliveryDuration.observe((now - started) / 1000);
     const unauthorized = outcome.kind === 'status' && (outcome.status === 401 || outcome.status === 403) && !c.classify.successCodes.includes(outcome.status);
@@ -447,7 +451,7 @@ export class IntegrationPipeline {
     );
     this.lastAttemptDetail = detail;
     if (epoch === this.credentialsEpoch) this.admission.breaker.record(decision.breaker);
-    await this.apply(msg, after, stored, decision, { outcome, detail, response, key, eventLog });
+    await this.apply(msg, after, stored, decision, { outcome, detail, response, key, generation: c.generation });
   }
 
   private async apply(
@@ -455,10 +459,10 @@ export class IntegrationPipeline {
     record: AttemptRecord,
     stored: boolean,
     decision: Decision,
-    attempt: { outcome: DeliveryOutcome; detail: string; response: DeliveryResponse | undefined; key: string; eventLog: Record<string, unknown> },
+    attempt: { outcome: DeliveryOutcome; detail: string; response: DeliveryResponse | undefined; key: string; generation: number },
   ): Promise<void> {
     const now = this.deps.clock.now();
-    const { outcome, detail, response, key, eventLog } = attempt;
+    const { outcome, detail, response, key, generation } = attempt;
     const status = outcome.kind === 'status' || outcome.kind === 'contract' ? outcome.status : undefined;
     switch (decision.kind) {
       case 'ack': {
@@ -472,10 +476,10 @@ export class IntegrationPipeline {
           // The server may not have the ack: if the event comes back, it must be recognised as
           // delivered (and counted) already.
           await this.remember(msg, { ...record, succeeded: true });
-          this.log.warn({ ...eventLog, key }, 'ack not confirmed; the success is recorded so a redelivery is not sent again');
+          this.log.warn({ ...eventFields(msg, record.attempts, generation), key }, 'ack not confirmed; the success is recorded so a redelivery is not sent again');
         }
         // Checked first: building the log object for a disabled level costs on every event.
-        if (this.log.isLevelEnabled('debug')) this.log.debug({ ...eventLog, key, status }, 'delivered');
+        if (this.log.isLevelEnabled('debug')) this.log.debug({ ...eventFields(msg, record.attempts, generation), key, status }, 'delivered');
         return;
       }
       case 'retry': {
@@ -487,7 +491,7 @@ export class IntegrationPipeline {
         if (decision.unauthorized && status !== undefined) this.unflushedTimes.lastUnauthorized = { time: now, httpStatus: status };
         this.metrics.retries.inc();
         if (decision.throttle) this.onThrottled(decision.retryAfterMs);
-        this.log.info({ ...eventLog, key, status, delayMs: decision.delayMs, outcome: reason }, 'attempt failed; retrying later');
+        this.log.info({ ...eventFields(msg, record.attempts, generation), key, status, delayMs: decision.delayMs, outcome: reason }, 'attempt failed; retrying later');
         return;
       }
       case 'fallback':
