@@ -10,6 +10,7 @@
 import type { JsMsg } from '@nats-io/jetstream';
 import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node';
 import type { Clock, Logger } from '../observability/index.ts';
+import { ackConfirmations, type AckConfirmations } from './ack-confirmations.ts';
 import { jetstreamClient } from './jetstream-manager.ts';
 
 export interface InboundMessage {
@@ -56,10 +57,14 @@ class JsInbound implements InboundMessage {
   readonly deliveryCount: number;
   readonly storedAtMs: number;
   private readonly m: JsMsg;
+  private readonly acks: AckConfirmations;
+  /** Acked: a lease renewal after it would be a protocol message about nothing. */
+  private acked = false;
   private converted: ReadonlyMap<string, readonly string[]> | undefined | null = null;
 
-  constructor(m: JsMsg) {
+  constructor(m: JsMsg, acks: AckConfirmations) {
     this.m = m;
+    this.acks = acks;
     this.data = m.data;
     this.subject = m.subject;
     const info = m.info;
@@ -75,15 +80,13 @@ class JsInbound implements InboundMessage {
   }
 
   ack(): void {
+    this.acked = true;
     this.m.ack();
   }
 
-  async ackConfirmed(timeoutMs: number): Promise<boolean> {
-    try {
-      return await this.m.ackAck({ timeout: timeoutMs });
-    } catch {
-      return false;
-    }
+  ackConfirmed(timeoutMs: number): Promise<boolean> {
+    this.acked = true;
+    return this.acks.confirm(this.m, timeoutMs);
   }
 
   nak(delayMs: number): void {
@@ -92,7 +95,7 @@ class JsInbound implements InboundMessage {
   }
 
   working(): void {
-    this.m.working();
+    if (!this.acked) this.m.working();
   }
 
   term(reason: string): void {
@@ -122,13 +125,14 @@ export async function consumeMessages(options: PullReaderOptions, signal: AbortS
   // A function, not the property: TypeScript would otherwise narrow `signal.aborted` to false
   // inside the loop, though an abort can happen at any await.
   const aborted = (): boolean => signal.aborted;
+  const acks = ackConfirmations(options.nc, options.clock);
   const deliver = (m: JsMsg): void => {
     if (aborted()) {
       // Pulled but never started: give it back now instead of after ack_wait.
       m.nak(1);
       return;
     }
-    onMessage(new JsInbound(m));
+    onMessage(new JsInbound(m, acks));
   };
   while (!aborted()) {
     let messages: Awaited<ReturnType<Awaited<ReturnType<typeof js.consumers.get>>['consume']>> | undefined;
