@@ -244,6 +244,17 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
     ctx.figure(R, 'ratio.latencyP99', `paced latency p99: Ferry ÷ I/O floor (${pacedRate}/s)`, ratio(latA.latency?.p99, latIo.latency?.p99), 'ratio');
     ctx.figure(R, 'ratio.peakRss', 'operator peak RSS in (a) ÷ at start', ratio(hwmAfterA, startupHwm), 'ratio', 'VmHWM ÷ VmHWM before the first event');
 
+    // Issue 11 goal 1, stated as the issue states it, so every run says whether it is met.
+    const goalFloor = ratio(bestA?.perSecond, ioAtBest?.perSecond);
+    const goalJsonata = ratio(bAtBest?.perSecond, bestA?.perSecond);
+    const verdict = (value: number | undefined, aim: number): string => (value === undefined ? 'unknown' : value >= aim ? 'met' : 'not met');
+    const goalLines = [
+      `goal 1: Ferry ÷ I/O floor ≥ 0.9: ${verdict(goalFloor, 0.9)} (${goalFloor?.toFixed(2) ?? '—'} at c=${cBest})`,
+      `goal 1: JSONata ÷ mapping ≥ 0.8: ${verdict(goalJsonata, 0.8)} (${goalJsonata?.toFixed(2) ?? '—'} at c=${cBest})`,
+    ];
+    for (const line of goalLines) ctx.log(line);
+    ctx.notes.unshift(...goalLines);
+
     const A = `(a) Ferry pipeline, mapping, best of c=${concurrencies.join(',')} (median of ${rounds} rounds)`;
     ctx.figure(A, 'a.perSecond', `events/s (c=${cBest})`, bestA?.perSecond, 'per_second', `${settings.events} events, backlog`);
     ctx.figure(A, 'a.operatorCores', 'operator CPU use while delivering', bestA?.cpu.operator?.cores, 'cores', 'of 1 thread + GC helpers');

@@ -70,7 +70,8 @@ export function mergeHeaders(
   const out: Record<string, string> = {};
   for (const set of sets) {
     if (!set) continue;
-    for (const [name, value] of Object.entries(set)) out[name.toLowerCase()] = value;
+    // Keys, not entries: no pair arrays allocated on a path that runs for every attempt.
+    for (const name of Object.keys(set)) out[name.toLowerCase()] = set[name] as string;
   }
   return out;
 }

@@ -37,7 +37,7 @@ export {
   type KvBucketSpec,
   type SourceStreamSpec,
 } from './provision.ts';
-export { readConsumer, type InboundMessage, type PullReaderOptions } from './pull-reader.ts';
+export { consumeMessages, readConsumer, type InboundMessage, type PullReaderOptions } from './pull-reader.ts';
 export { FallbackPublisher, type FallbackMessage } from './fallback-publisher.ts';
 export { FallbackStore, type FallbackStreamInfo, type ParkedMessage, type SequenceRange } from './fallback-store.ts';
 export { fallbackHeaders, fallbackMsgId, type FallbackFacts, type FallbackReason } from './fallback-message.ts';

@@ -92,6 +92,13 @@ function cloudEventIdentity(
 }
 
 function headerLookup(headers: Readonly<Record<string, string | undefined>>): (name: string) => string | undefined {
-  const lower = new Map(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
-  return (name) => lower.get(name.toLowerCase()) || undefined;
+  // A scan per lookup, no index built: it runs for every event, events carry a handful of
+  // headers and at most four names are looked up. The last of two names differing only in case wins.
+  const names = Object.keys(headers);
+  return (name) => {
+    const wanted = name.toLowerCase();
+    let found: string | undefined;
+    for (const k of names) if (k.toLowerCase() === wanted) found = headers[k];
+    return found || undefined;
+  };
 }

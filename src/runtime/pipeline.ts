@@ -44,7 +44,7 @@ import {
   circuitKey,
   integrationConsumerName,
   NO_ATTEMPTS,
-  readConsumer,
+  consumeMessages,
   statsKey,
   throttleKey,
   fallbackHeaders,
@@ -71,7 +71,7 @@ import { errorMessage, prepareEvent, sendAttempt } from './prepare-event.ts';
 import type { JsonataEvaluator } from './transform-pool.ts';
 
 export interface PipelineDeps {
-  readonly nc: Parameters<typeof readConsumer>[0]['nc'];
+  readonly nc: Parameters<typeof consumeMessages>[0]['nc'];
   readonly publisher: FallbackPublisher;
   readonly control: ConsumerControl;
   readonly state: SharedKv;
@@ -101,8 +101,19 @@ const LOCAL_RECORDS_MAX = 10_000;
 /** The counters' companions: last times and errors, written only when something happened. */
 type StatTimes = { -readonly [K in Exclude<keyof SharedStats, 'delivered' | 'retried' | 'fallback' | 'invalid' | 'throttled'>]?: SharedStats[K] };
 
+/** The fields every log line about one attempt of an event carries; built only when a line is written. */
+function eventFields(msg: InboundMessage, attempt: number, generation: number): Record<string, unknown> {
+  return { seq: msg.streamSequence, subject: msg.subject, attempt, generation };
+}
+
 class Aborted extends Error {
   override readonly name = 'Aborted';
+}
+
+/** What the attempts ledger knows of an event, and whether it is stored there. */
+interface Known {
+  readonly record: AttemptRecord;
+  readonly stored: boolean;
 }
 
 /** A message held by this replica, with the release of its lease. */
@@ -257,7 +268,8 @@ export class IntegrationPipeline {
    */
   private async consumeLoop(signal: AbortSignal): Promise<void> {
     const c = this.compiled;
-    const messages = readConsumer(
+    // A callback per message, not an async iterator: no promise hop between arrival and start.
+    await consumeMessages(
       {
         nc: this.deps.nc,
         stream: c.config.source.stream,
@@ -267,11 +279,11 @@ export class IntegrationPipeline {
         logger: this.log,
       },
       signal,
+      (msg) => {
+        this.waiting.push({ msg, release: this.deps.leases.hold(msg) });
+        this.pump();
+      },
     );
-    for await (const msg of messages) {
-      this.waiting.push({ msg, release: this.deps.leases.hold(msg) });
-      this.pump();
-    }
     // Stopping: whatever never started goes back to the server now, not after ack_wait.
     const unstarted = this.waiting.splice(0);
     for (const held of unstarted) this.handBack(held);
@@ -286,19 +298,24 @@ export class IntegrationPipeline {
       if (!held) break;
       this.active++;
       this.metrics.inflight.inc();
-      void this.handle(held.msg, signal)
-        .catch((err: unknown) => {
-          // handle() decides every event's fate itself; reaching here is a bug. Leave the event
-          // unacked: it is redelivered after ack_wait, never lost.
-          this.log.error({ err, seq: held.msg.streamSequence }, 'unexpected error while handling an event');
-        })
-        .finally(() => {
-          held.release();
-          this.active--;
-          this.metrics.inflight.dec();
-          if (this.active === 0) for (const w of this.idleWaiters.splice(0)) w();
-          this.pump();
-        });
+      void this.run(held, signal);
+    }
+  }
+
+  /** One event start to finish, then its slot is freed; one async frame, no promise chain. */
+  private async run(held: Held, signal: AbortSignal): Promise<void> {
+    try {
+      await this.handle(held.msg, signal);
+    } catch (err) {
+      // handle() decides every event's fate itself; reaching here is a bug. Leave the event
+      // unacked: it is redelivered after ack_wait, never lost.
+      this.log.error({ err, seq: held.msg.streamSequence }, 'unexpected error while handling an event');
+    } finally {
+      held.release();
+      this.active--;
+      this.metrics.inflight.dec();
+      if (this.active === 0) for (const w of this.idleWaiters.splice(0)) w();
+      this.pump();
     }
   }
 
@@ -307,11 +324,18 @@ export class IntegrationPipeline {
     held.msg.nak(1);
   }
 
-  /** What the ledger knows of an event; a first delivery has no record and costs no lookup. */
-  private async recordOf(msg: InboundMessage): Promise<{ record: AttemptRecord; stored: boolean }> {
+  /**
+   * What the ledger knows of an event; a first delivery has no record and costs no lookup — and
+   * no promise hop: only a redelivery reads KV.
+   */
+  private recordOf(msg: InboundMessage): Known | Promise<Known> {
     const local = this.localRecords.get(msg.streamSequence);
     if (local?.stream === msg.stream) return { record: local, stored: true };
     if (msg.deliveryCount === 1) return { record: NO_ATTEMPTS(msg.stream), stored: false };
+    return this.readLedger(msg);
+  }
+
+  private async readLedger(msg: InboundMessage): Promise<Known> {
     try {
       const found = await this.deps.ledger.get(this.ref, msg.stream, msg.streamSequence);
       return found ? { record: found, stored: true } : { record: NO_ATTEMPTS(msg.stream), stored: false };
@@ -366,7 +390,9 @@ export class IntegrationPipeline {
   }
 
   private async handle(msg: InboundMessage, signal: AbortSignal): Promise<void> {
-    const { record, stored } = await this.recordOf(msg);
+    let known = this.recordOf(msg);
+    if (known instanceof Promise) known = await known;
+    const { record, stored } = known;
     if (record.succeeded) {
       // Applied and counted before; only the ack was lost. Sending it again would make the
       // target replay it (or worse, apply it twice if it ignores keys).
@@ -375,7 +401,6 @@ export class IntegrationPipeline {
       return;
     }
     const c = this.compiled;
-    const eventLog = { seq: msg.streamSequence, subject: msg.subject, attempt: record.attempts + 1, generation: c.generation };
 
     // 1. Decode, validate, transform: failures here are the event's, never retried.
     let prepared = prepareEvent(c, { stream: msg.stream, sequence: msg.streamSequence, data: msg.data, headers: msg.headers }, this.deps.transforms);
@@ -402,7 +427,7 @@ export class IntegrationPipeline {
     // Always the current credentials: an event that waited (an open circuit) while the Secret
     // was updated must not go out with the refused ones.
     const { outcome, detail, response, threw } = await sendAttempt(this.compiled.send, c, prepared, () => this.deps.clock.now());
-    if (threw) this.log.info({ ...eventLog, key, err: detail }, 'delivery attempt failed');
+    if (threw) this.log.info({ ...eventFields(msg, record.attempts + 1, c.generation), key, err: detail }, 'delivery attempt failed');
     const now = this.deps.clock.now();
     this.metrics.deliveryDuration.observe((now - started) / 1000);
     const unauthorized = outcome.kind === 'status' && (outcome.status === 401 || outcome.status === 403) && !c.classify.successCodes.includes(outcome.status);
@@ -429,7 +454,7 @@ export class IntegrationPipeline {
     );
     this.lastAttemptDetail = detail;
     if (epoch === this.credentialsEpoch) this.admission.breaker.record(decision.breaker);
-    await this.apply(msg, after, stored, decision, { outcome, detail, response, key, eventLog });
+    await this.apply(msg, after, stored, decision, { outcome, detail, response, key, generation: c.generation });
   }
 
   private async apply(
@@ -437,10 +462,10 @@ export class IntegrationPipeline {
     record: AttemptRecord,
     stored: boolean,
     decision: Decision,
-    attempt: { outcome: DeliveryOutcome; detail: string; response: DeliveryResponse | undefined; key: string; eventLog: Record<string, unknown> },
+    attempt: { outcome: DeliveryOutcome; detail: string; response: DeliveryResponse | undefined; key: string; generation: number },
   ): Promise<void> {
     const now = this.deps.clock.now();
-    const { outcome, detail, response, key, eventLog } = attempt;
+    const { outcome, detail, response, key, generation } = attempt;
     const status = outcome.kind === 'status' || outcome.kind === 'contract' ? outcome.status : undefined;
     switch (decision.kind) {
       case 'ack': {
@@ -454,10 +479,10 @@ export class IntegrationPipeline {
           // The server may not have the ack: if the event comes back, it must be recognised as
           // delivered (and counted) already.
           await this.remember(msg, { ...record, succeeded: true });
-          this.log.warn({ ...eventLog, key }, 'ack not confirmed; the success is recorded so a redelivery is not sent again');
+          this.log.warn({ ...eventFields(msg, record.attempts, generation), key }, 'ack not confirmed; the success is recorded so a redelivery is not sent again');
         }
         // Checked first: building the log object for a disabled level costs on every event.
-        if (this.log.isLevelEnabled('debug')) this.log.debug({ ...eventLog, key, status }, 'delivered');
+        if (this.log.isLevelEnabled('debug')) this.log.debug({ ...eventFields(msg, record.attempts, generation), key, status }, 'delivered');
         return;
       }
       case 'retry': {
@@ -469,7 +494,7 @@ export class IntegrationPipeline {
         if (decision.unauthorized && status !== undefined) this.unflushedTimes.lastUnauthorized = { time: now, httpStatus: status };
         this.metrics.retries.inc();
         if (decision.throttle) this.onThrottled(decision.retryAfterMs);
-        this.log.info({ ...eventLog, key, status, delayMs: decision.delayMs, outcome: reason }, 'attempt failed; retrying later');
+        this.log.info({ ...eventFields(msg, record.attempts, generation), key, status, delayMs: decision.delayMs, outcome: reason }, 'attempt failed; retrying later');
         return;
       }
       case 'fallback':

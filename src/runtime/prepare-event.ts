@@ -37,7 +37,7 @@ export type Prepared =
  */
 export function prepareEvent(c: CompiledIntegration, event: EventInput, transforms: JsonataEvaluator): Prepared | Promise<Prepared> {
   let data: unknown;
-  let ceHeaders: Record<string, string> = {};
+  let ceHeaders: Record<string, string> | undefined;
   try {
     const decoded = decodeEvent(event.data, event.headers, c.config.source.format);
     data = decoded.data;
@@ -72,12 +72,12 @@ export function prepareEvent(c: CompiledIntegration, event: EventInput, transfor
   return addressed(c, event, data, ceHeaders, body);
 }
 
-function addressed(c: CompiledIntegration, event: EventInput, data: unknown, ceHeaders: Record<string, string>, body: unknown): Prepared {
+function addressed(c: CompiledIntegration, event: EventInput, data: unknown, ceHeaders: Record<string, string> | undefined, body: unknown): Prepared {
   try {
     const url = renderTemplate(c.url, data, 'url');
     const key =
       event.key ??
-      idempotencyKey({ stream: event.stream, sequence: event.sequence, headers: { ...flatHeaders(event.headers), ...ceHeaders }, payload: data }, c.idempotencyKey, c.keyScope).key;
+      idempotencyKey({ stream: event.stream, sequence: event.sequence, headers: ceHeaders ? { ...flatHeaders(event.headers), ...ceHeaders } : flatHeaders(event.headers), payload: data }, c.idempotencyKey, c.keyScope).key;
     return { kind: 'ready', url, key, body };
   } catch (err) {
     return { kind: 'park', reason: 'invalid', error: errorMessage(err) };
