@@ -114,7 +114,13 @@ export async function runController(config: ControllerConfig, version: string): 
   // memory without limit. At exit what is buffered is written within EXIT_LOG_FLUSH_MS; the
   // listener goes first so that pino's own unbounded exit flush finds nothing left to wait for.
   const droppedLines = logLinesDroppedCounter(registry);
-  const logOutput = createLogDestination({ fd: 1, clock, onDrop: () => {
+  // `process.stdout.fd`, not 1: opening process.stdout puts a piped fd 1 in non-blocking mode,
+  // so a full pipe answers EAGAIN (retried; the exit flush gives up after its budget) instead of
+  // blocking a libuv thread, and the exit, for ever.
+  const logOutput = createLogDestination({
+    fd: process.stdout.fd,
+    clock,
+    onDrop: () => {
       droppedLines.inc();
     },
   });

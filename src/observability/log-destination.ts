@@ -21,7 +21,11 @@ export const DEFAULT_LOG_BUFFER_BYTES = 16 * 1024 * 1024;
 export const DEFAULT_DROP_NOTICE_MS = 30_000;
 
 export interface LogDestinationOptions {
-  /** File descriptor to write to; 1 (stdout) in the operator. */
+  /**
+   * File descriptor to write to; stdout in the operator. It should be non-blocking (Node makes a
+   * piped stdout so once `process.stdout` is opened): on a blocking pipe that nobody reads, a
+   * write — and so {@link LogDestination.flushSync} — waits for ever whatever its budget.
+   */
   readonly fd: number;
   readonly clock: Clock;
   readonly maxBufferBytes?: number;
