@@ -61,9 +61,11 @@ import {
   translateNatsError,
 } from '../nats/index.ts';
 import {
+  createLogDestination,
   createLogger,
   createRegistry,
   HealthRegistry,
+  logLinesDroppedCounter,
   serveOperatorEndpoints,
   systemClock,
   untilAborted,
@@ -87,6 +89,8 @@ const NATS_DRAIN_MS = 2_000;
 const HTTP_CLOSE_MS = 1_000;
 /** Open webhook requests may finish (their PubAck awaited) within this, then sockets are cut. */
 const WEBHOOK_CLOSE_MS = 3_000;
+/** Buffered log lines may take this long to reach a slow stdout when the process exits. */
+const EXIT_LOG_FLUSH_MS = 2_000;
 
 interface DataObject extends KubeObject {
   readonly data?: Readonly<Record<string, string>>;
@@ -104,9 +108,24 @@ function watcherRunnable<T extends KubeObject>(watcher: WatchSource<T>): Runnabl
 }
 
 export async function runController(config: ControllerConfig, version: string): Promise<number> {
-  const logger: Logger = createLogger({ level: config.logLevel }).child({ identity: config.identity });
   const registry = createRegistry({ version });
   const clock = systemClock;
+  // stdout behind a bounded buffer: a reader that stalls costs dropped (and counted) lines, not
+  // memory without limit. At exit what is buffered is written within EXIT_LOG_FLUSH_MS; the
+  // listener goes first so that pino's own unbounded exit flush finds nothing left to wait for.
+  const droppedLines = logLinesDroppedCounter(registry);
+  // `process.stdout.fd`, not 1: opening process.stdout puts a piped fd 1 in non-blocking mode,
+  // so a full pipe answers EAGAIN (retried; the exit flush gives up after its budget) instead of
+  // blocking a libuv thread, and the exit, for ever.
+  const logOutput = createLogDestination({
+    fd: process.stdout.fd,
+    clock,
+    onDrop: () => {
+      droppedLines.inc();
+    },
+  });
+  process.prependOnceListener('exit', () => logOutput.flushSync(EXIT_LOG_FLUSH_MS));
+  const logger: Logger = createLogger({ level: config.logLevel, destination: logOutput.stream }).child({ identity: config.identity });
   const health = new HealthRegistry();
   const stop = new AbortController();
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {

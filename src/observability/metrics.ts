@@ -3,7 +3,7 @@
  * the parts that record metrics — no global default registry, so tests can run several
  * operators in one process without their counters mixing.
  */
-import { Registry, collectDefaultMetrics, Gauge } from 'prom-client';
+import { Registry, collectDefaultMetrics, Counter, Gauge } from 'prom-client';
 
 export { Registry, Counter, Gauge, Histogram } from 'prom-client';
 
@@ -18,4 +18,17 @@ export function createRegistry(options: { version: string; defaultMetrics?: bool
   });
   build.set({ version: options.version, node_version: process.versions.node }, 1);
   return registry;
+}
+
+/**
+ * `ferry_log_lines_dropped_total`: log lines the bounded stdout destination dropped because
+ * stdout was not read fast enough (see log-destination.ts). Registered once per process by the
+ * composition root; exported at 0 from the start, so an alert can use it before any drop.
+ */
+export function logLinesDroppedCounter(registry: Registry): Counter {
+  return new Counter({
+    name: 'ferry_log_lines_dropped_total',
+    help: 'Log lines dropped because stdout was not read fast enough (its buffer was full).',
+    registers: [registry],
+  });
 }
