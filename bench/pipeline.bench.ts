@@ -22,8 +22,9 @@
  * (e) raw consume + ack — the same consume, each message acked on arrival.
  * Latency — publish time (just before `js.publish`, in this process) → sink receive time, on the
  *     machine-wide monotonic clock, with events published *while* the pipeline consumes, at a
- *     fixed rate (a fraction of the slower of (a) and (c)) so neither side is saturated; for
- *     Ferry (mapping) and for the I/O floor, at the best concurrency of (a).
+ *     fixed rate (1,000 events/s, issue 11 goal 3's load) so neither side is saturated; for
+ *     Ferry (mapping) and for the I/O floor, at the best concurrency of (a). The goal is the p99
+ *     Ferry adds over the floor: Ferry p99 − floor p99 ≤ 2 ms.
  * Memory — the operator's VmHWM after the (a) runs (which come first) is its peak RSS in (a).
  * Profile — (FERRY_BENCH_CPU_PROF, default 1) a second operator under `--cpu-prof` runs (a) and
  *     (b) again at the best concurrency, and the I/O floor runs under `--cpu-prof` too; each
@@ -34,8 +35,7 @@
  * FERRY_BENCH_CONCURRENCY (16,64,128), FERRY_BENCH_ROUNDS (3: every throughput run is repeated,
  * Ferry and the I/O floor alternating, and the median is reported),
  * FERRY_BENCH_LATENCY_EVENTS (10000),
- * FERRY_BENCH_LATENCY_RATE (events/s; default FERRY_BENCH_LATENCY_FRACTION (50) % of the slower of
- * (a) and (c)), FERRY_BENCH_TIMEOUT_S (300, per run), FERRY_BENCH_CPU_PROF (1; 0 to skip),
+ * FERRY_BENCH_LATENCY_RATE (events/s, 1000), FERRY_BENCH_TIMEOUT_S (300, per run), FERRY_BENCH_CPU_PROF (1; 0 to skip),
  * FERRY_BENCH_QUIET_WAIT_S (120: before each measured run, wait up to this long for a second in
  * which the whole machine used < 0.4 cores, so a test suite or compiler running alongside does
  * not land in a measurement; runs that started busy are listed in the notes). A run during which
@@ -71,7 +71,7 @@ import {
 } from './lib/pipeline-runs.ts';
 import { ProcessSampler, readProcMemory } from './lib/proc.ts';
 import { RATIOS_GROUP, resultsDir, runBenchmark, type BenchContext } from './lib/result.ts';
-import { ratio } from './lib/stats.ts';
+import { ratio, type Summary } from './lib/stats.ts';
 
 const NAME = 'pipeline';
 
@@ -108,8 +108,7 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
   };
   const concurrencies = intListEnv('FERRY_BENCH_CONCURRENCY', [16, 64, 128]);
   const latencyEvents = intEnv('FERRY_BENCH_LATENCY_EVENTS', 10_000);
-  const latencyFraction = intEnv('FERRY_BENCH_LATENCY_FRACTION', 50) / 100;
-  const latencyRateEnv = process.env.FERRY_BENCH_LATENCY_RATE ? intEnv('FERRY_BENCH_LATENCY_RATE', 1) : undefined;
+  const pacedRate = intEnv('FERRY_BENCH_LATENCY_RATE', 1_000);
   const cpuProfile = process.env.FERRY_BENCH_CPU_PROF !== '0';
   const rounds = intEnv('FERRY_BENCH_ROUNDS', 3);
   Object.assign(ctx.params, {
@@ -172,12 +171,12 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
     const ioAtBest = at(io, cBest);
 
     // Latency under a paced load, at the best concurrency of (a).
-    const slower = Math.min(bestA?.perSecond ?? Number.POSITIVE_INFINITY, ioAtBest?.perSecond ?? Number.POSITIVE_INFINITY);
-    const pacedRate = latencyRateEnv ?? (Number.isFinite(slower) ? Math.max(100, Math.round(slower * latencyFraction)) : 1000);
     ctx.params.latencyRatePerSecond = pacedRate;
     ctx.params.latencyConcurrency = cBest;
     const latA = await clean(e, `lat-ferry-c${cBest}`, (l) => ferryLatencyRun(e, o, l, cBest, latencyEvents, pacedRate));
     const latIo = await clean(e, `lat-io-c${cBest}`, (l) => floorLatencyRun(e, l, cBest, latencyEvents, pacedRate));
+    const addedP99 = latA.latency !== undefined && latIo.latency !== undefined ? latA.latency.p99 - latIo.latency.p99 : undefined;
+    const fmtMs = (l: Summary | undefined): string => (l === undefined ? '—' : `${l.p50.toFixed(2)}/${l.p99.toFixed(2)}/${l.p999.toFixed(2)} ms`);
 
     const warned = warnings(o.op.logs);
     ctx.details.operatorLogs = { lines: o.op.logs.length, warnings: warned };
@@ -242,6 +241,7 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
     ctx.figure(R, 'ratio.cpuPerEvent', `CPU per event: operator ÷ I/O floor process, c=${cBest}`, ratio(bestA?.cpu.operator?.usPerEvent, ioAtBest?.cpu.floor?.usPerEvent), 'ratio');
     ctx.figure(R, 'ratio.latencyP50', `paced latency p50: Ferry ÷ I/O floor (${pacedRate}/s)`, ratio(latA.latency?.p50, latIo.latency?.p50), 'ratio');
     ctx.figure(R, 'ratio.latencyP99', `paced latency p99: Ferry ÷ I/O floor (${pacedRate}/s)`, ratio(latA.latency?.p99, latIo.latency?.p99), 'ratio');
+    ctx.figure(R, 'latency.addedP99', `paced latency p99 Ferry adds over the I/O floor (${pacedRate}/s)`, addedP99, 'ms', 'aim ≤ 2 ms');
     ctx.figure(R, 'ratio.peakRss', 'operator peak RSS in (a) ÷ at start', ratio(hwmAfterA, startupHwm), 'ratio', 'VmHWM ÷ VmHWM before the first event');
 
     // Issue 11 goal 1, stated as the issue states it, so every run says whether it is met.
@@ -251,6 +251,7 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
     const goalLines = [
       `goal 1: Ferry ÷ I/O floor ≥ 0.9: ${verdict(goalFloor, 0.9)} (${goalFloor?.toFixed(2) ?? '—'} at c=${cBest})`,
       `goal 1: JSONata ÷ mapping ≥ 0.8: ${verdict(goalJsonata, 0.8)} (${goalJsonata?.toFixed(2) ?? '—'} at c=${cBest})`,
+      `goal 3: added p99 (Ferry − I/O floor) ≤ 2 ms at ${pacedRate}/s: ${addedP99 === undefined ? 'unknown' : addedP99 <= 2 ? 'met' : 'not met'} (${addedP99?.toFixed(2) ?? '—'} ms; Ferry p50/p99/p999 ${fmtMs(latA.latency)}, floor ${fmtMs(latIo.latency)})`,
     ];
     for (const line of goalLines) ctx.log(line);
     ctx.notes.unshift(...goalLines);
@@ -286,6 +287,7 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
       ctx.figure(L, `latency.${key}.p50`, `${who} p50`, r.latency?.p50, 'ms');
       ctx.figure(L, `latency.${key}.p90`, `${who} p90`, r.latency?.p90, 'ms');
       ctx.figure(L, `latency.${key}.p99`, `${who} p99`, r.latency?.p99, 'ms');
+      ctx.figure(L, `latency.${key}.p999`, `${who} p99.9`, r.latency?.p999, 'ms');
       ctx.figure(L, `latency.${key}.max`, `${who} max`, r.latency?.max, 'ms', `${r.received}/${latencyEvents} received`);
     }
     ctx.figure('machine', 'machine.cores', 'CPU cores (operator, servers, sink and floors share them)', machineFacts().cores, 'count');
@@ -294,7 +296,7 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
     ctx.details.operatorRssTimeline = aUsage?.timeline ?? [];
     ctx.notes.push(
       `throughput: W=${settings.warmup} warm-up then N=${settings.events} measured events published (PubAck awaited) before consuming starts; events/s = (N − 1) ÷ (sink receive time of the last − first measured event)`,
-      `latency: ${latencyEvents} events published at ${pacedRate}/s (${latencyRateEnv === undefined ? `${latencyFraction * 100} % of the slower of (a) and (c)` : 'FERRY_BENCH_LATENCY_RATE'}) while consuming, after a ${LATENCY_WARMUP}-event warm-up; publish time taken just before js.publish, receive time in the sink, both on CLOCK_MONOTONIC`,
+      `latency: ${latencyEvents} events published at ${pacedRate}/s (FERRY_BENCH_LATENCY_RATE, default 1,000/s as issue 11 goal 3 states it) while consuming, after a ${LATENCY_WARMUP}-event warm-up; publish time taken just before js.publish, receive time in the sink, both on CLOCK_MONOTONIC`,
       `Ferry: rateLimit ${RATE_LIMIT_PER_SECOND}/s (the API's maximum; never binds here), circuit breaker 5 failures/30s, metrics, KV status counters, log level info, SSRF guard with --allow-cidrs=127.0.0.1/32; HttpDeliverer pool ${FERRY_CONNECTIONS_PER_ORIGIN} connections/origin, the floors' pools the same`,
       'CPU figures are taken between the first and the last sink poll of a run (50 ms apart), per measured event',
       'the bench process (publisher), the operator, nats-server, the sink, kube-apiserver and etcd share this machine',

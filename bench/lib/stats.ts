@@ -13,6 +13,7 @@ export interface Summary {
   readonly p50: number;
   readonly p90: number;
   readonly p99: number;
+  readonly p999: number;
   readonly max: number;
 }
 
@@ -36,6 +37,7 @@ export function summarize(values: readonly number[]): Summary | undefined {
     p50: percentile(sorted, 50),
     p90: percentile(sorted, 90),
     p99: percentile(sorted, 99),
+    p999: percentile(sorted, 99.9),
     max: sorted[sorted.length - 1] ?? Number.NaN,
   };
 }
