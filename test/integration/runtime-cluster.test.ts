@@ -108,13 +108,15 @@ describe('runtime on a 3-node NATS cluster', () => {
   it('Ferry\'s own streams and buckets have 3 replicas', async () => {
     const t = await suite.target();
     await createIntegration(r, { credentials: t.auth, name: 'replicated', subject: 'events.replicated', url: `${t.url}/v1/x` });
-    for (const stream of [`FERRY_FALLBACK_${NS}_replicated`, 'KV_ferry_integrations', 'KV_ferry_members', 'KV_ferry_attempts']) {
-      const info = await r.jsm.streams.info(stream);
-      assert.equal(info.config.num_replicas, 3, stream);
-    }
+    // The leader creates the shared buckets on its own schedule, not as part of an Integration's
+    // reconcile: read them once it says they are there.
     const op = r.operators[0]!;
     const line = await op.waitForLog((l) => l.msg === 'shared KV buckets ready');
     assert.equal(line.replicas, 3);
+    for (const stream of [`FERRY_FALLBACK_${NS}_replicated`, 'KV_ferry_integrations', 'KV_ferry_members', 'KV_ferry_attempts']) {
+      const info = await r.jsm.streams.info(stream).catch((err: unknown) => assert.fail(`${stream}: ${String(err)}`));
+      assert.equal(info.config.num_replicas, 3, stream);
+    }
   });
 
   for (const [variant, streamOf] of [
