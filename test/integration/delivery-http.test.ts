@@ -204,6 +204,37 @@ describe('HttpDeliverer against a fault target', () => {
     });
   });
 
+  it('fails an attempt whose deadline passes while it waits for a connection, and never sends it', async () => {
+    const single = new HttpDeliverer({ policy: loopbackAllowed, clock: systemClock, logger: silentLogger(), connectionsPerOrigin: 1 });
+    try {
+      await scripted(perKey(faults.slow(400)), async () => {
+        const settled: string[] = [];
+        const holder = single.deliver(post('/v1/queue', 'k-holder')).then((r) => {
+          settled.push('holder');
+          return r;
+        });
+        const queued = single.deliver(post('/v1/queue', 'k-queued', undefined, { timeoutMs: 100 })).catch((e: unknown) => {
+          settled.push('queued');
+          return e;
+        });
+        const error = await queued;
+        assert.ok(error instanceof DeliveryTimeoutError, String(error));
+        assert.equal(error.phase, 'attempt');
+        assert.equal((await holder).status, 200);
+        // The queued attempt failed at its deadline, not when the connection came free.
+        assert.deepEqual(settled, ['queued', 'holder']);
+        // The pool reached the aborted attempt once the holder finished: nothing was written.
+        await single.deliver(post('/v1/queue', 'k-after'));
+        assert.deepEqual(
+          target.requests.filter((r) => ['k-holder', 'k-queued', 'k-after'].includes(r.key ?? '')).map((r) => r.key),
+          ['k-holder', 'k-after'],
+        );
+      });
+    } finally {
+      await single.close();
+    }
+  });
+
   it('keeps one pool per origin with a bounded number of kept-alive connections', async () => {
     const narrow = new HttpDeliverer({ policy: loopbackAllowed, clock: systemClock, logger: silentLogger(), connectionsPerOrigin: 2 });
     try {
