@@ -53,6 +53,28 @@ describe('FairQueue', () => {
     assert.deepEqual(drainOrder(q), [a2]);
   });
 
+  it('hands out an item out of turn only when its key is the only one waiting', () => {
+    const q = new FairQueue<string>();
+    q.push('a', 'a1');
+    q.push('a', 'a2');
+    assert.equal(q.shiftIfOnlyKey('b'), undefined);
+    assert.equal(q.shiftIfOnlyKey('a'), 'a1');
+    q.push('b', 'b1');
+    assert.equal(q.shiftIfOnlyKey('a'), undefined, 'b waits: a may not jump the rotation');
+    assert.equal(q.size, 2);
+    assert.deepEqual(drainOrder(q), ['a2', 'b1']);
+  });
+
+  it('takes back an item at the head of its line, its key served next', () => {
+    const q = new FairQueue<string>();
+    q.push('a', 'a2');
+    q.push('b', 'b1');
+    q.returnItem('c', 'c1');
+    q.returnItem('a', 'a1');
+    assert.equal(q.size, 4);
+    assert.deepEqual(drainOrder(q), ['c1', 'a1', 'b1', 'a2']);
+  });
+
   it('drains everything', () => {
     const q = new FairQueue<number>();
     q.push('a', 1);

@@ -41,6 +41,37 @@ export class FairQueue<T> {
     return undefined;
   }
 
+  /**
+   * Takes the oldest item of `key` only when no other key has items waiting (then taking it
+   * out of turn holds nobody back); undefined otherwise.
+   */
+  shiftIfOnlyKey(key: string): T | undefined {
+    if (this.byKey.size !== 1) return undefined;
+    const line = this.byKey.get(key);
+    const item = line?.shift();
+    if (!line || item === undefined) return undefined;
+    if (line.length === 0) this.byKey.delete(key);
+    this.count -= 1;
+    return item;
+  }
+
+  /**
+   * Puts an item back at the head of its key's line, and that key at the head of the rotation:
+   * for an item a worker was given but lost before starting it, which must not lose its place.
+   */
+  returnItem(key: string, item: T): void {
+    this.count += 1;
+    const line = this.byKey.get(key);
+    if (line) {
+      line.unshift(item);
+      return;
+    }
+    const others = [...this.byKey];
+    this.byKey.clear();
+    this.byKey.set(key, [item]);
+    for (const [k, l] of others) this.byKey.set(k, l);
+  }
+
   /** Removes one waiting item (its deadline passed); false when it was no longer waiting. */
   remove(key: string, item: T): boolean {
     const line = this.byKey.get(key);

@@ -101,11 +101,12 @@ function track<T>(p: Promise<T>): { readonly settled: boolean; readonly value?: 
   return state;
 }
 
-function setup(size: number, extra: { maxQueueWaitMs?: number; killGraceMs?: number } = {}) {
+/** One task per worker at a time unless `tasksPerWorker` says otherwise: most cases are about one task. */
+function setup(size: number, extra: { maxQueueWaitMs?: number; killGraceMs?: number; tasksPerWorker?: number } = {}) {
   const clock = new ManualClock();
   const fakes = fakeWorkers();
   const metrics = recordingMetrics();
-  const pool = new TransformPool({ size, clock, logger: silentLogger(), spawn: fakes.spawn, metrics, killGraceMs: 100, maxQueueWaitMs: 10_000, ...extra });
+  const pool = new TransformPool({ size, clock, logger: silentLogger(), spawn: fakes.spawn, metrics, killGraceMs: 100, maxQueueWaitMs: 10_000, tasksPerWorker: 1, ...extra });
   return { clock, pool, workers: fakes.workers, metrics };
 }
 
@@ -291,6 +292,79 @@ describe('TransformPool', () => {
     await assert.rejects(pool.evaluate({ key: 'a', source: 'x', data: {}, limits: { timeoutMs: 10, maxDepth: 0 } }), RangeError);
     assert.equal(workers.length, 0);
     assert.throws(() => new TransformPool({ size: 0, clock: new ManualClock(), logger: silentLogger() }), RangeError);
+  });
+
+  it('lines up tasks of one Integration on a worker and times each from the answer before it', async () => {
+    const { clock, pool, workers, metrics } = setup(1, { tasksPerWorker: 3 });
+    const [a, b, c, d] = ['a1', 'a2', 'a3', 'a4'].map((source) => track(pool.evaluate(task('ns/a', source, 1_000))));
+    const w = workers[0];
+    assert.ok(w);
+    w.ready();
+    assert.deepEqual(w.requests.map((r) => r.source), ['a1', 'a2', 'a3'], 'three at once, in order');
+    await clock.advance(900);
+    w.reply('A', w.requests[0]?.id);
+    await clock.advance(0);
+    assert.deepEqual(a, { settled: true, value: 'A' });
+    assert.deepEqual(w.requests.map((r) => r.source), ['a1', 'a2', 'a3', 'a4'], 'the line is topped up');
+    // a2's time box started when a1's answer arrived (t = 900), not when it was handed over.
+    await clock.advance(1_099);
+    assert.equal(b?.settled, false);
+    await clock.advance(1);
+    assert.ok(b?.error instanceof TransformTimeoutError);
+    assert.equal(b.error.elapsedMs, 1_100);
+    assert.equal(w.terminated, true);
+    assert.deepEqual(metrics.replaced, ['timeout']);
+    // a3 and a4 were never reached: they are served by the replacement, in order, not failed.
+    assert.equal(c?.settled, false);
+    const next = workers[1];
+    assert.ok(next);
+    next.ready();
+    assert.deepEqual(next.requests.map((r) => r.source), ['a3', 'a4']);
+    next.reply('C', next.requests[0]?.id);
+    next.reply('D', next.requests[1]?.id);
+    await clock.advance(0);
+    assert.deepEqual([c, d], [
+      { settled: true, value: 'C' },
+      { settled: true, value: 'D' },
+    ]);
+  });
+
+  it('never lines up a task behind another Integration, nor while another Integration waits', async () => {
+    const { clock, pool, workers } = setup(2, { tasksPerWorker: 4 });
+    const a1 = track(pool.evaluate(task('ns/a', 'a1')));
+    const w0 = workers[0];
+    assert.ok(w0);
+    w0.ready();
+    const b1 = track(pool.evaluate(task('ns/b', 'b1')));
+    const a2 = track(pool.evaluate(task('ns/a', 'a2')));
+    assert.deepEqual(w0.requests.map((r) => r.source), ['a1'], 'b1 is not lined up behind a1, nor a2 while b1 waits');
+    assert.equal(workers.length, 2, 'a worker starts for the waiting task instead');
+    workers[1]?.ready();
+    assert.deepEqual(workers[1]?.requests.map((r) => r.source), ['b1']);
+    assert.deepEqual(w0.requests.map((r) => r.source), ['a1', 'a2'], 'once only ns/a waits, it joins the line of ns/a');
+    w0.reply('A1', w0.requests[0]?.id);
+    w0.reply('A2', w0.requests[1]?.id);
+    workers[1]?.reply('B1');
+    await clock.advance(0);
+    assert.deepEqual([a1.value, a2.value, b1.value], ['A1', 'A2', 'B1']);
+  });
+
+  it('a worker that dies fails only the task it was running; the ones it had not reached are served by the next', async () => {
+    const { clock, pool, workers, metrics } = setup(1, { tasksPerWorker: 3 });
+    const [x1, x2, x3] = ['x1', 'x2', 'x3'].map((source) => track(pool.evaluate(task('ns/x', source))));
+    workers[0]?.ready();
+    workers[0]?.crash(new Error('boom'));
+    await clock.advance(0);
+    assert.ok(x1?.error instanceof TransformWorkerError);
+    assert.deepEqual(metrics.replaced, ['exited']);
+    const next = workers[1];
+    assert.ok(next);
+    next.ready();
+    assert.deepEqual(next.requests.map((r) => r.source), ['x2', 'x3']);
+    next.reply(2, next.requests[0]?.id);
+    next.reply(3, next.requests[1]?.id);
+    await clock.advance(0);
+    assert.deepEqual([x2?.value, x3?.value], [2, 3]);
   });
 
   it('close() fails waiting and running tasks, terminates the workers and refuses new tasks', async () => {

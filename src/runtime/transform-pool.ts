@@ -15,11 +15,16 @@
  *   to terminate the worker (`timeoutMs + killGraceMs` after the evaluation started), with
  *   `TransformQueueTimeoutError` when no worker became free within `maxQueueWaitMs`, or with
  *   `TransformWorkerError` when the worker died or could not start.
- * - The time box covers the evaluation only: it starts when a ready worker takes the task, not
- *   while the task waits, nor while a worker starts. Waiting is bounded separately by
+ * - The time box covers the evaluation only: it starts when a worker reaches the task (a worker is
+ *   given up to `tasksPerWorker` tasks at once and runs them in order; the next one's time box
+ *   starts when the previous one's answer arrives), not while the task waits, nor while a worker
+ *   starts. A worker that is terminated or dies fails only the task it was running; the tasks it
+ *   had not reached go back to the head of the queue. Waiting is bounded separately by
  *   `maxQueueWaitMs`; so a task settles within `maxQueueWaitMs + timeoutMs + killGraceMs`, plus a
  *   worker's start-up.
  * - Waiting is fair across keys (Integrations): round robin, FIFO within a key (`FairQueue`).
+ *   A worker's line holds several tasks only of one Integration and only while no other waits,
+ *   so a task of another Integration waits behind at most one line (`tasksPerWorker` tasks).
  * - At most `size` workers exist; they start lazily, when a task needs one, and a replacement
  *   starts only when a task is waiting.
  *
@@ -87,10 +92,17 @@ export interface TransformPoolOptions {
    */
   readonly killGraceMs?: number;
   readonly metrics?: TransformPoolMetrics;
+  /**
+   * Tasks a worker is given at once (default 4): it runs them one after the other, so it never
+   * waits a round trip to the main thread for its next task. Each task's time box still starts
+   * when the worker reaches it (when the previous one's answer arrives).
+   */
+  readonly tasksPerWorker?: number;
 }
 
 export const DEFAULT_MAX_QUEUE_WAIT_MS = 10_000;
 export const DEFAULT_KILL_GRACE_MS = 100;
+export const DEFAULT_TASKS_PER_WORKER = 4;
 /**
  * Heap limit of one worker: an expression that builds a huge value fails its event with
  * `TransformWorkerError` (ERR_WORKER_OUT_OF_MEMORY) instead of exhausting the process's memory.
@@ -109,8 +121,11 @@ interface Pending {
 
 interface Slot {
   readonly handle: WorkerHandle;
-  state: 'starting' | 'idle' | 'busy' | 'gone';
-  task: { readonly pending: Pending; readonly startedAt: number; readonly cancelDeadline: () => void } | undefined;
+  state: 'starting' | 'ready' | 'gone';
+  /** Tasks handed to this worker, in the order it runs them: the first is running, the rest wait in it. */
+  readonly line: Pending[];
+  /** The first task's time box. */
+  running: { readonly pending: Pending; readonly startedAt: number; readonly cancelDeadline: () => void } | undefined;
   /** An uncaught error the worker reported before exiting, for the exit's message. */
   lastError: Error | undefined;
 }
@@ -123,6 +138,7 @@ export class TransformPool implements JsonataEvaluator {
   private readonly maxQueueWaitMs: number;
   private readonly killGraceMs: number;
   private readonly metrics: TransformPoolMetrics | undefined;
+  private readonly tasksPerWorker: number;
   private readonly queue = new FairQueue<Pending>();
   private readonly slots = new Set<Slot>();
   private nextId = 1;
@@ -138,6 +154,8 @@ export class TransformPool implements JsonataEvaluator {
     this.maxQueueWaitMs = options.maxQueueWaitMs ?? DEFAULT_MAX_QUEUE_WAIT_MS;
     this.killGraceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
     this.metrics = options.metrics;
+    this.tasksPerWorker = options.tasksPerWorker ?? DEFAULT_TASKS_PER_WORKER;
+    if (!Number.isInteger(this.tasksPerWorker) || this.tasksPerWorker < 1) throw new RangeError(`tasksPerWorker must be an integer ≥ 1, got ${this.tasksPerWorker}`);
   }
 
   /** Workers alive (starting, idle or busy); for tests and diagnostics. */
@@ -194,33 +212,56 @@ export class TransformPool implements JsonataEvaluator {
     const slots = [...this.slots];
     this.slots.clear();
     for (const slot of slots) {
-      slot.state = 'gone';
-      if (slot.task) {
-        slot.task.cancelDeadline();
-        slot.task.pending.reject(new Error('transform pool is closed'));
-        slot.task = undefined;
-      }
+      const line = [...slot.line];
+      this.retire(slot, false);
+      for (const pending of line) pending.reject(new Error('transform pool is closed'));
     }
     this.metrics?.queueDepth(0);
     await Promise.all(slots.map((s) => s.handle.terminate().catch(() => undefined)));
   }
 
-  /** Hands waiting tasks to idle workers, and starts workers for the ones left, up to `size`. */
+  /**
+   * Hands waiting tasks to workers: first one to each worker with nothing to do, then starts
+   * workers (up to `size`) for the tasks still waiting, then deepens the workers' lines.
+   */
   private pump(): void {
     if (this.closed) return;
-    for (const slot of this.slots) {
-      if (this.queue.size === 0) break;
-      if (slot.state !== 'idle') continue;
-      const pending = this.queue.shift();
-      if (pending) this.dispatch(slot, pending);
-    }
+    this.fillEmptyLines();
     let starting = 0;
     for (const slot of this.slots) if (slot.state === 'starting') starting += 1;
     while (this.slots.size < this.size && starting < this.queue.size) {
       this.startWorker();
       starting += 1;
     }
+    this.deepenLines();
     this.metrics?.queueDepth(this.queue.size);
+  }
+
+  /** Gives each ready worker with an empty line one task. */
+  private fillEmptyLines(): void {
+    for (const slot of this.slots) {
+      if (this.queue.size === 0) return;
+      if (slot.state !== 'ready' || slot.line.length !== 0) continue;
+      const pending = this.queue.shift();
+      if (pending) this.dispatch(slot, pending);
+    }
+  }
+
+  /**
+   * Lines a worker's next tasks up behind the one it runs, up to `tasksPerWorker`, one per worker
+   * per round — only tasks of the Integration the line already serves, and only while no other
+   * Integration waits. So a stuck expression delays nothing but its own Integration's events, and
+   * a task of another Integration waits behind at most one line.
+   */
+  private deepenLines(): void {
+    for (let length = 1; length < this.tasksPerWorker && this.queue.size > 0; length++) {
+      for (const slot of this.slots) {
+        const head = slot.line[0];
+        if (slot.state !== 'ready' || slot.line.length !== length || !head) continue;
+        const pending = this.queue.shiftIfOnlyKey(head.key);
+        if (pending) this.dispatch(slot, pending);
+      }
+    }
   }
 
   private startWorker(): void {
@@ -244,28 +285,35 @@ export class TransformPool implements JsonataEvaluator {
       this.onStartFailed(err instanceof Error ? err : new Error(String(err)));
       return;
     }
-    ref.slot = { handle, state: 'starting', task: undefined, lastError: undefined };
+    ref.slot = { handle, state: 'starting', line: [], running: undefined, lastError: undefined };
     this.slots.add(ref.slot);
   }
 
   private dispatch(slot: Slot, pending: Pending): void {
     pending.cancelQueueTimer();
-    const startedAt = this.clock.now();
-    const deadlineMs = pending.request.timeoutMs + this.killGraceMs;
-    const cancelDeadline = this.clock.setTimer(() => {
-      this.onDeadline(slot, pending);
-    }, deadlineMs);
-    slot.state = 'busy';
-    slot.task = { pending, startedAt, cancelDeadline };
+    slot.line.push(pending);
+    if (slot.line.length === 1) this.startTimeBox(slot);
     try {
       slot.handle.post(pending.request);
     } catch (err) {
       // Data that structured clone refuses; decoded JSON never is, so this is a caller's bug.
-      cancelDeadline();
-      slot.task = undefined;
-      slot.state = 'idle';
+      slot.line.pop();
+      if (slot.line.length === 0) {
+        slot.running?.cancelDeadline();
+        slot.running = undefined;
+      }
       pending.reject(new TransformError('expression', `transform input cannot be passed to a worker: ${err instanceof Error ? err.message : String(err)}`, undefined, { cause: err }));
     }
+  }
+
+  /** Arms the time box of the task at the head of the worker's line, which the worker runs now. */
+  private startTimeBox(slot: Slot): void {
+    const pending = slot.line[0];
+    if (!pending) return;
+    const cancelDeadline = this.clock.setTimer(() => {
+      this.onDeadline(slot, pending);
+    }, pending.request.timeoutMs + this.killGraceMs);
+    slot.running = { pending, startedAt: this.clock.now(), cancelDeadline };
   }
 
   private onMessage(slot: Slot, value: unknown): void {
@@ -276,27 +324,28 @@ export class TransformPool implements JsonataEvaluator {
     }
     if (value.type === 'ready') {
       if (slot.state === 'starting') {
-        slot.state = 'idle';
+        slot.state = 'ready';
         this.pump();
       }
       return;
     }
-    const task = slot.task;
+    const running = slot.running;
     // A reply for a task that is no longer this worker's: nothing waits for it.
-    if (task?.pending.id !== value.id) return;
-    task.cancelDeadline();
-    slot.task = undefined;
-    slot.state = 'idle';
-    if (value.type === 'result') task.pending.resolve(value.value);
-    else task.pending.reject(deserializeTransformError(value.error));
+    if (running?.pending.id !== value.id) return;
+    running.cancelDeadline();
+    slot.line.shift();
+    slot.running = undefined;
+    this.startTimeBox(slot);
+    if (value.type === 'result') running.pending.resolve(value.value);
+    else running.pending.reject(deserializeTransformError(value.error));
     this.pump();
   }
 
   private onDeadline(slot: Slot, pending: Pending): void {
-    const task = slot.task;
-    if (slot.state === 'gone' || task?.pending !== pending) return;
-    const elapsedMs = this.clock.now() - task.startedAt;
-    this.retire(slot);
+    const running = slot.running;
+    if (slot.state === 'gone' || running?.pending !== pending) return;
+    const elapsedMs = this.clock.now() - running.startedAt;
+    this.giveBack(this.retire(slot));
     this.metrics?.workerReplaced('timeout');
     this.log.warn({ integration: pending.key, timeoutMs: pending.request.timeoutMs, elapsedMs }, 'transform evaluation outlived its time box; worker terminated and replaced');
     pending.reject(new TransformTimeoutError(pending.request.timeoutMs, elapsedMs));
@@ -306,8 +355,8 @@ export class TransformPool implements JsonataEvaluator {
   private onExit(slot: Slot, code: number): void {
     if (slot.state === 'gone') return;
     const wasStarting = slot.state === 'starting';
-    const task = slot.task;
-    this.retire(slot, false);
+    const task = slot.running;
+    this.giveBack(this.retire(slot, false));
     const why = slot.lastError ? `: ${slot.lastError.message}` : '';
     if (wasStarting) {
       this.onStartFailed(new Error(`transform worker exited with code ${code} before it was ready${why}`, { cause: slot.lastError }));
@@ -339,16 +388,33 @@ export class TransformPool implements JsonataEvaluator {
     this.pump();
   }
 
-  /** Takes a worker out of the pool, terminating it unless it is already gone. */
-  private retire(slot: Slot, terminate = true): void {
+  /**
+   * Takes a worker out of the pool, terminating it unless it is already gone. Returns the tasks
+   * of its line it had not started: they are not failed, they go back to the queue.
+   */
+  private retire(slot: Slot, terminate = true): Pending[] {
     slot.state = 'gone';
-    slot.task?.cancelDeadline();
-    slot.task = undefined;
+    slot.running?.cancelDeadline();
+    slot.running = undefined;
+    const notStarted = slot.line.splice(0).slice(1);
     this.slots.delete(slot);
     if (terminate) {
       slot.handle.terminate().catch((err: unknown) => {
         this.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'terminating a transform worker failed');
       });
+    }
+    return notStarted;
+  }
+
+  /** Puts tasks a lost worker never started back at the head of the queue, in their order, with a new wait bound. */
+  private giveBack(tasks: readonly Pending[]): void {
+    for (let i = tasks.length - 1; i >= 0; i--) {
+      const pending = tasks[i];
+      if (!pending) continue;
+      this.queue.returnItem(pending.key, pending);
+      pending.cancelQueueTimer = this.clock.setTimer(() => {
+        this.onQueueTimeout(pending);
+      }, this.maxQueueWaitMs);
     }
   }
 

@@ -65,6 +65,12 @@ describe('TransformPool with worker threads', () => {
     await assert.rejects(evil, TransformTimeoutError);
   });
 
+  it('answers every task of a burst with its own value when workers run lines of several', async () => {
+    const burst = Array.from({ length: 200 }, (_, i) => pool.evaluate({ key: 'ns/burst', source: '{ "n": n, "double": n * 2 }', data: { n: i }, limits }));
+    const answers = (await Promise.all(burst)).map(plain);
+    assert.deepEqual(answers, Array.from({ length: 200 }, (_, i) => ({ n: i, double: i * 2 })));
+  });
+
   it('stops loops and recursion inside the worker, without losing it', async () => {
     const before = replaced.length;
     await assert.rejects(pool.evaluate({ key: 'ns/a', source: '($f := function($x) { $f($x + 1) }; $f(1))', data: {}, limits: { timeoutMs: 200, maxDepth: 500 } }), TransformTimeoutError);
