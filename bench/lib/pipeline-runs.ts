@@ -17,7 +17,8 @@ import { startOperator, type OperatorProcess } from '../../test/support/operator
 import { KubeRequestError, RawKube } from './kube-raw.ts';
 import { benchEvent, EVENT_SCHEMA, eventKey, FERRY_CONNECTIONS_PER_ORIGIN, ferryLikeConsumer, JSONATA, MAPPING, monoMs } from './pipeline-common.ts';
 import { cpuBetween, cpuSnapshot, MAIN_THREAD, waitForQuietMachine, type CpuSnapshot, type CpuWindow } from './pipeline-cpu.ts';
-import { startFloor, type FloorConfig, type FloorResult } from './pipeline-floor-process.ts';
+import { startFloor, type FloorConfig, type FloorResult, type FloorRun } from './pipeline-floor-process.ts';
+import { startGoWorker } from './pipeline-goworker.ts';
 import { startSink, type Sink } from './pipeline-sink.ts';
 import { readProcExe, readProcMemory } from './proc.ts';
 import { parsePrometheusText, sumSamples } from './prometheus.ts';
@@ -377,8 +378,26 @@ export function medianAt<T extends { readonly concurrency: number; readonly perS
   return sorted[Math.ceil(sorted.length / 2) - 1];
 }
 
-/** One floor run (io, post or consume) with the same backlog and consumer as a Ferry run. */
-export async function floorRun(e: Env, mode: FloorConfig['mode'], label: string, concurrency: number, execArgv: readonly string[] = []): Promise<RunResult & { readonly window: { from: number; to: number } | undefined }> {
+/** A floor (pipeline-floor-process.ts) or `go`: the Go worker peer (pipeline-goworker.ts). */
+export type PeerMode = FloorConfig['mode'] | 'go';
+
+/** How a peer process is started: extra Node flags for a floor; the binary (and a profile path) for the Go worker. */
+export interface PeerLaunch {
+  readonly execArgv?: readonly string[];
+  readonly goWorker?: string;
+  readonly goCpuProfile?: string;
+}
+
+/** The CPU entry (and the pid's name) of a peer's process: `goworker` for the Go worker, `floor` for the Node floors. */
+export function peerProcess(mode: PeerMode): 'goworker' | 'floor' {
+  return mode === 'go' ? 'goworker' : 'floor';
+}
+
+/**
+ * One floor run (io, post or consume), or one Go worker run, with the same backlog and consumer
+ * as a Ferry run. A Go worker run that loses or duplicates an event is incomplete, and says so.
+ */
+export async function floorRun(e: Env, mode: PeerMode, label: string, concurrency: number, launch: PeerLaunch = {}): Promise<RunResult & { readonly window: { from: number; to: number } | undefined }> {
   const { events, warmup } = e.settings;
   const subject = `${SUBJECT_ROOT}.${label}`;
   const warmPrefix = `${label}-w`;
@@ -389,24 +408,9 @@ export async function floorRun(e: Env, mode: FloorConfig['mode'], label: string,
     await e.jsm.consumers.add(STREAM, ferryLikeConsumer(consumer, subject, concurrency, TARGET_TIMEOUT_MS));
   }
   await quiet(e, label);
-  e.ctx.log(`${label}: ${mode} floor, concurrency ${concurrency}`);
-  const floor = startFloor(
-    {
-      mode,
-      concurrency,
-      warmup,
-      count: events,
-      natsUrl: e.cp.natsUrl,
-      stream: STREAM,
-      consumer,
-      origin: e.sink.url,
-      path: SINK_PATH,
-      connections: FERRY_CONNECTIONS_PER_ORIGIN,
-      warmupPrefix: warmPrefix,
-      prefix: label,
-    },
-    execArgv,
-  );
+  const who = peerProcess(mode);
+  e.ctx.log(`${label}: ${mode === 'go' ? 'Go worker' : `${mode} floor`}, concurrency ${concurrency}`);
+  const floor = startPeer(e, mode, consumer, concurrency, launch, { warmup, count: events, warmupPrefix: warmPrefix, prefix: label });
   let exited: string | undefined;
   floor.done.catch((err: unknown) => {
     exited = err instanceof Error ? err.message : String(err);
@@ -416,7 +420,7 @@ export async function floorRun(e: Env, mode: FloorConfig['mode'], label: string,
   if (mode === 'consume') {
     result = await floor.done;
   } else {
-    window = await awaitSink(e, label, events, { floor: floor.pid, ...commonPids(e) }, () => exited);
+    window = await awaitSink(e, label, events, { [who]: floor.pid, ...commonPids(e) }, () => exited);
     result = await floor.done;
   }
   await floor.release();
@@ -439,8 +443,10 @@ export async function floorRun(e: Env, mode: FloorConfig['mode'], label: string,
     await e.jsm.streams.purge(STREAM, { filter: subject });
   }
   e.ctx.log(
-    `${label}: ${received} done, ${fmtRate(rate.perSecond)}${window?.cpu.floor ? `, floor ${fmtCores(window.cpu.floor.cores)}, ${fmtCpu(window.cpu, 'floor')} CPU and ${fmtSys(window.cpu.floor)} per event; others ${fmtCores(window.cpu.other?.cores)}` : ''}`,
+    `${label}: ${received} done, ${fmtRate(rate.perSecond)}${window?.cpu[who] ? `, ${who} ${fmtCores(window.cpu[who].cores)}, ${fmtCpu(window.cpu, who)} CPU and ${fmtSys(window.cpu[who])} per event; others ${fmtCores(window.cpu.other?.cores)}` : ''}`,
   );
+  const exact = mode !== 'go' || (received === events && duplicates === 0);
+  if (!exact) e.ctx.log(`${label}: THE GO WORKER IS WRONG: ${received} of ${events} events at the sink, ${duplicates} duplicates`);
   return {
     label,
     concurrency,
@@ -448,10 +454,56 @@ export async function floorRun(e: Env, mode: FloorConfig['mode'], label: string,
     duplicates,
     ...rate,
     cpu: window?.cpu ?? {},
-    complete: received === events && result.errors === 0 && (drained === undefined || drained.drained),
+    complete: exact && received === events && result.errors === 0 && (drained === undefined || drained.drained),
     extra: { mode, errors: result.errors, drained, loopSpanMs: result.lastMs - result.firstMs },
     window: span,
   };
+}
+
+/** How many messages a peer processes, and the key prefixes of its warm-up and measured events. */
+interface PeerWork {
+  readonly warmup: number;
+  readonly count: number;
+  readonly warmupPrefix?: string;
+  readonly prefix: string;
+}
+
+function startPeer(e: Env, mode: PeerMode, consumer: string, concurrency: number, launch: PeerLaunch, work: PeerWork): FloorRun {
+  const { warmup, count, prefix } = work;
+  if (mode === 'go') {
+    if (launch.goWorker === undefined) throw new Error('a Go worker run needs the goworker binary');
+    return startGoWorker({
+      binary: launch.goWorker,
+      natsUrl: e.cp.natsUrl,
+      stream: STREAM,
+      consumer,
+      url: `${e.sink.url}${SINK_PATH}`,
+      schema: EVENT_SCHEMA,
+      concurrency,
+      connections: FERRY_CONNECTIONS_PER_ORIGIN,
+      warmup,
+      count,
+      timeoutMs: TARGET_TIMEOUT_MS,
+      // The same shape (and length) as Ferry's keys: `<namespace>/<name>/<Nats-Msg-Id>`.
+      keyScope: `${NS}/${prefix}/`,
+      ...(launch.goCpuProfile === undefined ? {} : { cpuProfile: launch.goCpuProfile }),
+    });
+  }
+  const config: FloorConfig = {
+    mode,
+    concurrency,
+    warmup,
+    count,
+    natsUrl: e.cp.natsUrl,
+    stream: STREAM,
+    consumer,
+    origin: e.sink.url,
+    path: SINK_PATH,
+    connections: FERRY_CONNECTIONS_PER_ORIGIN,
+    ...(work.warmupPrefix === undefined ? {} : { warmupPrefix: work.warmupPrefix }),
+    prefix,
+  };
+  return startFloor(config, launch.execArgv);
 }
 
 export interface LatencyResult {
@@ -545,18 +597,7 @@ export async function floorLatencyRun(e: Env, label: string, concurrency: number
   const consumer = `floor_${label.replaceAll('-', '_')}`;
   await publishBacklog(e.js, subject, keysOf(warmPrefix, LATENCY_WARMUP));
   await e.jsm.consumers.add(STREAM, ferryLikeConsumer(consumer, subject, concurrency, TARGET_TIMEOUT_MS));
-  const floor = startFloor({
-    mode: 'io',
-    concurrency,
-    warmup: LATENCY_WARMUP,
-    count,
-    natsUrl: e.cp.natsUrl,
-    stream: STREAM,
-    consumer,
-    origin: e.sink.url,
-    path: SINK_PATH,
-    connections: FERRY_CONNECTIONS_PER_ORIGIN,
-  });
+  const floor = startPeer(e, 'io', consumer, concurrency, {}, { warmup: LATENCY_WARMUP, count, prefix: label });
   let exited: string | undefined;
   floor.done.catch((err: unknown) => {
     exited = err instanceof Error ? err.message : String(err);
@@ -590,7 +631,9 @@ export function fmtCores(v: number | undefined): string {
 export function fmtCpu(cpu: RunResult['cpu'], name: string): string {
   const w = cpu[name];
   const main = cpu[`${name}${MAIN_THREAD}`];
-  return w === undefined ? '— µs' : `${w.usPerEvent.toFixed(0)} µs (${w.systemUsPerEvent?.toFixed(0) ?? '?'} µs kernel, ${main?.usPerEvent.toFixed(0) ?? '?'} µs main thread)`;
+  if (w === undefined) return '— µs';
+  const mainPart = main === undefined ? '' : `, ${main.usPerEvent.toFixed(0)} µs main thread`;
+  return `${w.usPerEvent.toFixed(0)} µs (${w.systemUsPerEvent?.toFixed(0) ?? '?'} µs kernel${mainPart})`;
 }
 
 export function fmtSys(w: { readonly readsPerEvent?: number; readonly writesPerEvent?: number } | undefined): string {
