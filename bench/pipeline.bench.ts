@@ -56,6 +56,7 @@ import type { LogLine } from '../test/support/operator-process.ts';
 import { gitCommit, machineFacts } from './lib/machine.ts';
 import { FERRY_CONNECTIONS_PER_ORIGIN, intEnv, intListEnv } from './lib/pipeline-common.ts';
 import { MAIN_THREAD } from './lib/pipeline-cpu.ts';
+import { summarizeGoProfile } from './lib/pipeline-goprofile.ts';
 import { functionBursts, moduleDeltaPerEvent, summarizeProfileWindow, type WindowedProfile } from './lib/pipeline-profile.ts';
 import {
   clean,
@@ -230,7 +231,17 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
       // The Go worker's own pprof profile of its measured messages (`go tool pprof -top` reads it).
       const goProfile = join(dir, `${NAME}.goworker.pprof`);
       const pgo = await floorRun(e, 'go', `p-go-c${cBest}`, cBest, { goWorker, goCpuProfile: goProfile });
-      ctx.details.goProfile = { path: goProfile, events: pgo.received, perSecond: pgo.perSecond };
+      const goSummary = summarizeGoProfile(goWorker, goProfile, pgo.received);
+      ctx.details.goProfile = { path: goProfile, events: pgo.received, perSecond: pgo.perSecond, summary: goSummary };
+      if (goSummary) {
+        const opBusy = profiles.mapping ? `; the operator's main thread ${((profiles.mapping.busyMs * 1000) / pa.received).toFixed(0)} µs (V8 profile, JS and GC on that thread only)` : '';
+        ctx.notes.push(
+          `profiled CPU per event: Go worker ${goSummary.usPerEvent.toFixed(0)} µs (pprof at 100 Hz, every thread)${opBusy}; Go worker self µs/event by package: ${goSummary.byPackage
+            .slice(0, 10)
+            .map((p) => `${p.name} ${p.usPerEvent}`)
+            .join(', ')}`,
+        );
+      }
       if (pio.window) profiles.ioFloor = summarizeProfileWindow(join(dir, floorProfile), pio.window.from, pio.window.to);
       ctx.details.profiles = { operator: join(dir, opProfile), ioFloor: join(dir, floorProfile), ioFloorWindow: pio.window, ...profiles };
       if (profiles.mapping && profiles.ioFloor) {
