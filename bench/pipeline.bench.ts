@@ -35,8 +35,9 @@
  * Memory — the operator's VmHWM after the (a) runs (which come first) is its peak RSS in (a).
  * Profile — (FERRY_BENCH_CPU_PROF, default 1) a second operator under `--cpu-prof` runs (a) and
  *     (b) again at the best concurrency, and the I/O floor runs under `--cpu-prof` too; each
- *     profile is cut to its measured window (lib/pipeline-profile.ts). Profiled runs are not
- *     used for any figure but the hot spots.
+ *     profile is cut to its measured window (lib/pipeline-profile.ts). The Go worker runs once
+ *     with `-cpuprofile` (pprof of its measured messages, lib/pipeline-goprofile.ts). Profiled
+ *     runs are not used for any figure but the hot spots.
  *
  * Environment: FERRY_BENCH_EVENTS (20000), FERRY_BENCH_WARMUP_EVENTS (2000),
  * FERRY_BENCH_CONCURRENCY (16,64,128), FERRY_BENCH_ROUNDS (3: every throughput run is repeated,
