@@ -44,7 +44,8 @@
  * Ferry and the I/O floor alternating, and the median is reported),
  * FERRY_BENCH_LATENCY_EVENTS (10000),
  * FERRY_BENCH_LATENCY_RATE (events/s, 1000), FERRY_BENCH_TIMEOUT_S (300, per run), FERRY_BENCH_CPU_PROF (1; 0 to skip),
- * FERRY_BENCH_QUIET_WAIT_S (120: before each measured run, wait up to this long for a second in
+ * FERRY_BENCH_GO_MAXPROCS (unset: the Go worker runs with Go's default GOMAXPROCS, every core;
+ * 1 gives it one core like Ferry's event loop), FERRY_BENCH_QUIET_WAIT_S (120: before each measured run, wait up to this long for a second in
  * which the whole machine used < 0.4 cores, so a test suite or compiler running alongside does
  * not land in a measurement; runs that started busy are listed in the notes). A run during which
  * processes outside the benchmark used more than 0.25 cores is run again, up to 3 times.
@@ -140,7 +141,10 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
   const goWorker = await ensureGoTool('goworker', (line) => {
     ctx.log(line);
   });
-  ctx.params.goWorker = goWorker;
+  // GOMAXPROCS of the Go worker alone (nats-server is Go too and keeps its default).
+  const goMaxProcs = process.env.FERRY_BENCH_GO_MAXPROCS ? intEnv('FERRY_BENCH_GO_MAXPROCS', 1) : undefined;
+  const goLaunch = { goWorker, ...(goMaxProcs === undefined ? {} : { goMaxProcs }) };
+  Object.assign(ctx.params, { goWorker, goMaxProcs: goMaxProcs ?? `Go's default (${machineFacts().cores})` });
 
   ctx.log('starting etcd, kube-apiserver and nats-server');
   const setup = await setupPipelineEnv(ctx, settings);
@@ -168,7 +172,7 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
         const pair = await ferryAndFloor(e, o, c, round);
         a.push(pair.ferry);
         io.push(pair.floor);
-        go.push(await clean(e, `g-go-c${c}-r${round}`, (l) => floorRun(e, 'go', l, c, { goWorker })));
+        go.push(await clean(e, `g-go-c${c}-r${round}`, (l) => floorRun(e, 'go', l, c, goLaunch)));
         post.push(await clean(e, `d-post-c${c}-r${round}`, (l) => floorRun(e, 'post', l, c)));
         consume.push(await floorRun(e, 'consume', `e-consume-c${c}-r${round}`, c));
       }
@@ -231,7 +235,7 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
       const pio = await floorRun(e, 'io', `p-io-c${cBest}`, cBest, { execArgv: ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${floorProfile}`] });
       // The Go worker's own pprof profile of its measured messages (`go tool pprof -top` reads it).
       const goProfile = join(dir, `${NAME}.goworker.pprof`);
-      const pgo = await floorRun(e, 'go', `p-go-c${cBest}`, cBest, { goWorker, goCpuProfile: goProfile });
+      const pgo = await floorRun(e, 'go', `p-go-c${cBest}`, cBest, { ...goLaunch, goCpuProfile: goProfile });
       const goSummary = summarizeGoProfile(goWorker, goProfile, pgo.received);
       ctx.details.goProfile = { path: goProfile, events: pgo.received, perSecond: pgo.perSecond, summary: goSummary };
       if (goSummary) {
@@ -345,7 +349,7 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
       `throughput: W=${settings.warmup} warm-up then N=${settings.events} measured events published (PubAck awaited) before consuming starts; events/s = (N − 1) ÷ (sink receive time of the last − first measured event)`,
       `latency: ${latencyEvents} events published at ${pacedRate}/s (FERRY_BENCH_LATENCY_RATE, default 1,000/s as issue 11 goal 3 states it) while consuming, after a ${LATENCY_WARMUP}-event warm-up; publish time taken just before js.publish, receive time in the sink, both on CLOCK_MONOTONIC`,
       `Ferry: rateLimit ${RATE_LIMIT_PER_SECOND}/s (the API's maximum; never binds here), circuit breaker 5 failures/30s, metrics, KV status counters, log level info, SSRF guard with --allow-cidrs=127.0.0.1/32; HttpDeliverer pool ${FERRY_CONNECTIONS_PER_ORIGIN} connections/origin, the floors' pools the same`,
-      `Go worker (g): nats.go ${versions.natsGo} jetstream Consume (max_messages = c, heartbeat 5 s, expiry 30 s), c goroutines, santhosh-tekuri/jsonschema ${versions.jsonschemaGo} (formats asserted), mapping by hand, net/http Transport with MaxConnsPerHost = MaxIdleConnsPerHost = ${FERRY_CONNECTIONS_PER_ORIGIN}, plain Ack like the I/O floor (Ferry waits for the server to confirm its acks), GOMAXPROCS = Go's default (${machineFacts().cores})`,
+      `Go worker (g): nats.go ${versions.natsGo} jetstream Consume (max_messages = c, heartbeat 5 s, expiry 30 s), c goroutines, santhosh-tekuri/jsonschema ${versions.jsonschemaGo} (formats asserted), mapping by hand, net/http Transport with MaxConnsPerHost = MaxIdleConnsPerHost = ${FERRY_CONNECTIONS_PER_ORIGIN}, plain Ack like the I/O floor (Ferry waits for the server to confirm its acks), GOMAXPROCS = ${goMaxProcs ?? `Go's default (${machineFacts().cores})`}`,
       'CPU figures are taken between the first and the last sink poll of a run (50 ms apart), per measured event',
       'the bench process (publisher), the operator, nats-server, the sink, kube-apiserver and etcd share this machine',
     );

@@ -29,6 +29,8 @@ export interface GoWorkerConfig {
   readonly keyScope: string;
   /** Writes a Go CPU profile (pprof) of the measured messages here. */
   readonly cpuProfile?: string;
+  /** GOMAXPROCS for the worker alone; Go's default (every core) when undefined. */
+  readonly maxProcs?: number;
 }
 
 interface DoneLine {
@@ -63,7 +65,8 @@ export function goWorkerArgs(c: GoWorkerConfig): string[] {
  * as errors. A worker that exits before its stats rejects `done` with its stderr's tail.
  */
 export function startGoWorker(config: GoWorkerConfig): FloorRun {
-  const child = spawn(config.binary, goWorkerArgs(config), { stdio: ['pipe', 'pipe', 'pipe'] });
+  const env = config.maxProcs === undefined ? process.env : { ...process.env, GOMAXPROCS: String(config.maxProcs) };
+  const child = spawn(config.binary, goWorkerArgs(config), { stdio: ['pipe', 'pipe', 'pipe'], env });
   if (child.pid === undefined) throw new Error(`cannot start ${config.binary}`);
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => {

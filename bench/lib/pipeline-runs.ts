@@ -386,6 +386,7 @@ export interface PeerLaunch {
   readonly execArgv?: readonly string[];
   readonly goWorker?: string;
   readonly goCpuProfile?: string;
+  readonly goMaxProcs?: number;
 }
 
 /** The CPU entry (and the pid's name) of a peer's process: `goworker` for the Go worker, `floor` for the Node floors. */
@@ -487,6 +488,7 @@ function startPeer(e: Env, mode: PeerMode, consumer: string, concurrency: number
       // The same shape (and length) as Ferry's keys: `<namespace>/<name>/<Nats-Msg-Id>`.
       keyScope: `${NS}/${prefix}/`,
       ...(launch.goCpuProfile === undefined ? {} : { cpuProfile: launch.goCpuProfile }),
+      ...(launch.goMaxProcs === undefined ? {} : { maxProcs: launch.goMaxProcs }),
     });
   }
   const config: FloorConfig = {
