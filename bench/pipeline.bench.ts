@@ -44,6 +44,7 @@
  * Ferry and the I/O floor alternating, and the median is reported),
  * FERRY_BENCH_LATENCY_EVENTS (10000),
  * FERRY_BENCH_LATENCY_RATE (events/s, 1000), FERRY_BENCH_TIMEOUT_S (300, per run), FERRY_BENCH_CPU_PROF (1; 0 to skip),
+ * FERRY_BENCH_TWO_REPLICAS (1; 0 skips the run of one Integration on two operator processes),
  * FERRY_BENCH_GO_MAXPROCS (unset: the Go worker runs with Go's default GOMAXPROCS, every core;
  * 1 gives it one core like Ferry's event loop), FERRY_BENCH_QUIET_WAIT_S (120: before each measured run, wait up to this long for a second in
  * which the whole machine used < 0.4 cores, so a test suite or compiler running alongside does
@@ -72,6 +73,7 @@ import {
   ferryAndFloor,
   fmtTail,
   launchOperator,
+  liveReplicas,
   LATENCY_WARMUP,
   MAX_ATTEMPTS,
   medianAt,
@@ -201,6 +203,20 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
     const addedP99 = latA.latency !== undefined && latIo.latency !== undefined ? latA.latency.p99 - latIo.latency.p99 : undefined;
     const fmtMs = (l: Summary | undefined): string => (l === undefined ? '—' : `${l.p50.toFixed(2)}/${l.p99.toFixed(2)}/${l.p999.toFixed(2)} ms`);
 
+    // Ferry on every core too: a second operator process, the same Integration on both replicas.
+    let twoReplicas: RunResult | undefined;
+    if (process.env.FERRY_BENCH_TWO_REPLICAS !== '0') {
+      ctx.log('a second operator process: the Integration on two replicas');
+      const o2 = await launchOperator({ cp, ctx }, 'bench-2', undefined, liveReplicas(2));
+      try {
+        await o.op.waitForLog(liveReplicas(2), 60_000);
+        await ferryRun(e, o, 'a2-warm-up', 'mapping', cBest, Math.min(settings.events, 5_000), 500, { replicas: 2, others: [o2] });
+        twoReplicas = await clean(e, `a2-mapping-c${cBest}`, (l) => ferryRun(e, o, l, 'mapping', cBest, settings.events, settings.warmup, { replicas: 2, others: [o2] }));
+      } finally {
+        await o2.op.stop();
+      }
+    }
+
     const warned = warnings(o.op.logs);
     ctx.details.operatorLogs = { lines: o.op.logs.length, warnings: warned };
     ctx.log('stopping the operator');
@@ -293,12 +309,21 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
     const goalGo = ratio(bestA?.perSecond, goAtBest?.perSecond);
     const cpuVsGo = ratio(bestA?.cpu.operator?.usPerEvent, goAtBest?.cpu.goworker?.usPerEvent);
     const us = (v: number | undefined): string => (v === undefined ? '—' : `${v.toFixed(0)} µs`);
+    const sumUs = (r: RunResult, names: readonly string[]): number | undefined => {
+      const parts = names.map((n) => r.cpu[n]?.usPerEvent);
+      return parts.reduce<number | undefined>((s, v) => (s === undefined || v === undefined ? undefined : s + v), 0);
+    };
     const verdict = (value: number | undefined, aim: number): string => (value === undefined ? 'unknown' : value >= aim ? 'met' : 'not met');
     const goalLines = [
       `goal 1: Ferry ÷ I/O floor ≥ 0.9: ${verdict(goalFloor, 0.9)} (${goalFloor?.toFixed(2) ?? '—'} at c=${cBest})`,
       `goal 1: JSONata ÷ mapping ≥ 0.8: ${verdict(goalJsonata, 0.8)} (${goalJsonata?.toFixed(2) ?? '—'} at c=${cBest})`,
       `goal 2: Ferry ÷ Go worker ≥ 0.7: ${verdict(goalGo, 0.7)} (${goalGo?.toFixed(2) ?? '—'} at c=${cBest}: ${bestA?.perSecond?.toFixed(0) ?? '—'} vs ${goAtBest?.perSecond?.toFixed(0) ?? '—'} events/s; Go worker best ${bestGo?.perSecond?.toFixed(0) ?? '—'}/s at c=${String(bestGo?.concurrency)})`,
       `goal 2: CPU per event, Ferry ÷ Go worker: ${cpuVsGo?.toFixed(2) ?? '—'} (operator ${us(bestA?.cpu.operator?.usPerEvent)}, Go worker ${us(goAtBest?.cpu.goworker?.usPerEvent)}, I/O floor ${us(ioAtBest?.cpu.floor?.usPerEvent)} at c=${cBest})`,
+      ...(twoReplicas === undefined
+        ? []
+        : [
+            `goal 2, two operator replicas (Ferry on both cores like the Go worker): Ferry ÷ Go worker ${ratio(twoReplicas.perSecond, goAtBest?.perSecond)?.toFixed(2) ?? '—'} (${twoReplicas.perSecond?.toFixed(0) ?? '—'} vs ${goAtBest?.perSecond?.toFixed(0) ?? '—'} events/s at c=${cBest}; CPU per event ${us(sumUs(twoReplicas, ['operator', 'operator2']))} for both operators)`,
+          ]),
       `goal 3: added p99 (Ferry − I/O floor) ≤ 2 ms at ${pacedRate}/s: ${addedP99 === undefined ? 'unknown' : addedP99 <= 2 ? 'met' : 'not met'} (${addedP99?.toFixed(2) ?? '—'} ms; Ferry p50/p99/p999 ${fmtMs(latA.latency)}, floor ${fmtMs(latIo.latency)})`,
     ];
     for (const line of goalLines) ctx.log(line);
@@ -343,7 +368,7 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
     }
     ctx.figure('machine', 'machine.cores', 'CPU cores (operator, servers, sink and floors share them)', machineFacts().cores, 'count');
 
-    ctx.details.runs = { a, b, io, go, post, consume, latency: { ferry: latA, io: latIo } };
+    ctx.details.runs = { a, b, io, go, post, consume, twoReplicas, latency: { ferry: latA, io: latIo } };
     ctx.details.operatorRssTimeline = aUsage?.timeline ?? [];
     ctx.notes.push(
       `throughput: W=${settings.warmup} warm-up then N=${settings.events} measured events published (PubAck awaited) before consuming starts; events/s = (N − 1) ÷ (sink receive time of the last − first measured event)`,
@@ -368,7 +393,7 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
     if (profiles.mapping) ctx.notes.push(profileNote(`profile, (a) mapping at c=${cBest}`, profiles.mapping));
     if (profiles.jsonata) ctx.notes.push(profileNote(`profile, (b) JSONata at c=${cBest}`, profiles.jsonata));
     if (profiles.ioFloor) ctx.notes.push(profileNote(`profile, (c) I/O floor at c=${cBest}`, profiles.ioFloor));
-    const runs = [...a, ...b, ...io, ...go, ...post, ...consume];
+    const runs = [...a, ...b, ...io, ...go, ...post, ...consume, ...(twoReplicas ? [twoReplicas] : [])];
     const incomplete = runs.filter((r) => !r.complete).map((r) => r.label);
     if (!latA.complete || !latIo.complete) incomplete.push('latency');
     if (incomplete.length > 0) ctx.notes.push(`incomplete runs: ${incomplete.join(', ')}`);

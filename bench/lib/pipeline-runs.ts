@@ -13,7 +13,7 @@ import { integrationConsumerName } from '../../src/nats/index.ts';
 import { startControlPlane, type ControlPlane } from '../../test/env/control-plane.ts';
 import { installCrds } from '../../test/support/crds.ts';
 import { isTrueNow, type FerryObj } from '../../test/support/ferry-client.ts';
-import { startOperator, type OperatorProcess } from '../../test/support/operator-process.ts';
+import { startOperator, type LogLine, type OperatorProcess } from '../../test/support/operator-process.ts';
 import { KubeRequestError, RawKube } from './kube-raw.ts';
 import { benchEvent, EVENT_SCHEMA, eventKey, FERRY_CONNECTIONS_PER_ORIGIN, ferryLikeConsumer, JSONATA, MAPPING, monoMs } from './pipeline-common.ts';
 import { cpuBetween, cpuSnapshot, MAIN_THREAD, waitForQuietMachine, type CpuSnapshot, type CpuWindow } from './pipeline-cpu.ts';
@@ -116,8 +116,10 @@ export async function setupPipelineEnv(
 
 export const collection = `/apis/ferry.dev/v1alpha1/namespaces/${NS}/integrations`;
 
-export function integrationSpec(subject: string, sinkUrl: string, transform: TransformKind, concurrency: number): Record<string, unknown> {
+/** `replicas`: operator replicas that run the pipeline (`spec.runtime.replicas`); the operator's default when undefined. */
+export function integrationSpec(subject: string, sinkUrl: string, transform: TransformKind, concurrency: number, replicas?: number): Record<string, unknown> {
   return {
+    ...(replicas === undefined ? {} : { runtime: { replicas } }),
     // The backlog is published before the Integration exists: it must start at the beginning.
     source: { stream: STREAM, subjects: [subject], startAt: 'Beginning' },
     schema: { inline: EVENT_SCHEMA },
@@ -175,7 +177,7 @@ export interface Window {
 }
 
 /** Processes under test whose main thread is also measured apart (the rest: GC helpers, libuv pool). */
-export const MAIN_THREADS = ['operator', 'floor'];
+export const MAIN_THREADS = ['operator', 'operator2', 'floor'];
 
 /** The processes whose CPU every run accounts for, besides the one under test. */
 export function commonPids(e: Env): Record<string, number | undefined> {
@@ -306,7 +308,16 @@ export interface Operator {
   readonly dead: () => string | undefined;
 }
 
-export async function launchOperator(e: { cp: ControlPlane; ctx: BenchContext }, identity: string, nodeOptions?: string): Promise<Operator> {
+/** The leader's integration controller has started: what a lone operator waits for. */
+export const controllerStarted = (l: LogLine): boolean => l.msg === 'controller started' && l.controller === 'integration';
+
+/** This process counts `n` live operator replicas (membership). */
+export const liveReplicas =
+  (n: number) =>
+  (l: LogLine): boolean =>
+    l.msg === 'live replicas changed' && Array.isArray(l.members) && l.members.length === n;
+
+export async function launchOperator(e: { cp: ControlPlane; ctx: BenchContext }, identity: string, nodeOptions?: string, ready: (l: LogLine) => boolean = controllerStarted): Promise<Operator> {
   const op = await startOperator({
     env: e.cp,
     identity,
@@ -317,23 +328,41 @@ export async function launchOperator(e: { cp: ControlPlane; ctx: BenchContext },
   // The operator runs under `setpriv --pdeathsig`, which execs node: the pid must be node's own.
   const exe = pid === undefined ? undefined : readProcExe(pid);
   if (pid === undefined || exe !== realpathSync(process.execPath)) throw new Error(`operator pid ${String(pid)} is not a node process (${String(exe)})`);
-  await op.waitForLog((l) => l.msg === 'controller started' && l.controller === 'integration', 60_000);
+  await op.waitForLog(ready, 60_000);
   return { op, pid, dead: () => (op.process.running ? undefined : `the operator exited; log tail: ${op.process.tail().slice(-1500)}`) };
+}
+
+/** More operator processes running the same Integration (`operator2`, … in the CPU figures), on `replicas` replicas. */
+export interface Replicas {
+  readonly replicas: number;
+  readonly others: readonly Operator[];
 }
 
 /**
  * One Ferry run: W + N events published first, then the Integration created; waits until the sink
  * has all N measured events and the consumer is drained; deletes the Integration.
  */
-export async function ferryRun(e: Env, o: Operator, label: string, transform: TransformKind, concurrency: number, events = e.settings.events, warmup = e.settings.warmup): Promise<RunResult & { readonly window: { from: number; to: number } | undefined }> {
+export async function ferryRun(
+  e: Env,
+  o: Operator,
+  label: string,
+  transform: TransformKind,
+  concurrency: number,
+  events = e.settings.events,
+  warmup = e.settings.warmup,
+  replicas?: Replicas,
+): Promise<RunResult & { readonly window: { from: number; to: number } | undefined }> {
+  const others = replicas?.others ?? [];
+  const pids = Object.fromEntries([o, ...others].map((p, i) => [i === 0 ? 'operator' : `operator${i + 1}`, p.pid]));
+  const dead = (): string | undefined => [o, ...others].map((p) => p.dead()).find((d) => d !== undefined);
   const subject = `${SUBJECT_ROOT}.${label}`;
   const warmPrefix = `${label}-w`;
   await publishBacklog(e.js, subject, keysOf(warmPrefix, warmup));
   await publishBacklog(e.js, subject, keysOf(label, events), warmup);
   await quiet(e, label);
   e.ctx.log(`${label}: ${warmup} + ${events} events published; creating the Integration (${transform}, concurrency ${concurrency})`);
-  await e.raw.request('POST', collection, { apiVersion: 'ferry.dev/v1alpha1', kind: 'Integration', metadata: { name: label }, spec: integrationSpec(subject, e.sink.url, transform, concurrency) });
-  const window = await awaitSink(e, label, events, { operator: o.pid, ...commonPids(e) }, o.dead);
+  await e.raw.request('POST', collection, { apiVersion: 'ferry.dev/v1alpha1', kind: 'Integration', metadata: { name: label }, spec: integrationSpec(subject, e.sink.url, transform, concurrency, replicas?.replicas) });
+  const window = await awaitSink(e, label, events, { ...pids, ...commonPids(e) }, dead);
   const got = await e.sink.collect(label);
   await e.sink.collect(warmPrefix);
   const consumer = integrationConsumerName({ namespace: NS, name: label });
@@ -343,7 +372,8 @@ export async function ferryRun(e: Env, o: Operator, label: string, transform: Tr
   await waitForIntegrationGone(e.raw, label, 60_000);
   await e.jsm.streams.purge(STREAM, { filter: subject });
   const rate = rateOf(got.count, got.first, got.last);
-  e.ctx.log(`${label}: ${got.count} received, ${fmtRate(rate.perSecond)}, operator ${fmtCores(window.cpu.operator?.cores)}, ${fmtCpu(window.cpu, 'operator')} CPU and ${fmtSys(window.cpu.operator)} per event; others ${fmtCores(window.cpu.other?.cores)}`);
+  const more = others.map((_, i) => `, operator${i + 2} ${fmtCores(window.cpu[`operator${i + 2}`]?.cores)}, ${fmtCpu(window.cpu, `operator${i + 2}`)}`).join('');
+  e.ctx.log(`${label}: ${got.count} received, ${fmtRate(rate.perSecond)}, operator ${fmtCores(window.cpu.operator?.cores)}, ${fmtCpu(window.cpu, 'operator')} CPU and ${fmtSys(window.cpu.operator)} per event${more}; others ${fmtCores(window.cpu.other?.cores)}`);
   return {
     label,
     concurrency,
