@@ -27,6 +27,9 @@
  *     mapping by hand, net/http POST with an Idempotency-Key (a Transport capped at the same
  *     connection count), ack after 2xx. Same backlog, same rate definition; Ferry ÷ Go worker
  *     aims at ≥ 0.7. A Go run that loses or duplicates an event makes the bench incomplete.
+ * (a2) Ferry on two replicas — a second operator process joins and (a) runs once more at the
+ *     best concurrency with `spec.runtime.replicas: 2`, so that Ferry uses every core as the Go
+ *     worker does (FERRY_BENCH_TWO_REPLICAS=0 skips it).
  * Latency — publish time (just before `js.publish`, in this process) → sink receive time, on the
  *     machine-wide monotonic clock, with events published *while* the pipeline consumes, at a
  *     fixed rate (1,000 events/s, issue 11 goal 3's load) so neither side is saturated; for
