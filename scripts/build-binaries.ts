@@ -1,6 +1,7 @@
 /**
  * `npm run env:build`: builds (or finds in the cache) the pinned control-plane binaries and the
- * packaging tools (helm 3 and 4, gopher-lua's glua, kstatus) and prints their paths and versions.
+ * Go tools (helm 3 and 4, gopher-lua's glua, kstatus, and goworker — the pipeline benchmark's Go
+ * peer) and prints their paths and versions.
  * Tests, the demo and env:up call the same code on demand.
  */
 import { execFileSync } from 'node:child_process';

@@ -13,11 +13,12 @@ import { integrationConsumerName } from '../../src/nats/index.ts';
 import { startControlPlane, type ControlPlane } from '../../test/env/control-plane.ts';
 import { installCrds } from '../../test/support/crds.ts';
 import { isTrueNow, type FerryObj } from '../../test/support/ferry-client.ts';
-import { startOperator, type OperatorProcess } from '../../test/support/operator-process.ts';
+import { startOperator, type LogLine, type OperatorProcess } from '../../test/support/operator-process.ts';
 import { KubeRequestError, RawKube } from './kube-raw.ts';
 import { benchEvent, EVENT_SCHEMA, eventKey, FERRY_CONNECTIONS_PER_ORIGIN, ferryLikeConsumer, JSONATA, MAPPING, monoMs } from './pipeline-common.ts';
 import { cpuBetween, cpuSnapshot, MAIN_THREAD, waitForQuietMachine, type CpuSnapshot, type CpuWindow } from './pipeline-cpu.ts';
-import { startFloor, type FloorConfig, type FloorResult } from './pipeline-floor-process.ts';
+import { startFloor, type FloorConfig, type FloorResult, type FloorRun } from './pipeline-floor-process.ts';
+import { startGoWorker } from './pipeline-goworker.ts';
 import { startSink, type Sink } from './pipeline-sink.ts';
 import { readProcExe, readProcMemory } from './proc.ts';
 import { parsePrometheusText, sumSamples } from './prometheus.ts';
@@ -115,8 +116,10 @@ export async function setupPipelineEnv(
 
 export const collection = `/apis/ferry.dev/v1alpha1/namespaces/${NS}/integrations`;
 
-export function integrationSpec(subject: string, sinkUrl: string, transform: TransformKind, concurrency: number): Record<string, unknown> {
+/** `replicas`: operator replicas that run the pipeline (`spec.runtime.replicas`); the operator's default when undefined. */
+export function integrationSpec(subject: string, sinkUrl: string, transform: TransformKind, concurrency: number, replicas?: number): Record<string, unknown> {
   return {
+    ...(replicas === undefined ? {} : { runtime: { replicas } }),
     // The backlog is published before the Integration exists: it must start at the beginning.
     source: { stream: STREAM, subjects: [subject], startAt: 'Beginning' },
     schema: { inline: EVENT_SCHEMA },
@@ -174,7 +177,7 @@ export interface Window {
 }
 
 /** Processes under test whose main thread is also measured apart (the rest: GC helpers, libuv pool). */
-export const MAIN_THREADS = ['operator', 'floor'];
+export const MAIN_THREADS = ['operator', 'operator2', 'floor'];
 
 /** The processes whose CPU every run accounts for, besides the one under test. */
 export function commonPids(e: Env): Record<string, number | undefined> {
@@ -305,7 +308,16 @@ export interface Operator {
   readonly dead: () => string | undefined;
 }
 
-export async function launchOperator(e: { cp: ControlPlane; ctx: BenchContext }, identity: string, nodeOptions?: string): Promise<Operator> {
+/** The leader's integration controller has started: what a lone operator waits for. */
+export const controllerStarted = (l: LogLine): boolean => l.msg === 'controller started' && l.controller === 'integration';
+
+/** This process counts `n` live operator replicas (membership). */
+export const liveReplicas =
+  (n: number) =>
+  (l: LogLine): boolean =>
+    l.msg === 'live replicas changed' && Array.isArray(l.members) && l.members.length === n;
+
+export async function launchOperator(e: { cp: ControlPlane; ctx: BenchContext }, identity: string, nodeOptions?: string, ready: (l: LogLine) => boolean = controllerStarted): Promise<Operator> {
   const op = await startOperator({
     env: e.cp,
     identity,
@@ -316,23 +328,41 @@ export async function launchOperator(e: { cp: ControlPlane; ctx: BenchContext },
   // The operator runs under `setpriv --pdeathsig`, which execs node: the pid must be node's own.
   const exe = pid === undefined ? undefined : readProcExe(pid);
   if (pid === undefined || exe !== realpathSync(process.execPath)) throw new Error(`operator pid ${String(pid)} is not a node process (${String(exe)})`);
-  await op.waitForLog((l) => l.msg === 'controller started' && l.controller === 'integration', 60_000);
+  await op.waitForLog(ready, 60_000);
   return { op, pid, dead: () => (op.process.running ? undefined : `the operator exited; log tail: ${op.process.tail().slice(-1500)}`) };
+}
+
+/** More operator processes running the same Integration (`operator2`, … in the CPU figures), on `replicas` replicas. */
+export interface Replicas {
+  readonly replicas: number;
+  readonly others: readonly Operator[];
 }
 
 /**
  * One Ferry run: W + N events published first, then the Integration created; waits until the sink
  * has all N measured events and the consumer is drained; deletes the Integration.
  */
-export async function ferryRun(e: Env, o: Operator, label: string, transform: TransformKind, concurrency: number, events = e.settings.events, warmup = e.settings.warmup): Promise<RunResult & { readonly window: { from: number; to: number } | undefined }> {
+export async function ferryRun(
+  e: Env,
+  o: Operator,
+  label: string,
+  transform: TransformKind,
+  concurrency: number,
+  events = e.settings.events,
+  warmup = e.settings.warmup,
+  replicas?: Replicas,
+): Promise<RunResult & { readonly window: { from: number; to: number } | undefined }> {
+  const others = replicas?.others ?? [];
+  const pids = Object.fromEntries([o, ...others].map((p, i) => [i === 0 ? 'operator' : `operator${i + 1}`, p.pid]));
+  const dead = (): string | undefined => [o, ...others].map((p) => p.dead()).find((d) => d !== undefined);
   const subject = `${SUBJECT_ROOT}.${label}`;
   const warmPrefix = `${label}-w`;
   await publishBacklog(e.js, subject, keysOf(warmPrefix, warmup));
   await publishBacklog(e.js, subject, keysOf(label, events), warmup);
   await quiet(e, label);
   e.ctx.log(`${label}: ${warmup} + ${events} events published; creating the Integration (${transform}, concurrency ${concurrency})`);
-  await e.raw.request('POST', collection, { apiVersion: 'ferry.dev/v1alpha1', kind: 'Integration', metadata: { name: label }, spec: integrationSpec(subject, e.sink.url, transform, concurrency) });
-  const window = await awaitSink(e, label, events, { operator: o.pid, ...commonPids(e) }, o.dead);
+  await e.raw.request('POST', collection, { apiVersion: 'ferry.dev/v1alpha1', kind: 'Integration', metadata: { name: label }, spec: integrationSpec(subject, e.sink.url, transform, concurrency, replicas?.replicas) });
+  const window = await awaitSink(e, label, events, { ...pids, ...commonPids(e) }, dead);
   const got = await e.sink.collect(label);
   await e.sink.collect(warmPrefix);
   const consumer = integrationConsumerName({ namespace: NS, name: label });
@@ -342,7 +372,8 @@ export async function ferryRun(e: Env, o: Operator, label: string, transform: Tr
   await waitForIntegrationGone(e.raw, label, 60_000);
   await e.jsm.streams.purge(STREAM, { filter: subject });
   const rate = rateOf(got.count, got.first, got.last);
-  e.ctx.log(`${label}: ${got.count} received, ${fmtRate(rate.perSecond)}, operator ${fmtCores(window.cpu.operator?.cores)}, ${fmtCpu(window.cpu, 'operator')} CPU and ${fmtSys(window.cpu.operator)} per event; others ${fmtCores(window.cpu.other?.cores)}`);
+  const more = others.map((_, i) => `, operator${i + 2} ${fmtCores(window.cpu[`operator${i + 2}`]?.cores)}, ${fmtCpu(window.cpu, `operator${i + 2}`)}`).join('');
+  e.ctx.log(`${label}: ${got.count} received, ${fmtRate(rate.perSecond)}, operator ${fmtCores(window.cpu.operator?.cores)}, ${fmtCpu(window.cpu, 'operator')} CPU and ${fmtSys(window.cpu.operator)} per event${more}; others ${fmtCores(window.cpu.other?.cores)}`);
   return {
     label,
     concurrency,
@@ -377,8 +408,27 @@ export function medianAt<T extends { readonly concurrency: number; readonly perS
   return sorted[Math.ceil(sorted.length / 2) - 1];
 }
 
-/** One floor run (io, post or consume) with the same backlog and consumer as a Ferry run. */
-export async function floorRun(e: Env, mode: FloorConfig['mode'], label: string, concurrency: number, execArgv: readonly string[] = []): Promise<RunResult & { readonly window: { from: number; to: number } | undefined }> {
+/** A floor (pipeline-floor-process.ts) or `go`: the Go worker peer (pipeline-goworker.ts). */
+export type PeerMode = FloorConfig['mode'] | 'go';
+
+/** How a peer process is started: extra Node flags for a floor; the binary (and a profile path) for the Go worker. */
+export interface PeerLaunch {
+  readonly execArgv?: readonly string[];
+  readonly goWorker?: string;
+  readonly goCpuProfile?: string;
+  readonly goMaxProcs?: number;
+}
+
+/** The CPU entry (and the pid's name) of a peer's process: `goworker` for the Go worker, `floor` for the Node floors. */
+export function peerProcess(mode: PeerMode): 'goworker' | 'floor' {
+  return mode === 'go' ? 'goworker' : 'floor';
+}
+
+/**
+ * One floor run (io, post or consume), or one Go worker run, with the same backlog and consumer
+ * as a Ferry run. A Go worker run that loses or duplicates an event is incomplete, and says so.
+ */
+export async function floorRun(e: Env, mode: PeerMode, label: string, concurrency: number, launch: PeerLaunch = {}): Promise<RunResult & { readonly window: { from: number; to: number } | undefined }> {
   const { events, warmup } = e.settings;
   const subject = `${SUBJECT_ROOT}.${label}`;
   const warmPrefix = `${label}-w`;
@@ -389,24 +439,9 @@ export async function floorRun(e: Env, mode: FloorConfig['mode'], label: string,
     await e.jsm.consumers.add(STREAM, ferryLikeConsumer(consumer, subject, concurrency, TARGET_TIMEOUT_MS));
   }
   await quiet(e, label);
-  e.ctx.log(`${label}: ${mode} floor, concurrency ${concurrency}`);
-  const floor = startFloor(
-    {
-      mode,
-      concurrency,
-      warmup,
-      count: events,
-      natsUrl: e.cp.natsUrl,
-      stream: STREAM,
-      consumer,
-      origin: e.sink.url,
-      path: SINK_PATH,
-      connections: FERRY_CONNECTIONS_PER_ORIGIN,
-      warmupPrefix: warmPrefix,
-      prefix: label,
-    },
-    execArgv,
-  );
+  const who = peerProcess(mode);
+  e.ctx.log(`${label}: ${mode === 'go' ? 'Go worker' : `${mode} floor`}, concurrency ${concurrency}`);
+  const floor = startPeer(e, mode, consumer, concurrency, launch, { warmup, count: events, warmupPrefix: warmPrefix, prefix: label });
   let exited: string | undefined;
   floor.done.catch((err: unknown) => {
     exited = err instanceof Error ? err.message : String(err);
@@ -416,7 +451,7 @@ export async function floorRun(e: Env, mode: FloorConfig['mode'], label: string,
   if (mode === 'consume') {
     result = await floor.done;
   } else {
-    window = await awaitSink(e, label, events, { floor: floor.pid, ...commonPids(e) }, () => exited);
+    window = await awaitSink(e, label, events, { [who]: floor.pid, ...commonPids(e) }, () => exited);
     result = await floor.done;
   }
   await floor.release();
@@ -439,8 +474,10 @@ export async function floorRun(e: Env, mode: FloorConfig['mode'], label: string,
     await e.jsm.streams.purge(STREAM, { filter: subject });
   }
   e.ctx.log(
-    `${label}: ${received} done, ${fmtRate(rate.perSecond)}${window?.cpu.floor ? `, floor ${fmtCores(window.cpu.floor.cores)}, ${fmtCpu(window.cpu, 'floor')} CPU and ${fmtSys(window.cpu.floor)} per event; others ${fmtCores(window.cpu.other?.cores)}` : ''}`,
+    `${label}: ${received} done, ${fmtRate(rate.perSecond)}${window?.cpu[who] ? `, ${who} ${fmtCores(window.cpu[who].cores)}, ${fmtCpu(window.cpu, who)} CPU and ${fmtSys(window.cpu[who])} per event; others ${fmtCores(window.cpu.other?.cores)}` : ''}`,
   );
+  const exact = mode !== 'go' || (received === events && duplicates === 0);
+  if (!exact) e.ctx.log(`${label}: THE GO WORKER IS WRONG: ${received} of ${events} events at the sink, ${duplicates} duplicates`);
   return {
     label,
     concurrency,
@@ -448,10 +485,57 @@ export async function floorRun(e: Env, mode: FloorConfig['mode'], label: string,
     duplicates,
     ...rate,
     cpu: window?.cpu ?? {},
-    complete: received === events && result.errors === 0 && (drained === undefined || drained.drained),
+    complete: exact && received === events && result.errors === 0 && (drained === undefined || drained.drained),
     extra: { mode, errors: result.errors, drained, loopSpanMs: result.lastMs - result.firstMs },
     window: span,
   };
+}
+
+/** How many messages a peer processes, and the key prefixes of its warm-up and measured events. */
+interface PeerWork {
+  readonly warmup: number;
+  readonly count: number;
+  readonly warmupPrefix?: string;
+  readonly prefix: string;
+}
+
+function startPeer(e: Env, mode: PeerMode, consumer: string, concurrency: number, launch: PeerLaunch, work: PeerWork): FloorRun {
+  const { warmup, count, prefix } = work;
+  if (mode === 'go') {
+    if (launch.goWorker === undefined) throw new Error('a Go worker run needs the goworker binary');
+    return startGoWorker({
+      binary: launch.goWorker,
+      natsUrl: e.cp.natsUrl,
+      stream: STREAM,
+      consumer,
+      url: `${e.sink.url}${SINK_PATH}`,
+      schema: EVENT_SCHEMA,
+      concurrency,
+      connections: FERRY_CONNECTIONS_PER_ORIGIN,
+      warmup,
+      count,
+      timeoutMs: TARGET_TIMEOUT_MS,
+      // The same shape (and length) as Ferry's keys: `<namespace>/<name>/<Nats-Msg-Id>`.
+      keyScope: `${NS}/${prefix}/`,
+      ...(launch.goCpuProfile === undefined ? {} : { cpuProfile: launch.goCpuProfile }),
+      ...(launch.goMaxProcs === undefined ? {} : { maxProcs: launch.goMaxProcs }),
+    });
+  }
+  const config: FloorConfig = {
+    mode,
+    concurrency,
+    warmup,
+    count,
+    natsUrl: e.cp.natsUrl,
+    stream: STREAM,
+    consumer,
+    origin: e.sink.url,
+    path: SINK_PATH,
+    connections: FERRY_CONNECTIONS_PER_ORIGIN,
+    ...(work.warmupPrefix === undefined ? {} : { warmupPrefix: work.warmupPrefix }),
+    prefix,
+  };
+  return startFloor(config, launch.execArgv);
 }
 
 export interface LatencyResult {
@@ -545,18 +629,7 @@ export async function floorLatencyRun(e: Env, label: string, concurrency: number
   const consumer = `floor_${label.replaceAll('-', '_')}`;
   await publishBacklog(e.js, subject, keysOf(warmPrefix, LATENCY_WARMUP));
   await e.jsm.consumers.add(STREAM, ferryLikeConsumer(consumer, subject, concurrency, TARGET_TIMEOUT_MS));
-  const floor = startFloor({
-    mode: 'io',
-    concurrency,
-    warmup: LATENCY_WARMUP,
-    count,
-    natsUrl: e.cp.natsUrl,
-    stream: STREAM,
-    consumer,
-    origin: e.sink.url,
-    path: SINK_PATH,
-    connections: FERRY_CONNECTIONS_PER_ORIGIN,
-  });
+  const floor = startPeer(e, 'io', consumer, concurrency, {}, { warmup: LATENCY_WARMUP, count, prefix: label });
   let exited: string | undefined;
   floor.done.catch((err: unknown) => {
     exited = err instanceof Error ? err.message : String(err);
@@ -590,7 +663,9 @@ export function fmtCores(v: number | undefined): string {
 export function fmtCpu(cpu: RunResult['cpu'], name: string): string {
   const w = cpu[name];
   const main = cpu[`${name}${MAIN_THREAD}`];
-  return w === undefined ? '— µs' : `${w.usPerEvent.toFixed(0)} µs (${w.systemUsPerEvent?.toFixed(0) ?? '?'} µs kernel, ${main?.usPerEvent.toFixed(0) ?? '?'} µs main thread)`;
+  if (w === undefined) return '— µs';
+  const mainPart = main === undefined ? '' : `, ${main.usPerEvent.toFixed(0)} µs main thread`;
+  return `${w.usPerEvent.toFixed(0)} µs (${w.systemUsPerEvent?.toFixed(0) ?? '?'} µs kernel${mainPart})`;
 }
 
 export function fmtSys(w: { readonly readsPerEvent?: number; readonly writesPerEvent?: number } | undefined): string {

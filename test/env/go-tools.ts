@@ -1,9 +1,10 @@
 /**
- * Builds (once) and locates the packaging tools the chart, health-check and kstatus tests run:
- * helm 3 and helm 4, gopher-lua's `glua` (the Lua 5.1 interpreter Argo CD embeds) and a small
- * kstatus program on sigs.k8s.io/cli-utils. Versions are pinned in versions.json with the
- * control-plane binaries, and the binaries are cached beside them, built the same way: a scratch
- * module per tool, a cross-process lock, an atomic move, a version check.
+ * Builds (once) and locates the Go programs the tests and benchmarks run: helm 3 and helm 4,
+ * gopher-lua's `glua` (the Lua 5.1 interpreter Argo CD embeds), a small kstatus program on
+ * sigs.k8s.io/cli-utils, and goworker (the JetStream → HTTP worker a user would write in Go, the
+ * pipeline benchmark's peer, on nats.go and santhosh-tekuri/jsonschema). Versions are pinned in
+ * versions.json with the control-plane binaries, and the binaries are cached beside them, built
+ * the same way: a scratch module per tool, a cross-process lock, an atomic move, a version check.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -13,58 +14,68 @@ import { fileURLToPath } from 'node:url';
 import { cacheDir, checkVersion, goBuild, moveIntoPlace, prepareScratchModule, versions, type BuildLog } from './binaries.ts';
 import { withFileLock } from './file-lock.ts';
 
-export type GoToolName = 'helm3' | 'helm4' | 'glua' | 'kstatus';
+export type GoToolName = 'helm3' | 'helm4' | 'glua' | 'kstatus' | 'goworker';
 
 interface GoToolRecipe {
+  /** The version in the cached binary's name: the first module of `requires`. */
   readonly version: string;
-  readonly module: string;
+  /** Modules the scratch module requires, `path version`; the first names the tool in logs. */
+  readonly requires: readonly (readonly [module: string, version: string])[];
+  /** Packages `go mod tidy` must resolve (imported by a `tools` build-tag file). */
+  readonly tools: readonly string[];
+  /** What `go build` builds: an import path, or for a program of ours its directory (`./<name>`). */
   readonly pkg: string;
-  /** Go sources of our own to copy into the scratch module (for a program we wrote). */
+  /** Go sources of our own to copy into the scratch module as `./<name>` (for a program we wrote). */
   readonly source?: string;
   readonly ldflags: readonly string[];
   readonly versionCheck?: { readonly args: readonly string[]; readonly expected: string };
 }
 
+/** A tool built from one module's own command. */
+function upstream(module: string, version: string, pkg: string, ldflags: readonly string[], versionCheck?: GoToolRecipe['versionCheck']): GoToolRecipe {
+  return { version, requires: [[module, version]], tools: [pkg], pkg, ldflags, ...(versionCheck ? { versionCheck } : {}) };
+}
+
+/** A program of ours (`go/<name>/`), on the pinned modules it imports. */
+function own(name: string, requires: GoToolRecipe['requires'], tools: readonly string[]): GoToolRecipe {
+  return { version: requires[0]?.[1] ?? 'v0', requires, tools, pkg: `./${name}`, source: fileURLToPath(new URL(`./go/${name}/`, import.meta.url)), ldflags: ['-s', '-w'] };
+}
+
 const recipes: Record<GoToolName, GoToolRecipe> = {
-  helm3: {
-    version: versions.helm3,
-    module: 'helm.sh/helm/v3',
-    pkg: 'helm.sh/helm/v3/cmd/helm',
-    ldflags: ['-s', '-w', `-X helm.sh/helm/v3/internal/version.version=${versions.helm3}`],
-    versionCheck: { args: ['version', '--short'], expected: versions.helm3 },
-  },
-  helm4: {
-    version: versions.helm4,
-    module: 'helm.sh/helm/v4',
-    pkg: 'helm.sh/helm/v4/cmd/helm',
-    ldflags: ['-s', '-w', `-X helm.sh/helm/v4/internal/version.version=${versions.helm4}`],
-    versionCheck: { args: ['version', '--short'], expected: versions.helm4 },
-  },
-  glua: {
-    version: versions.gopherLua,
-    module: 'github.com/yuin/gopher-lua',
-    pkg: 'github.com/yuin/gopher-lua/cmd/glua',
-    ldflags: ['-s', '-w'],
-  },
-  kstatus: {
-    version: versions.cliUtils,
-    module: 'sigs.k8s.io/cli-utils',
-    pkg: 'ferry.dev/tools/kstatus',
-    source: fileURLToPath(new URL('./go/kstatus/', import.meta.url)),
-    ldflags: ['-s', '-w'],
-  },
+  helm3: upstream('helm.sh/helm/v3', versions.helm3, 'helm.sh/helm/v3/cmd/helm', ['-s', '-w', `-X helm.sh/helm/v3/internal/version.version=${versions.helm3}`], {
+    args: ['version', '--short'],
+    expected: versions.helm3,
+  }),
+  helm4: upstream('helm.sh/helm/v4', versions.helm4, 'helm.sh/helm/v4/cmd/helm', ['-s', '-w', `-X helm.sh/helm/v4/internal/version.version=${versions.helm4}`], {
+    args: ['version', '--short'],
+    expected: versions.helm4,
+  }),
+  glua: upstream('github.com/yuin/gopher-lua', versions.gopherLua, 'github.com/yuin/gopher-lua/cmd/glua', ['-s', '-w']),
+  kstatus: own('kstatus', [['sigs.k8s.io/cli-utils', versions.cliUtils]], ['sigs.k8s.io/cli-utils/pkg/kstatus/status']),
+  goworker: own(
+    'goworker',
+    [
+      ['github.com/nats-io/nats.go', versions.natsGo],
+      ['github.com/santhosh-tekuri/jsonschema/v6', versions.jsonschemaGo],
+    ],
+    ['github.com/nats-io/nats.go/jetstream', 'github.com/santhosh-tekuri/jsonschema/v6'],
+  ),
 };
 
-/** A program of ours is cached under a hash of its sources too, so an edit rebuilds it. */
-function sourceHash(dir: string): string {
+/**
+ * A program of ours is cached under a hash of its sources too, so an edit rebuilds it, and of
+ * the pins after the first (the first's version is in the name already), so a bump rebuilds it.
+ */
+function sourceHash(dir: string, pins: GoToolRecipe['requires']): string {
   const hash = createHash('sha256');
   for (const file of readdirSync(dir).sort()) hash.update(file).update(readFileSync(join(dir, file)));
+  for (const [module, version] of pins.slice(1)) hash.update(`${module}@${version}`);
   return hash.digest('hex').slice(0, 10);
 }
 
 export function goToolPath(name: GoToolName): string {
-  const { version, source } = recipes[name];
-  return join(cacheDir(), 'bin', source === undefined ? `${name}-${version}` : `${name}-${version}-${sourceHash(source)}`);
+  const { version, source, requires } = recipes[name];
+  return join(cacheDir(), 'bin', source === undefined ? `${name}-${version}` : `${name}-${version}-${sourceHash(source, requires)}`);
 }
 
 const defaultLog: BuildLog = (line) => process.stderr.write(`[ferry env] ${line}\n`);
@@ -77,22 +88,15 @@ export async function ensureGoTool(name: GoToolName, log: BuildLog = defaultLog)
   await withFileLock(join(cacheDir(), 'locks', basename(target)), log, async () => {
     if (existsSync(target)) return;
     const dir = join(cacheDir(), 'build', basename(target));
-    log(`building ${name} ${recipe.version} from ${recipe.module} (first time only)`);
-    const ownModule = recipe.source !== undefined;
-    const moduleName = ownModule ? 'ferry.dev/tools' : `ferry.dev/tools/${name}`;
+    const what = recipe.requires.map(([module]) => module).join(', ');
+    log(`building ${name} ${recipe.version} from ${what} (first time only)`);
+    const moduleName = recipe.source === undefined ? `ferry.dev/tools/${name}` : 'ferry.dev/tools';
     await mkdir(dir, { recursive: true });
     if (recipe.source !== undefined) await cp(recipe.source, join(dir, name), { recursive: true });
-    await prepareScratchModule(
-      {
-        dir,
-        goMod: `module ${moduleName}\n\ngo 1.26.0\n\nrequire ${recipe.module} ${recipe.version}\n`,
-        tools: ownModule ? [recipe.module + '/pkg/kstatus/status'] : [recipe.pkg],
-      },
-      log,
-    );
+    const require = recipe.requires.map(([module, version]) => `require ${module} ${version}\n`).join('');
+    await prepareScratchModule({ dir, goMod: `module ${moduleName}\n\ngo 1.26.0\n\n${require}`, tools: recipe.tools }, log);
     const out = join(dir, `${name}.bin`);
-    const pkg = ownModule ? `./${name}` : recipe.pkg;
-    await goBuild(name, recipe.version, ['build', '-trimpath', `-ldflags=${recipe.ldflags.join(' ')}`, '-o', out, pkg], dir, log);
+    await goBuild(name, recipe.version, ['build', '-trimpath', `-ldflags=${recipe.ldflags.join(' ')}`, '-o', out, recipe.pkg], dir, log);
     if (recipe.versionCheck) await checkVersion(out, recipe.versionCheck.args, recipe.versionCheck.expected);
     await moveIntoPlace(out, target);
     log(`built ${target}`);
