@@ -77,6 +77,7 @@ import {
   fmtTail,
   launchOperator,
   liveReplicas,
+  LATENCY_PACED_WARMUP_S,
   LATENCY_WARMUP,
   MAX_ATTEMPTS,
   medianAt,
@@ -375,7 +376,7 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
     ctx.details.operatorRssTimeline = aUsage?.timeline ?? [];
     ctx.notes.push(
       `throughput: W=${settings.warmup} warm-up then N=${settings.events} measured events published (PubAck awaited) before consuming starts; events/s = (N − 1) ÷ (sink receive time of the last − first measured event)`,
-      `latency: ${latencyEvents} events published at ${pacedRate}/s (FERRY_BENCH_LATENCY_RATE, default 1,000/s as issue 11 goal 3 states it) while consuming, after a ${LATENCY_WARMUP}-event warm-up; publish time taken just before js.publish, receive time in the sink, both on CLOCK_MONOTONIC`,
+      `latency: ${latencyEvents} events published at ${pacedRate}/s (FERRY_BENCH_LATENCY_RATE, default 1,000/s as issue 11 goal 3 states it) while consuming, after a ${LATENCY_WARMUP}-event warm-up backlog and ${LATENCY_PACED_WARMUP_S} s of paced warm-up events in the same schedule (not measured); publish time taken just before js.publish, receive time in the sink, both on CLOCK_MONOTONIC`,
       `Ferry: rateLimit ${RATE_LIMIT_PER_SECOND}/s (the API's maximum; never binds here), circuit breaker 5 failures/30s, metrics, KV status counters, log level info, SSRF guard with --allow-cidrs=127.0.0.1/32; HttpDeliverer pool ${FERRY_CONNECTIONS_PER_ORIGIN} connections/origin, the floors' pools the same`,
       `Go worker (g): nats.go ${versions.natsGo} jetstream Consume (max_messages = c, heartbeat 5 s, expiry 30 s), c goroutines, santhosh-tekuri/jsonschema ${versions.jsonschemaGo} (formats asserted), mapping by hand, net/http Transport with MaxConnsPerHost = MaxIdleConnsPerHost = ${FERRY_CONNECTIONS_PER_ORIGIN}, plain Ack like the I/O floor (Ferry waits for the server to confirm its acks), GOMAXPROCS = ${goMaxProcs ?? `Go's default (${machineFacts().cores})`}`,
       'CPU figures are taken between the first and the last sink poll of a run (50 ms apart), per measured event',

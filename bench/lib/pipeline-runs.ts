@@ -33,6 +33,13 @@ export const TARGET_TIMEOUT_MS = 10_000;
 /** The schema's maximum (src/api/http.ts): far above any rate one process reaches here. */
 export const RATE_LIMIT_PER_SECOND = 100_000;
 export const LATENCY_WARMUP = 500;
+/**
+ * Seconds of paced events published right before the measured ones, in the same schedule: the
+ * measurement is of the steady state at that rate. Without it the first ≈ 150 ms after the idle
+ * gap (the quiet-machine wait) show 6–13 ms stalls in the operator — code V8 let go cold while
+ * idle being compiled again — which at 10,000 events are most of the p99 (bench/README).
+ */
+export const LATENCY_PACED_WARMUP_S = 1;
 export const SINK_PATH = '/v1/events';
 
 export type TransformKind = 'mapping' | 'jsonata';
@@ -164,6 +171,24 @@ export async function publishPaced(js: JetStreamClient, subject: string, keys: r
   }
   await Promise.all(acks);
   return published;
+}
+
+/**
+ * Publishes `LATENCY_PACED_WARMUP_S` of warm-up events (prefix `<label>-p`) and then `count`
+ * measured ones (prefix `label`) in one paced schedule; returns the measured keys' publish times.
+ */
+async function publishPacedWithWarmUp(e: Env, subject: string, label: string, count: number, perSecond: number): Promise<Map<string, number>> {
+  const measured = keysOf(label, count);
+  const all = await publishPaced(e.js, subject, [...keysOf(pacedWarmPrefix(label), pacedWarmUpCount(perSecond)), ...measured], perSecond);
+  return new Map(measured.map((k) => [k, all.get(k) ?? Number.NaN]));
+}
+
+export function pacedWarmUpCount(perSecond: number): number {
+  return Math.round(perSecond * LATENCY_PACED_WARMUP_S);
+}
+
+function pacedWarmPrefix(label: string): string {
+  return `${label}-p`;
 }
 
 export function keysOf(prefix: string, count: number): string[] {
@@ -610,10 +635,11 @@ export async function ferryLatencyRun(e: Env, o: Operator, label: string, concur
   await awaitSink(e, warmPrefix, LATENCY_WARMUP, {}, o.dead);
   await quiet(e, label);
   e.ctx.log(`${label}: publishing ${count} events at ${perSecond.toFixed(0)}/s while Ferry consumes (concurrency ${concurrency})`);
-  const published = await publishPaced(e.js, subject, keysOf(label, count), perSecond);
+  const published = await publishPacedWithWarmUp(e, subject, label, count, perSecond);
   const window = await awaitSink(e, label, count, { operator: o.pid, ...commonPids(e) }, o.dead);
   const got = await e.sink.collect(label);
   await e.sink.collect(warmPrefix);
+  await e.sink.collect(pacedWarmPrefix(label));
   await e.raw.request('DELETE', `${collection}/${label}`);
   await waitForIntegrationGone(e.raw, label, 60_000);
   await e.jsm.streams.purge(STREAM, { filter: subject });
@@ -629,7 +655,8 @@ export async function floorLatencyRun(e: Env, label: string, concurrency: number
   const consumer = `floor_${label.replaceAll('-', '_')}`;
   await publishBacklog(e.js, subject, keysOf(warmPrefix, LATENCY_WARMUP));
   await e.jsm.consumers.add(STREAM, ferryLikeConsumer(consumer, subject, concurrency, TARGET_TIMEOUT_MS));
-  const floor = startPeer(e, 'io', consumer, concurrency, {}, { warmup: LATENCY_WARMUP, count, prefix: label });
+  // The floor counts the paced warm-up as warm-up too: its measured window starts after it.
+  const floor = startPeer(e, 'io', consumer, concurrency, {}, { warmup: LATENCY_WARMUP + pacedWarmUpCount(perSecond), count, prefix: label });
   let exited: string | undefined;
   floor.done.catch((err: unknown) => {
     exited = err instanceof Error ? err.message : String(err);
@@ -638,12 +665,13 @@ export async function floorLatencyRun(e: Env, label: string, concurrency: number
   await awaitSink(e, warmPrefix, LATENCY_WARMUP, {}, () => exited);
   await quiet(e, label);
   e.ctx.log(`${label}: publishing ${count} events at ${perSecond.toFixed(0)}/s while the I/O floor consumes (concurrency ${concurrency})`);
-  const published = await publishPaced(e.js, subject, keysOf(label, count), perSecond);
+  const published = await publishPacedWithWarmUp(e, subject, label, count, perSecond);
   const window = await awaitSink(e, label, count, { floor: floor.pid, ...commonPids(e) }, () => exited);
   await floor.done;
   await floor.release();
   const got = await e.sink.collect(label);
   await e.sink.collect(warmPrefix);
+  await e.sink.collect(pacedWarmPrefix(label));
   await e.jsm.consumers.delete(STREAM, consumer);
   await e.jsm.streams.purge(STREAM, { filter: subject });
   const result = latencyResult(label, perSecond, published, got.times, window);
