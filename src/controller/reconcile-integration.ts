@@ -12,7 +12,7 @@
  * the work queue retries with backoff; configuration problems never throw — they are terminal
  * until the spec or a referenced object changes, which requeues the key.
  */
-import { compileIntegrationSpec, FINALIZER, INTEGRATION, Reason, subjectCaptured, type ReferenceLookup, type ResolvedIntegrationConfig, type SpecCheck } from '../api/index.ts';
+import { compileIntegrationSpec, FINALIZER, INTEGRATION, JsonSchemaCache, Reason, subjectCaptured, type ReferenceLookup, type ResolvedIntegrationConfig, type SchemaCompiler, type SpecCheck } from '../api/index.ts';
 import type { EventRecorder, ObjectClient, ReconcileResult, Reconciler, Store } from '../kube/index.ts';
 import {
   fallbackStreamName,
@@ -60,6 +60,8 @@ export interface IntegrationReconcilerDeps {
    * object that nothing listens for.
    */
   readonly webhookIngress: boolean;
+  /** Compiled schemas shared by content (with the runtime in the same process); default: the reconciler's own. */
+  readonly schemas?: JsonSchemaCache;
 }
 
 /**
@@ -101,8 +103,8 @@ function rawSourceStream(obj: FerryObject): string | undefined {
  * The runtime's own compile function, reduced to what the controller keeps: the resolved config
  * (compiled validators and credentials stay with the runtime, not in the check cache).
  */
-function checkIntegration(namespace: string, spec: unknown, references: ReferenceLookup): SpecCheck<CheckedIntegration> {
-  const r = compileIntegrationSpec(namespace, spec, references);
+function checkIntegration(namespace: string, spec: unknown, references: ReferenceLookup, compileSchema: SchemaCompiler): SpecCheck<CheckedIntegration> {
+  const r = compileIntegrationSpec(namespace, spec, references, compileSchema);
   return r.ok ? { ok: true, config: { config: r.config.config, configMapTexts: r.config.configMapTexts } } : r;
 }
 
@@ -126,6 +128,8 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
   const log = deps.logger.child({ controller: 'integration' });
   const steps = new ReconcileSteps(integrationType, { client: deps.client, events: deps.events, log });
   const checks = new CheckCache<CheckedIntegration>();
+  const schemas = deps.schemas ?? new JsonSchemaCache();
+  const compileSchema: SchemaCompiler = (schema, field) => schemas.compile(schema, field);
   /** What this leader last stored as each Integration's last good generation. */
   const storedLastGood = new Map<string, string>();
 
@@ -162,23 +166,23 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
   }
 
   return async (key, signal) => {
-    const obj = deps.integrations.get(key);
-    if (!obj?.metadata?.name) {
+    const cached = deps.integrations.get(key);
+    if (!cached?.metadata?.name) {
       checks.forget(key);
       return {};
     }
-    const meta = obj.metadata;
-    if (meta.deletionTimestamp) {
+    if (cached.metadata.deletionTimestamp) {
       checks.forget(key);
-      return meta.finalizers?.includes(FINALIZER) ? await finalize(obj, signal) : {};
+      return cached.metadata.finalizers?.includes(FINALIZER) ? await finalize(cached, signal) : {};
     }
-    if (await steps.ensureFinalizer(obj, signal)) return {};
+    const obj = await steps.withFinalizer(cached, signal);
+    const meta = obj.metadata ?? cached.metadata;
 
     const ref = refOf(integrationType, obj);
     const generation = meta.generation ?? 0;
     const now = deps.clock.now();
     const fields = { namespace: ref.namespace, integration: ref.name, generation };
-    const check = checks.get(key, obj, deps.references, () => checkIntegration(ref.namespace, obj.spec, deps.references));
+    const check = checks.get(key, obj, deps.references, () => checkIntegration(ref.namespace, obj.spec, deps.references, compileSchema));
     const view = deps.runtimeView(key);
     if (!check.ok) {
       // The last good generation may still be delivering: its runtime state stays visible.
