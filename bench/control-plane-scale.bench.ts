@@ -32,7 +32,7 @@
  * FERRY_BENCH_CPU_PROF=1 (the operator writes a V8 CPU profile, summarised in the result).
  */
 import { execFile } from 'node:child_process';
-import { copyFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
@@ -51,6 +51,7 @@ import { installCrds } from '../test/support/crds.ts';
 import { integrationSpec, isTrueNow, type FerryObj } from '../test/support/ferry-client.ts';
 import { startOperator, type LogLine, type OperatorProcess } from '../test/support/operator-process.ts';
 import { summarizeCpuProfile } from './lib/cpu-profile.ts';
+import { summarizeHeapSnapshot } from './lib/heap-snapshot.ts';
 import { measureIdle, type IdleUsage } from './lib/idle-usage.ts';
 import { intEnv, intListEnv } from './lib/pipeline-common.ts';
 import { RawKube } from './lib/kube-raw.ts';
@@ -449,8 +450,11 @@ interface BenchSettings {
   readonly timeoutMs: number;
   readonly warmupMax: number;
   readonly operatorArgs: readonly string[];
+  /** NODE_OPTIONS for the operator only (V8 heap flags), FERRY_BENCH_OPERATOR_NODE_OPTIONS. */
+  readonly operatorNodeOptions: string;
   readonly logLevel: string;
   readonly cpuProfile: boolean;
+  readonly heapSnapshot: boolean;
   readonly idleSettleMs: number;
   readonly idleWindowMs: number;
 }
@@ -464,8 +468,10 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
     timeoutMs: intEnv('FERRY_BENCH_TIMEOUT_S', 600) * 1000,
     warmupMax: intEnv('FERRY_BENCH_WARMUP', 64),
     operatorArgs: (process.env.FERRY_BENCH_OPERATOR_ARGS ?? '').split(/\s+/).filter((a) => a !== ''),
+    operatorNodeOptions: process.env.FERRY_BENCH_OPERATOR_NODE_OPTIONS ?? '',
     logLevel: process.env.FERRY_BENCH_LOG_LEVEL ?? 'info',
     cpuProfile: process.env.FERRY_BENCH_CPU_PROF === '1',
+    heapSnapshot: process.env.FERRY_BENCH_HEAP_SNAPSHOT === '1',
     idleSettleMs: intEnv('FERRY_BENCH_IDLE_SETTLE_S', 10) * 1000,
     idleWindowMs: intEnv('FERRY_BENCH_IDLE_S', 30) * 1000,
   };
@@ -475,6 +481,7 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
     timeoutS: settings.timeoutMs / 1000,
     warmup: settings.warmupMax,
     operatorArgs: settings.operatorArgs.join(' ') || '(defaults)',
+    operatorNodeOptions: settings.operatorNodeOptions || '(none)',
     operatorLogLevel: settings.logLevel,
     operatorCpuProfile: settings.cpuProfile,
     idleSettleS: settings.idleSettleMs / 1000,
@@ -590,7 +597,18 @@ async function benchSize(ctx: BenchContext, n: number, settings: BenchSettings):
     // FERRY_BENCH_CPU_PROF=1: the operator writes a V8 CPU profile when it stops (graceful stop).
     const profileDir = join(resultsDir, 'profiles');
     const profileName = `${NAME}.operator.cpuprofile`;
-    const nodeOptions = cpuProfile ? `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${profileDir} --cpu-prof-name=${profileName}`.trim() : process.env.NODE_OPTIONS;
+    const nodeOptions =
+      cpuProfile || settings.heapSnapshot || settings.operatorNodeOptions !== ''
+        ? [
+            process.env.NODE_OPTIONS ?? '',
+            settings.operatorNodeOptions,
+            cpuProfile ? `--cpu-prof --cpu-prof-dir=${profileDir} --cpu-prof-name=${profileName}` : '',
+            // FERRY_BENCH_HEAP_SNAPSHOT=1: a heap snapshot at the end of the idle phase (SIGUSR2).
+            settings.heapSnapshot ? `--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${profileDir}` : '',
+          ]
+            .join(' ')
+            .trim()
+        : process.env.NODE_OPTIONS;
     op = await startOperator({
       env,
       identity: 'bench',
@@ -640,6 +658,8 @@ async function benchSize(ctx: BenchContext, n: number, settings: BenchSettings):
     }
     // Read after the idle phase: the peak with all N pipelines running, whenever it came.
     const hwmBytes = readProcMemory(pid)?.hwmBytes ?? hwmAtReady;
+    // After the peak is read: writing a snapshot makes the operator's RSS jump.
+    if (idle !== undefined && settings.heapSnapshot) await takeHeapSnapshot(ctx, pid, profileDir);
     const operatorAlive = op.process.running;
     if (!operatorAlive) {
       ctx.notes.push(`${await exited}; last log lines: ${op.process.tail().slice(-2000)}`);
@@ -789,6 +809,38 @@ async function benchSize(ctx: BenchContext, n: number, settings: BenchSettings):
     await nc?.close().catch(() => undefined);
     await env?.stop();
   }
+}
+
+/** Has the operator write a heap snapshot (SIGUSR2) and summarises it into the result. */
+async function takeHeapSnapshot(ctx: BenchContext, pid: number, dir: string): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  const before = new Set(readdirSync(dir));
+  process.kill(pid, 'SIGUSR2');
+  const deadline = now() + 120_000;
+  let path: string | undefined;
+  let lastSize = -1;
+  while (now() < deadline) {
+    await delay(1_000);
+    const name = readdirSync(dir).find((f) => f.endsWith('.heapsnapshot') && !before.has(f));
+    if (name === undefined) continue;
+    path = join(dir, name);
+    // Written in one go by the operator's main thread; done when the size stops changing.
+    const size = statSync(path).size;
+    if (size === lastSize && size > 0) break;
+    lastSize = size;
+  }
+  if (path === undefined) {
+    ctx.log('no heap snapshot appeared within 120 s');
+    return;
+  }
+  const summary = summarizeHeapSnapshot(path);
+  ctx.details.heapSnapshot = { path, ...summary };
+  ctx.notes.push(
+    `operator heap snapshot after the idle phase (${path}): ${(summary.totalBytes / MIB).toFixed(0)} MiB live; largest by self size: ${summary.top
+      .slice(0, 10)
+      .map((g) => `${g.name} ${(g.selfBytes / MIB).toFixed(1)} MiB ×${g.count}`)
+      .join(', ')}`,
+  );
 }
 
 function withoutTimelines(usage: Record<string, ProcessUsage>): Record<string, Omit<ProcessUsage, 'timeline'>> {
