@@ -13,18 +13,26 @@
  * 3. Ferry — one `ferry controller` process (default flags unless FERRY_BENCH_OPERATOR_ARGS);
  *    creates N Integrations with bounded parallelism, timed from the first create until the
  *    watch has seen all N Ready (Ready=True for their generation). The operator's RSS is sampled
- *    throughout, its /metrics every second; its VmHWM is read at the end.
+ *    throughout, its /metrics every second.
+ * 3b. idle — all N Ready, pipelines running, nothing to deliver: after a settling time the
+ *    operator's CPU (utime+stime) and the NATS messages of its connection (nats-server /connz) are
+ *    measured over a window, with no scrapes or watches asking it anything. Its VmHWM is read
+ *    after this phase: the peak with every pipeline running.
  * 4. memory floor — a bare Node process that lists the N objects into a cache, holds a watch and
  *    a NATS connection (lib/cache-floor-process.ts); its VmHWM is the denominator of the memory
  *    ratio.
  *
- * Environment: FERRY_BENCH_N (1000), FERRY_BENCH_PARALLELISM (32), FERRY_BENCH_TIMEOUT_S (600,
+ * The run ends with issue 11 goal 4's lines: all Ready ≤ 2× floor, peak RSS ≤ 300 MiB (and KB per
+ * Integration over the bare cache), idle CPU ≤ 5 % of a core with the NATS messages it causes.
+ *
+ * Environment: FERRY_BENCH_N (1000; a list such as 100,1000,3000 runs each size on its own control
+ * plane), FERRY_BENCH_IDLE_SETTLE_S (10), FERRY_BENCH_IDLE_S (30), FERRY_BENCH_PARALLELISM (32), FERRY_BENCH_TIMEOUT_S (600,
  * per timed phase), FERRY_BENCH_WARMUP (64), FERRY_BENCH_OPERATOR_ARGS (extra `ferry controller`
  * flags, space separated), FERRY_BENCH_LOG_LEVEL (operator log level, default info),
  * FERRY_BENCH_CPU_PROF=1 (the operator writes a V8 CPU profile, summarised in the result).
  */
 import { execFile } from 'node:child_process';
-import { copyFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, realpathSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
@@ -43,7 +51,9 @@ import { installCrds } from '../test/support/crds.ts';
 import { integrationSpec, isTrueNow, type FerryObj } from '../test/support/ferry-client.ts';
 import { startOperator, type LogLine, type OperatorProcess } from '../test/support/operator-process.ts';
 import { summarizeCpuProfile } from './lib/cpu-profile.ts';
-import { intEnv } from './lib/pipeline-common.ts';
+import { summarizeHeapSnapshot } from './lib/heap-snapshot.ts';
+import { measureIdle, type IdleUsage } from './lib/idle-usage.ts';
+import { intEnv, intListEnv } from './lib/pipeline-common.ts';
 import { RawKube } from './lib/kube-raw.ts';
 import { readProcMemory, readProcExe, ProcessSampler, type ProcessUsage } from './lib/proc.ts';
 import { parsePrometheusText, sumSamples, type MetricSample } from './lib/prometheus.ts';
@@ -425,23 +435,112 @@ async function measureMemoryFloor(env: ControlPlane, endpointFile: string, withC
   return JSON.parse(last) as MemoryFloor;
 }
 
+/** What one size's run says about issue 11 goal 4. */
+interface SizeOutcome {
+  readonly n: number;
+  readonly complete: boolean;
+  readonly allReadyRatio: number | undefined;
+  readonly hwmBytes: number | undefined;
+  readonly bareHwmBytes: number | undefined;
+  readonly idle: IdleUsage | undefined;
+}
+
+interface BenchSettings {
+  readonly parallelism: number;
+  readonly timeoutMs: number;
+  readonly warmupMax: number;
+  readonly operatorArgs: readonly string[];
+  /** NODE_OPTIONS for the operator only (V8 heap flags), FERRY_BENCH_OPERATOR_NODE_OPTIONS. */
+  readonly operatorNodeOptions: string;
+  readonly logLevel: string;
+  readonly cpuProfile: boolean;
+  readonly heapSnapshot: boolean;
+  readonly idleSettleMs: number;
+  readonly idleWindowMs: number;
+}
+
 async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
-  const n = intEnv('FERRY_BENCH_N', 1000);
-  const parallelism = intEnv('FERRY_BENCH_PARALLELISM', 32);
-  const timeoutMs = intEnv('FERRY_BENCH_TIMEOUT_S', 600) * 1000;
-  const warmup = Math.min(n, intEnv('FERRY_BENCH_WARMUP', 64));
-  const operatorArgs = (process.env.FERRY_BENCH_OPERATOR_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
-  const logLevel = process.env.FERRY_BENCH_LOG_LEVEL ?? 'info';
-  const cpuProfile = process.env.FERRY_BENCH_CPU_PROF === '1';
+  // Several sizes (FERRY_BENCH_N=100,1000,3000) run one after the other, each on its own control
+  // plane, so the growth per Integration is visible in one result.
+  const sizes = intListEnv('FERRY_BENCH_N', [1000]);
+  const settings: BenchSettings = {
+    parallelism: intEnv('FERRY_BENCH_PARALLELISM', 32),
+    timeoutMs: intEnv('FERRY_BENCH_TIMEOUT_S', 600) * 1000,
+    warmupMax: intEnv('FERRY_BENCH_WARMUP', 64),
+    operatorArgs: (process.env.FERRY_BENCH_OPERATOR_ARGS ?? '').split(/\s+/).filter((a) => a !== ''),
+    operatorNodeOptions: process.env.FERRY_BENCH_OPERATOR_NODE_OPTIONS ?? '',
+    logLevel: process.env.FERRY_BENCH_LOG_LEVEL ?? 'info',
+    cpuProfile: process.env.FERRY_BENCH_CPU_PROF === '1',
+    heapSnapshot: process.env.FERRY_BENCH_HEAP_SNAPSHOT === '1',
+    idleSettleMs: intEnv('FERRY_BENCH_IDLE_SETTLE_S', 10) * 1000,
+    idleWindowMs: intEnv('FERRY_BENCH_IDLE_S', 30) * 1000,
+  };
   Object.assign(ctx.params, {
-    n,
-    parallelism,
-    timeoutS: timeoutMs / 1000,
-    warmup,
-    operatorArgs: operatorArgs.join(' ') || '(defaults)',
-    operatorLogLevel: logLevel,
-    operatorCpuProfile: cpuProfile,
+    n: sizes.join(','),
+    parallelism: settings.parallelism,
+    timeoutS: settings.timeoutMs / 1000,
+    warmup: settings.warmupMax,
+    operatorArgs: settings.operatorArgs.join(' ') || '(defaults)',
+    operatorNodeOptions: settings.operatorNodeOptions || '(none)',
+    operatorLogLevel: settings.logLevel,
+    operatorCpuProfile: settings.cpuProfile,
+    idleSettleS: settings.idleSettleMs / 1000,
+    idleS: settings.idleWindowMs / 1000,
   });
+  const outcomes: SizeOutcome[] = [];
+  for (const n of sizes) {
+    const scoped = sizes.length === 1 ? ctx : sizeContext(ctx, n);
+    outcomes.push(await benchSize(scoped, n, settings));
+  }
+  const lines = goalLines(outcomes);
+  for (const line of lines) ctx.log(line);
+  ctx.notes.unshift(...lines);
+  return outcomes.every((o) => o.complete) ? 'complete' : 'incomplete';
+}
+
+/** One size's figures, keys and details kept apart from the other sizes' (`n100.…`). */
+function sizeContext(ctx: BenchContext, n: number): BenchContext {
+  const details: Record<string, unknown> = {};
+  ctx.details[`n${n}`] = details;
+  return {
+    params: ctx.params,
+    details,
+    notes: ctx.notes,
+    figure: (group, key, label, value, unit, note) => {
+      ctx.figure(group === RATIOS_GROUP ? RATIOS_GROUP : `${group} [N = ${n}]`, `n${n}.${key}`, group === RATIOS_GROUP ? `${label} (N = ${n})` : label, value, unit, note);
+    },
+    log: (message) => {
+      ctx.log(`[N = ${n}] ${message}`);
+    },
+  };
+}
+
+const verdict = (met: boolean | undefined): string => (met === undefined ? 'unknown' : met ? 'met' : 'not met');
+const MIB = 1024 * 1024;
+
+/** Issue 11 goal 4 as the issue states it, from each size's run. */
+function goalLines(outcomes: readonly SizeOutcome[]): string[] {
+  const lines: string[] = [];
+  for (const o of outcomes) {
+    const at = outcomes.length === 1 ? '' : ` [N = ${o.n}]`;
+    const r = o.allReadyRatio;
+    lines.push(`goal 4${at}: all Ready ≤ 2× floor: ${verdict(r === undefined ? undefined : r <= 2)} (${r?.toFixed(2) ?? '—'})`);
+    const hwm = o.hwmBytes;
+    const perIntegrationKb = hwm === undefined || o.bareHwmBytes === undefined ? undefined : (hwm - o.bareHwmBytes) / o.n / 1024;
+    lines.push(
+      `goal 4${at}: peak RSS ≤ 300 MiB: ${verdict(hwm === undefined ? undefined : hwm <= 300 * MIB)} (${hwm === undefined ? '—' : (hwm / MIB).toFixed(0)} MiB; ${perIntegrationKb?.toFixed(0) ?? '—'} KB per Integration over the bare cache of ${o.bareHwmBytes === undefined ? '—' : (o.bareHwmBytes / MIB).toFixed(0)} MiB, aim ≤ 150)`,
+    );
+    const idle = o.idle;
+    lines.push(
+      `goal 4${at}: idle CPU ≤ 5% of a core with ${o.n} idle Integrations: ${verdict(idle?.cores === undefined ? undefined : idle.cores <= 0.05)} (${idle?.cores === undefined ? '—' : (idle.cores * 100).toFixed(1)} %; NATS requests/s from the operator: ${idle?.natsSentPerSecond?.toFixed(1) ?? '—'}, messages/s to it: ${idle?.natsReceivedPerSecond?.toFixed(1) ?? '—'})`,
+    );
+  }
+  return lines;
+}
+
+async function benchSize(ctx: BenchContext, n: number, settings: BenchSettings): Promise<SizeOutcome> {
+  const { parallelism, timeoutMs, operatorArgs, logLevel, cpuProfile } = settings;
+  const warmup = Math.min(n, settings.warmupMax);
 
   let env: ControlPlane | undefined;
   let nc: NatsConnection | undefined;
@@ -449,7 +548,7 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
   let op: OperatorProcess | undefined;
   try {
     ctx.log('starting etcd, kube-apiserver and nats-server');
-    env = await startControlPlane();
+    env = await startControlPlane({ natsMonitor: true });
     await installCrds(env.kubeConfig);
     raw = await RawKube.create(env.kubeConfig, { connections: parallelism + 4 });
     for (const namespace of Object.values(NS)) {
@@ -498,7 +597,18 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
     // FERRY_BENCH_CPU_PROF=1: the operator writes a V8 CPU profile when it stops (graceful stop).
     const profileDir = join(resultsDir, 'profiles');
     const profileName = `${NAME}.operator.cpuprofile`;
-    const nodeOptions = cpuProfile ? `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${profileDir} --cpu-prof-name=${profileName}`.trim() : process.env.NODE_OPTIONS;
+    const nodeOptions =
+      cpuProfile || settings.heapSnapshot || settings.operatorNodeOptions !== ''
+        ? [
+            process.env.NODE_OPTIONS ?? '',
+            settings.operatorNodeOptions,
+            cpuProfile ? `--cpu-prof --cpu-prof-dir=${profileDir} --cpu-prof-name=${profileName}` : '',
+            // FERRY_BENCH_HEAP_SNAPSHOT=1: a heap snapshot at the end of the idle phase (SIGUSR2).
+            settings.heapSnapshot ? `--heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${profileDir}` : '',
+          ]
+            .join(' ')
+            .trim()
+        : process.env.NODE_OPTIONS;
     op = await startOperator({
       env,
       identity: 'bench',
@@ -536,8 +646,20 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
     const readySamples = (await poller.scrape()) ?? poller.lastSamples ?? [];
     await poller.stop();
     const usage = sampler.stop();
-    const hwmBytes = readProcMemory(pid)?.hwmBytes ?? usage.operator?.hwmBytes;
+    const hwmAtReady = readProcMemory(pid)?.hwmBytes ?? usage.operator?.hwmBytes;
     const countsAtReady = reconcileCounts(readySamples);
+    // Idle: every pipeline running, nothing to deliver, nobody asking (no scrapes, no watch).
+    let idle: IdleUsage | undefined;
+    if (ferry.complete && op.process.running) {
+      ctx.log(`idle: ${settings.idleSettleMs / 1000} s to settle, then ${settings.idleWindowMs / 1000} s measured`);
+      await delay(settings.idleSettleMs);
+      idle = await measureIdle({ pid, monitorUrl: env.natsMonitorUrl, connectionName: 'ferry-bench', windowMs: settings.idleWindowMs });
+      ctx.details.idle = idle;
+    }
+    // Read after the idle phase: the peak with all N pipelines running, whenever it came.
+    const hwmBytes = readProcMemory(pid)?.hwmBytes ?? hwmAtReady;
+    // After the peak is read: writing a snapshot makes the operator's RSS jump.
+    if (idle !== undefined && settings.heapSnapshot) await takeHeapSnapshot(ctx, pid, profileDir);
     const operatorAlive = op.process.running;
     if (!operatorAlive) {
       ctx.notes.push(`${await exited}; last log lines: ${op.process.tail().slice(-2000)}`);
@@ -597,7 +719,9 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
     ctx.figure(F, 'ferry.latencyMax', 'create→Ready max', ferry.latency?.max, 'ms');
     ctx.figure(F, 'ferry.readyPerSecond', 'objects made Ready per second', n / ferrySeconds, 'per_second');
     ctx.figure(F, 'ferry.reconcilesPerSecond', 'reconciles per second (to all Ready)', (countsAtReady.total ?? Number.NaN) / ferrySeconds, 'per_second');
-    ctx.figure(F, 'ferry.peakRssBytes', 'operator peak RSS (VmHWM)', hwmBytes, 'bytes');
+    ctx.figure(F, 'ferry.peakRssBytes', 'operator peak RSS (VmHWM)', hwmBytes, 'bytes', 'read after the idle phase: every pipeline running');
+    ctx.figure(F, 'ferry.peakRssAtReadyBytes', 'operator VmHWM when all were Ready', hwmAtReady, 'bytes');
+    ctx.figure(F, 'ferry.kbPerIntegration', 'KB per Integration over the bare cache', hwmBytes === undefined || memoryFloor.hwmBytes === null ? undefined : (hwmBytes - memoryFloor.hwmBytes) / n / 1024, 'count', '(operator VmHWM − bare cache VmHWM) ÷ N, KiB');
     ctx.figure(F, 'ferry.peakSampledRssBytes', 'operator peak sampled VmRSS', operatorUsage?.peakSampledRssBytes, 'bytes', `${String(operatorUsage?.samples)} samples`);
     ctx.figure(F, 'ferry.startupRssBytes', 'operator VmHWM before the first create', startupHwm, 'bytes');
     const heap = processMetrics(readySamples);
@@ -633,6 +757,11 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
     ctx.figure(L, 'floor.memoryHwmBytes', 'bare Node process caching them: VmHWM', memoryFloor.hwmBytes ?? undefined, 'bytes', `${memoryFloor.objects} objects, a watch, NATS`);
     ctx.figure(L, 'floor.memoryClientNodeHwmBytes', '  the same + @kubernetes/client-node loaded', memoryFloorClientNode.hwmBytes ?? undefined, 'bytes', 'which Ferry’s design requires');
 
+    const I = `idle: ${n} Ready Integrations, nothing to deliver (${settings.idleWindowMs / 1000} s after ${settings.idleSettleMs / 1000} s to settle)`;
+    ctx.figure(I, 'idle.operatorCores', 'operator CPU use', idle?.cores, 'cores', 'utime+stime ÷ wall time');
+    ctx.figure(I, 'idle.natsSentPerSecond', 'NATS messages/s the operator sends', idle?.natsSentPerSecond, 'per_second', 'in_msgs of its connection (/connz): requests, pulls, acks');
+    ctx.figure(I, 'idle.natsReceivedPerSecond', 'NATS messages/s sent to the operator', idle?.natsReceivedPerSecond, 'per_second', 'out_msgs: heartbeats, replies');
+
     const S = 'servers: mean CPU use (floor phase → Ferry phase)';
     for (const server of ['apiServer', 'etcd', 'nats'] as const) {
       ctx.figure(S, `servers.${server}.floorCores`, `${server}, floor`, cores(floorUsage[server]), 'cores');
@@ -666,13 +795,52 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
     if (!ferry.complete) {
       ctx.notes.push(`Ferry made ${ferry.readyCount}/${n} Ready within ${timeoutMs / 1000} s; last seen states: ${JSON.stringify(ferry.stateCounts)}`);
     }
-    return floor.complete && ferry.complete ? 'complete' : 'incomplete';
+    return {
+      n,
+      complete: floor.complete && ferry.complete,
+      allReadyRatio: ratio(ferry.allReadyMs, floor.allReadyMs),
+      hwmBytes,
+      bareHwmBytes: memoryFloor.hwmBytes ?? undefined,
+      idle,
+    };
   } finally {
     await op?.stop().catch(() => undefined);
     await raw?.close().catch(() => undefined);
     await nc?.close().catch(() => undefined);
     await env?.stop();
   }
+}
+
+/** Has the operator write a heap snapshot (SIGUSR2) and summarises it into the result. */
+async function takeHeapSnapshot(ctx: BenchContext, pid: number, dir: string): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  const before = new Set(readdirSync(dir));
+  process.kill(pid, 'SIGUSR2');
+  const deadline = now() + 120_000;
+  let path: string | undefined;
+  let lastSize = -1;
+  while (now() < deadline) {
+    await delay(1_000);
+    const name = readdirSync(dir).find((f) => f.endsWith('.heapsnapshot') && !before.has(f));
+    if (name === undefined) continue;
+    path = join(dir, name);
+    // Written in one go by the operator's main thread; done when the size stops changing.
+    const size = statSync(path).size;
+    if (size === lastSize && size > 0) break;
+    lastSize = size;
+  }
+  if (path === undefined) {
+    ctx.log('no heap snapshot appeared within 120 s');
+    return;
+  }
+  const summary = summarizeHeapSnapshot(path);
+  ctx.details.heapSnapshot = { path, ...summary };
+  ctx.notes.push(
+    `operator heap snapshot after the idle phase (${path}): ${(summary.totalBytes / MIB).toFixed(0)} MiB live; largest by self size: ${summary.top
+      .slice(0, 10)
+      .map((g) => `${g.name} ${(g.selfBytes / MIB).toFixed(1)} MiB ×${g.count}`)
+      .join(', ')}`,
+  );
 }
 
 function withoutTimelines(usage: Record<string, ProcessUsage>): Record<string, Omit<ProcessUsage, 'timeline'>> {

@@ -34,7 +34,8 @@ function usage(): string {
     '',
     `Benchmarks: ${available().join(', ') || '(none)'}`,
     '',
-    'control-plane-scale reads FERRY_BENCH_N (1000), FERRY_BENCH_PARALLELISM (32),',
+    'control-plane-scale reads FERRY_BENCH_N (1000, or a list: 100,1000,3000), FERRY_BENCH_PARALLELISM (32),',
+    'FERRY_BENCH_IDLE_SETTLE_S (10), FERRY_BENCH_IDLE_S (30),',
     'FERRY_BENCH_TIMEOUT_S (600), FERRY_BENCH_WARMUP (64), FERRY_BENCH_OPERATOR_ARGS,',
     'FERRY_BENCH_LOG_LEVEL (info), FERRY_BENCH_CPU_PROF=1. See bench/README.md.',
   ].join('\n');

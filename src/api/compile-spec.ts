@@ -14,7 +14,7 @@
 import { Cron } from 'croner';
 import { parse as parseYaml } from 'yaml';
 import type { SecretKeyRef } from './auth.ts';
-import { compileJsonSchema, type ValidateFunction } from './compile-schema.ts';
+import { compileJsonSchema, type CompileResult, type ValidateFunction } from './compile-schema.ts';
 import { compileJsonata, compileMapping, type CompiledTransform } from './compile-transform.ts';
 import { Reason } from './conditions.ts';
 import { parseIntegrationSpec, parseSyncScheduleSpec } from './parse.ts';
@@ -73,11 +73,14 @@ interface CompiledSchema {
   readonly configMapTexts: Readonly<Record<string, string>>;
 }
 
+/** How a JSON Schema is compiled: {@link compileJsonSchema}, or a cache in front of it (schema-cache.ts). */
+export type SchemaCompiler = (schema: unknown, field: string) => CompileResult<ValidateFunction>;
+
 /** Compiles the event schema, reading it from a ConfigMap when the spec says so. */
-function compileSchemaSource(namespace: string, schema: ResolvedSchemaSource | undefined, lookup: ReferenceLookup): CompiledSchema | SpecProblem {
+function compileSchemaSource(namespace: string, schema: ResolvedSchemaSource | undefined, lookup: ReferenceLookup, compileSchema: SchemaCompiler = compileJsonSchema): CompiledSchema | SpecProblem {
   if (!schema) return { validate: undefined, configMapTexts: {} };
   if (schema.kind === 'inline') {
-    const compiled = compileJsonSchema(schema.schema, 'spec.schema.inline');
+    const compiled = compileSchema(schema.schema, 'spec.schema.inline');
     return compiled.ok ? { validate: compiled.value, configMapTexts: {} } : problem(Reason.SchemaInvalid, compiled.field, compiled.message);
   }
   const field = 'spec.schema.configMapKeyRef';
@@ -93,7 +96,7 @@ function compileSchemaSource(namespace: string, schema: ResolvedSchemaSource | u
   } catch (err) {
     return problem(Reason.SchemaInvalid, field, `ConfigMap ${JSON.stringify(name)} key ${JSON.stringify(key)} is not JSON or YAML: ${err instanceof Error ? err.message : 'parse error'}`, true);
   }
-  const compiled = compileJsonSchema(parsed, `configMap ${name}/${key}`);
+  const compiled = compileSchema(parsed, `configMap ${name}/${key}`);
   if (!compiled.ok) return problem(Reason.SchemaInvalid, compiled.field, compiled.message, true);
   return { validate: compiled.value, configMapTexts: { [`${name}/${key}`]: text } };
 }
@@ -164,8 +167,11 @@ export interface CompiledIntegrationSpec {
   readonly configMapTexts: Readonly<Record<string, string>>;
 }
 
-/** Checks and compiles one Integration generation; see the file header. */
-export function compileIntegrationSpec(namespace: string, rawSpec: unknown, lookup: ReferenceLookup): SpecCheck<CompiledIntegrationSpec> {
+/**
+ * Checks and compiles one Integration generation; see the file header. `compileSchema` lets a
+ * long-lived caller share validators between objects with the same schema (JsonSchemaCache).
+ */
+export function compileIntegrationSpec(namespace: string, rawSpec: unknown, lookup: ReferenceLookup, compileSchema: SchemaCompiler = compileJsonSchema): SpecCheck<CompiledIntegrationSpec> {
   const parsed = parseIntegrationSpec(rawSpec);
   if (!parsed.ok) return problem(Reason.SpecInvalid, parsed.error.field, parsed.error.detail);
   const config = resolveIntegrationConfig(parsed.spec);
@@ -186,11 +192,11 @@ export function compileIntegrationSpec(namespace: string, rawSpec: unknown, look
       `${JSON.stringify(webhook.subject)} is not matched by spec.source.subjects (${config.source.subjects.join(', ')}): webhook events would be stored but never delivered`,
     );
   }
-  const schema = compileSchemaSource(namespace, config.schema, lookup);
+  const schema = compileSchemaSource(namespace, config.schema, lookup, compileSchema);
   if ('ok' in schema) return schema;
   let validateResponse: ValidateFunction | undefined;
   if (config.target.responseSchema !== undefined) {
-    const compiled = compileJsonSchema(config.target.responseSchema, 'spec.target.responseSchema');
+    const compiled = compileSchema(config.target.responseSchema, 'spec.target.responseSchema');
     if (!compiled.ok) return problem(Reason.SchemaInvalid, compiled.field, compiled.message);
     validateResponse = compiled.value;
   }

@@ -112,9 +112,10 @@ export type { StructuralSchema } from './crd-schema.ts';
 export { ANNOTATIONS, kindReference, referenceFile, renderReference, type KindReference, type ReferenceAnnotation, type ReferenceField, type ReferenceRule } from './reference.ts';
 
 export { compileJsonSchema, describeValidationErrors, pointerToField, type CompileResult, type ValidateFunction } from './compile-schema.ts';
+export { JsonSchemaCache } from './schema-cache.ts';
 export { compileJsonata, compileMapping, parsePointer, type CompiledJsonata, type CompiledMapping, type CompiledTransform } from './compile-transform.ts';
 export { subjectCaptured, subjectMatches } from './subjects.ts';
-export { findSecretRefs, inputsKey, specReferences, type FoundSecretRef, type SpecReferences } from './references.ts';
+export { findSecretRefs, inputsKey, referencesKey, specReferences, type FoundSecretRef, type SpecReferences } from './references.ts';
 export { compileTemplate, renderTemplate, resolvePointer, type CompiledTemplate, type TemplateEscape } from './template.ts';
 export {
   checkSyncScheduleSpec,
@@ -124,6 +125,7 @@ export {
   type CompiledIntegrationSpec,
   type CompiledSyncScheduleSpec,
   type ReferenceLookup,
+  type SchemaCompiler,
   type SpecCheck,
   type SpecProblem,
 } from './compile-spec.ts';

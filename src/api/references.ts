@@ -58,7 +58,19 @@ export function inputsKey(
   spec: unknown,
   versionOf: (kind: 'Secret' | 'ConfigMap', name: string) => string | undefined,
 ): string {
-  const refs = specReferences(spec);
+  return referencesKey(uid, generation, specReferences(spec), versionOf);
+}
+
+/**
+ * {@link inputsKey} from references already found: a caller that looks at the same spec over and
+ * over (the runtime's periodic pass over every Integration) walks each spec once, not per pass.
+ */
+export function referencesKey(
+  uid: string | undefined,
+  generation: number,
+  refs: SpecReferences,
+  versionOf: (kind: 'Secret' | 'ConfigMap', name: string) => string | undefined,
+): string {
   const parts = [uid ?? '', String(generation)];
   for (const name of [...refs.secrets].sort()) parts.push(`s:${name}@${versionOf('Secret', name) ?? '-'}`);
   for (const name of [...refs.configMaps].sort()) parts.push(`c:${name}@${versionOf('ConfigMap', name) ?? '-'}`);

@@ -15,7 +15,7 @@
  * process alive that has no leader election, controllers or delivery any more.
  */
 import { KubeConfig } from '@kubernetes/client-node';
-import { INTEGRATION, SYNC_SCHEDULE, type ReferenceLookup } from '../api/index.ts';
+import { INTEGRATION, JsonSchemaCache, SYNC_SCHEDULE, type ReferenceLookup } from '../api/index.ts';
 import {
   integrationReconciler,
   referencedObjects,
@@ -216,6 +216,9 @@ export async function runController(config: ControllerConfig, version: string): 
     configMapData: (namespace, name) => configMaps.store.get(`${namespace}/${name}`)?.data ?? undefined,
     version: (kind, namespace, name) => (kind === 'Secret' ? secrets : configMaps).store.get(`${namespace}/${name}`)?.metadata?.resourceVersion,
   } satisfies ReferenceLookup;
+  // One per process: the controller checks and the runtime runs the same schemas; Integrations
+  // that carry identical schemas share one compiled validator.
+  const schemas = new JsonSchemaCache();
   const client = new ObjectClient({ kubeConfig, clock, fieldManager: 'ferry-operator' });
   const events = new EventRecorder({ kubeConfig, reportingInstance: config.identity, clock, logger, registry });
 
@@ -267,6 +270,7 @@ export async function runController(config: ControllerConfig, version: string): 
         logger,
         runtimeView: (key) => runtimeView.view(key),
         webhookIngress: config.webhook !== undefined,
+        schemas,
       }),
       concurrency: config.concurrency,
       clock,
@@ -360,6 +364,7 @@ export async function runController(config: ControllerConfig, version: string): 
       ledger,
       membership,
       pipelineReplicas: config.pipelineReplicas,
+      schemas,
       metrics: runtimeMetrics,
       clock,
       logger,

@@ -12,7 +12,7 @@
  * the work queue retries with backoff; configuration problems never throw — they are terminal
  * until the spec or a referenced object changes, which requeues the key.
  */
-import { compileIntegrationSpec, FINALIZER, INTEGRATION, Reason, subjectCaptured, type ReferenceLookup, type ResolvedIntegrationConfig, type SpecCheck } from '../api/index.ts';
+import { compileIntegrationSpec, FINALIZER, INTEGRATION, JsonSchemaCache, Reason, subjectCaptured, type ReferenceLookup, type ResolvedIntegrationConfig, type SchemaCompiler, type SpecCheck } from '../api/index.ts';
 import type { EventRecorder, ObjectClient, ReconcileResult, Reconciler, Store } from '../kube/index.ts';
 import {
   fallbackStreamName,
@@ -60,6 +60,8 @@ export interface IntegrationReconcilerDeps {
    * object that nothing listens for.
    */
   readonly webhookIngress: boolean;
+  /** Compiled schemas shared by content (with the runtime in the same process); default: the reconciler's own. */
+  readonly schemas?: JsonSchemaCache;
 }
 
 /**
@@ -101,8 +103,8 @@ function rawSourceStream(obj: FerryObject): string | undefined {
  * The runtime's own compile function, reduced to what the controller keeps: the resolved config
  * (compiled validators and credentials stay with the runtime, not in the check cache).
  */
-function checkIntegration(namespace: string, spec: unknown, references: ReferenceLookup): SpecCheck<CheckedIntegration> {
-  const r = compileIntegrationSpec(namespace, spec, references);
+function checkIntegration(namespace: string, spec: unknown, references: ReferenceLookup, compileSchema: SchemaCompiler): SpecCheck<CheckedIntegration> {
+  const r = compileIntegrationSpec(namespace, spec, references, compileSchema);
   return r.ok ? { ok: true, config: { config: r.config.config, configMapTexts: r.config.configMapTexts } } : r;
 }
 
@@ -126,6 +128,8 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
   const log = deps.logger.child({ controller: 'integration' });
   const steps = new ReconcileSteps(integrationType, { client: deps.client, events: deps.events, log });
   const checks = new CheckCache<CheckedIntegration>();
+  const schemas = deps.schemas ?? new JsonSchemaCache();
+  const compileSchema: SchemaCompiler = (schema, field) => schemas.compile(schema, field);
   /** What this leader last stored as each Integration's last good generation. */
   const storedLastGood = new Map<string, string>();
 
@@ -162,23 +166,23 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
   }
 
   return async (key, signal) => {
-    const obj = deps.integrations.get(key);
-    if (!obj?.metadata?.name) {
+    const cached = deps.integrations.get(key);
+    if (!cached?.metadata?.name) {
       checks.forget(key);
       return {};
     }
-    const meta = obj.metadata;
-    if (meta.deletionTimestamp) {
+    if (cached.metadata.deletionTimestamp) {
       checks.forget(key);
-      return meta.finalizers?.includes(FINALIZER) ? await finalize(obj, signal) : {};
+      return cached.metadata.finalizers?.includes(FINALIZER) ? await finalize(cached, signal) : {};
     }
-    if (await steps.ensureFinalizer(obj, signal)) return {};
+    const obj = await steps.withFinalizer(cached, signal);
+    const meta = obj.metadata ?? cached.metadata;
 
     const ref = refOf(integrationType, obj);
     const generation = meta.generation ?? 0;
     const now = deps.clock.now();
     const fields = { namespace: ref.namespace, integration: ref.name, generation };
-    const check = checks.get(key, obj, deps.references, () => checkIntegration(ref.namespace, obj.spec, deps.references));
+    const check = checks.get(key, obj, deps.references, () => checkIntegration(ref.namespace, obj.spec, deps.references, compileSchema));
     const view = deps.runtimeView(key);
     if (!check.ok) {
       // The last good generation may still be delivering: its runtime state stays visible.
@@ -197,9 +201,10 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
         // The source belongs to the user and is never changed; a node loss there loses events.
         sourceWarning = `source stream ${config.source.stream} has 1 replica on a NATS cluster: losing the node that stores it loses its events (Ferry never changes a source stream; give it num_replicas 3)`;
       }
-      await deps.jetstream.ensureConsumer(integrationConsumerSpec(ref, config, generation));
+      // Independent of each other (both need only the source stream to exist): one round trip of
+      // waiting instead of two, on the path every new object takes.
+      await Promise.all([deps.jetstream.ensureConsumer(integrationConsumerSpec(ref, config, generation)), deps.jetstream.ensureFallbackStream(integrationFallbackSpec(ref, config))]);
       const fallback = fallbackStreamName(ref);
-      await deps.jetstream.ensureFallbackStream(integrationFallbackSpec(ref, config));
       hookProblem = webhookProblem(config, source.subjects, deps.webhookIngress);
       const warning = sourceWarning === undefined ? '' : `; warning: ${sourceWarning}`;
       const hook = config.source.webhook === undefined ? '' : `; webhook POST /hooks/${ref.namespace}/${ref.name} → ${config.source.webhook.subject}`;
@@ -228,11 +233,15 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
       throw err;
     }
 
-    await storeLastGood(key, obj, generation, check.config);
+    // Best effort (it never throws) and independent of the status write: both go out together.
+    const lastGoodStored = storeLastGood(key, obj, generation, check.config);
     if (hookProblem) {
       // The pipeline is provisioned (events published by other means still flow), but the object
       // must not claim to receive webhooks. Streams are not watched: look again periodically.
-      await steps.reportStalled(obj, hookProblem, generation, now, fields, signal, view ? runtimeStatusFields(view, now) : {}, view ? degradation(view, now, obj.spec) : undefined);
+      await Promise.all([
+        lastGoodStored,
+        steps.reportStalled(obj, hookProblem, generation, now, fields, signal, view ? runtimeStatusFields(view, now) : {}, view ? degradation(view, now, obj.spec) : undefined),
+      ]);
       return { requeueAfter: INTEGRATION_RESYNC_MS };
     }
     const current = steps.statusOf(obj);
@@ -245,7 +254,7 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
       ...(config.sla === undefined && current?.sla !== undefined ? { sla: null } : {}),
       ...(view ? runtimeStatusFields(view, now) : {}),
     };
-    await steps.writeStatus(obj, statusFor(outcome, current, generation, now, extra, view ? degradation(view, now, obj.spec) : undefined), signal);
+    await Promise.all([lastGoodStored, steps.writeStatus(obj, statusFor(outcome, current, generation, now, extra, view ? degradation(view, now, obj.spec) : undefined), signal)]);
     steps.announceReady(obj, wasReady, outcome.reason, outcome.message, fields, 'integration');
     if (sourceWarning !== undefined && !(current?.conditions?.some((c) => c.type === 'Ready' && c.message.includes(sourceWarning)) ?? false)) {
       log.warn({ ...fields, stream: config.source.stream }, sourceWarning);

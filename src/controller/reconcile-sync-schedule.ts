@@ -66,14 +66,14 @@ export function syncScheduleReconciler(deps: SyncScheduleReconcilerDeps): Reconc
   const steps = new ReconcileSteps(syncScheduleType, { client: deps.client, events: deps.events, log });
 
   return async (key, signal) => {
-    const obj = deps.syncSchedules.get(key);
-    if (!obj?.metadata?.name) return {};
-    const meta = obj.metadata;
-    if (meta.deletionTimestamp) {
-      if (meta.finalizers?.includes(FINALIZER)) await steps.releaseFinalizer(obj, signal);
+    const cached = deps.syncSchedules.get(key);
+    if (!cached?.metadata?.name) return {};
+    if (cached.metadata.deletionTimestamp) {
+      if (cached.metadata.finalizers?.includes(FINALIZER)) await steps.releaseFinalizer(cached, signal);
       return {};
     }
-    if (await steps.ensureFinalizer(obj, signal)) return {};
+    const obj = await steps.withFinalizer(cached, signal);
+    const meta = obj.metadata ?? cached.metadata;
 
     const ref = refOf(syncScheduleType, obj);
     const generation = meta.generation ?? 0;

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { degradation, runtimeStatusFields } from './runtime-view.ts';
 import { conditionsFor } from './status.ts';
+import { FINALIZER } from '../api/index.ts';
 import { shouldEnqueue } from './watch-predicates.ts';
 
 describe('kstatus conditions for an outcome', () => {
@@ -101,5 +102,12 @@ describe('watch predicates', () => {
     assert.equal(shouldEnqueue('modified', obj(1, { deletionTimestamp: 't' }), obj(1)), true);
     assert.equal(shouldEnqueue('modified', obj(1, { annotations: { 'ferry.dev/redrive': '1' } }), obj(1)), true);
     assert.equal(shouldEnqueue('resync', obj(1)), true);
+  });
+  it('skips Ferry adding its own finalizer (that reconcile went on), not its removal nor another change with it', () => {
+    assert.equal(shouldEnqueue('modified', obj(1, { finalizers: [FINALIZER] }), obj(1)), false);
+    assert.equal(shouldEnqueue('modified', obj(1, { finalizers: ['x', FINALIZER] }), obj(1, { finalizers: ['x'] })), false);
+    assert.equal(shouldEnqueue('modified', obj(1), obj(1, { finalizers: [FINALIZER] })), true);
+    assert.equal(shouldEnqueue('modified', obj(1, { finalizers: [FINALIZER, 'x'] }), obj(1)), true);
+    assert.equal(shouldEnqueue('modified', obj(2, { finalizers: [FINALIZER] }), obj(1)), true);
   });
 });

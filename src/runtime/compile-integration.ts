@@ -10,7 +10,7 @@
  * safe).
  */
 import { createHash } from 'node:crypto';
-import { compileIntegrationSpec, type AuthCredentials, type CompiledIntegrationSpec, type ReferenceLookup } from '../api/index.ts';
+import { compileIntegrationSpec, type AuthCredentials, type CompiledIntegrationSpec, type ReferenceLookup, type SchemaCompiler } from '../api/index.ts';
 import {
   apiKeyAuth,
   basicAuth,
@@ -48,6 +48,8 @@ export interface CompileContext {
   readonly deliverer: Deliverer;
   readonly tokenCache: TokenCache;
   readonly clock: Clock;
+  /** Shares validators between Integrations with the same schema (a JsonSchemaCache); default: compile each. */
+  readonly compileSchema?: SchemaCompiler;
 }
 
 /**
@@ -83,7 +85,7 @@ function hash(value: unknown): string {
 }
 
 export function compileIntegration(namespace: string, name: string, generation: number, rawSpec: unknown, ctx: CompileContext): CompiledIntegration {
-  const compiled = compileIntegrationSpec(namespace, rawSpec, ctx.references);
+  const compiled = compileIntegrationSpec(namespace, rawSpec, ctx.references, ctx.compileSchema);
   if (!compiled.ok) throw new PipelineConfigError(compiled.field, compiled.detail);
   const spec = compiled.config;
   const auth = authProvider(spec.credentials, ctx);

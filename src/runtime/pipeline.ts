@@ -159,6 +159,13 @@ export class IntegrationPipeline {
   private discardStats = false;
   /** What the last attempt answered, for the shared circuit state when it trips. */
   private lastAttemptDetail: string | undefined;
+  /**
+   * Wakes the stats loop parked while idle, and the rate loop parked without a rate limit. An
+   * idle pipeline has no timer of its own: 1,000 idle Integrations ticking two 1 s loops each
+   * were 2,000 timer wake-ups a second doing nothing.
+   */
+  private wakeStats: (() => void) | undefined;
+  private wakeRate: (() => void) | undefined;
 
   constructor(compiled: CompiledIntegration, deps: PipelineDeps) {
     this.current = compiled;
@@ -199,6 +206,7 @@ export class IntegrationPipeline {
     }
     if (JSON.stringify(prev.config.delivery.rateLimit) !== JSON.stringify(next.config.delivery.rateLimit)) {
       [this.throttle, this.admission.bucket] = this.makeRate(next);
+      this.wakeRate?.();
     }
     if (prev.credentialsFingerprint !== next.credentialsFingerprint) this.onNewCredentials();
     this.pump();
@@ -281,6 +289,7 @@ export class IntegrationPipeline {
       signal,
       (msg) => {
         this.waiting.push({ msg, release: this.deps.leases.hold(msg) });
+        this.wakeStats?.();
         this.pump();
       },
     );
@@ -664,19 +673,42 @@ export class IntegrationPipeline {
     }
   }
 
-  /** The rate recovers with time alone (no events), and the member count changes: re-apply both. */
+  /**
+   * The rate recovers with time alone (no events), and the member count changes: re-apply both
+   * every second while there is a rate limit; without one there is nothing to apply, and the
+   * loop waits until a new generation brings one.
+   */
   private async rateLoop(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
+      if (!this.throttle) {
+        await parkUntil(signal, (wake) => (this.wakeRate = wake));
+        this.wakeRate = undefined;
+        continue;
+      }
       this.applyRate();
       await this.deps.clock.sleep(1_000, signal).catch(() => undefined);
     }
   }
 
+  /**
+   * Flushes the counters every STATS_FLUSH_MS while events come and go. Once everything counted
+   * is written and nothing is held or in flight, it waits for the next message instead of
+   * ticking: every count is made while an event is held, so none can be left unflushed.
+   */
   private async statsLoop(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       await this.deps.clock.sleep(STATS_FLUSH_MS, signal).catch(() => undefined);
       await this.flushStats();
+      if (this.active === 0 && this.waiting.length === 0 && !this.pendingFlush && !this.hasUnflushed()) {
+        await parkUntil(signal, (wake) => (this.wakeStats = wake));
+        this.wakeStats = undefined;
+      }
     }
+  }
+
+  private hasUnflushed(): boolean {
+    const u = this.unflushed;
+    return u.delivered + u.retried + u.fallback + u.invalid + u.throttled + u.slaMet + u.slaLate > 0 || Object.keys(this.unflushedTimes).length > 0;
   }
 
   private takeDelta(): SharedStats | undefined {
@@ -713,4 +745,17 @@ export class IntegrationPipeline {
       }
     }
   }
+}
+
+/** Resolves when `register`'s wake function is called or `signal` aborts, whichever is first. */
+async function parkUntil(signal: AbortSignal, register: (wake: () => void) => void): Promise<void> {
+  if (signal.aborted) return;
+  await new Promise<void>((resolve) => {
+    const done = (): void => {
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    signal.addEventListener('abort', done, { once: true });
+    register(done);
+  });
 }

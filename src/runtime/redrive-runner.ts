@@ -31,6 +31,14 @@ import type { IntegrationObject } from './supervisor.ts';
 export const LOCK_TTL_MS = 15_000;
 /** How often requests are looked at without a change notification. */
 const LOOK_EVERY_MS = 2_000;
+/**
+ * The least time between two passes. Every Integration event (status writes included) asks for
+ * one, and a pass looks at every Integration: while 1,000 objects were being created, passes ran
+ * back to back. Requests that arrive meanwhile are handled together by the next pass.
+ */
+export const REDRIVE_PASS_GAP_MS = 200;
+/** The reason a wake-up aborts the wait with: a constant, not a DOMException built per wake-up. */
+const WOKEN = Symbol('woken');
 
 export interface RedriveRunnerDeps extends RedriveRunDeps {
   readonly integrations: Store<IntegrationObject>;
@@ -69,11 +77,17 @@ export class RedriveRunner {
   }
 
   async start(signal: AbortSignal): Promise<void> {
-    while (!signal.aborted) {
+    // A function, not the property: TypeScript narrows `signal.aborted` across the awaits otherwise.
+    const aborted = (): boolean => signal.aborted;
+    while (!aborted()) {
+      const began = this.d.clock.now();
       await this.pass(signal);
+      const rest = REDRIVE_PASS_GAP_MS - (this.d.clock.now() - began);
+      if (rest > 0) await this.d.clock.sleep(rest, signal).catch(() => undefined);
+      if (aborted()) break;
       const woken = new AbortController();
       this.wake = () => {
-        woken.abort();
+        woken.abort(WOKEN);
       };
       await this.d.clock.sleep(LOOK_EVERY_MS, AbortSignal.any([signal, woken.signal])).catch(() => undefined);
       this.wake = undefined;

@@ -9,7 +9,7 @@ import { assignReplicas } from './assignment.ts';
 import type { LiveMembers } from './membership.ts';
 import { RuntimeMetrics } from './metrics.ts';
 import type { PipelineDeps } from './pipeline.ts';
-import { RuntimeSupervisor, type DataObject, type IntegrationObject, type PipelineLike } from './supervisor.ts';
+import { PASS_GAP_MS, RuntimeSupervisor, type DataObject, type IntegrationObject, type PipelineLike } from './supervisor.ts';
 
 /** A dependency the code under test must not touch (the pipelines are fakes); cast at the use site. */
 function unused(what: string): unknown {
@@ -145,7 +145,8 @@ function setup(sharding?: { membership: FakeMembers; pipelineReplicas: number | 
     supervisor.notify();
     // The supervisor yields to the event loop between compilations: let those turns pass too.
     for (let i = 0; i < 20; i++) {
-      await clock.advance(0);
+      // Past the gap between two passes (PASS_GAP_MS) at first, then the turns of one pass.
+      await clock.advance(i === 0 ? PASS_GAP_MS : 0);
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
   };

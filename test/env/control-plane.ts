@@ -43,6 +43,11 @@ export interface ControlPlaneOptions {
    * to record every request the operator makes).
    */
   readonly apiServerArgs?: readonly string[];
+  /**
+   * Serve nats-server's HTTP monitoring endpoints (`/varz`, `/connz`) on a free port, for
+   * benchmarks that count the messages a client sends (single server only). Default off.
+   */
+  readonly natsMonitor?: boolean;
 }
 
 export interface ControlPlane {
@@ -57,6 +62,8 @@ export interface ControlPlane {
    * Empty when nats is off.
    */
   readonly natsUrl: string;
+  /** http://127.0.0.1:port of nats-server's monitoring endpoints; only with `natsMonitor`. */
+  readonly natsMonitorUrl?: string;
   /** The cluster's nodes, kill/stop/start/restart and leader look-ups; only with `natsCluster`. */
   readonly natsCluster?: NatsCluster;
   /** Temp directory with data dirs, certificates and one log file per server. */
@@ -240,6 +247,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     }
 
     let natsUrl = '';
+    let natsMonitorUrl: string | undefined;
     let startNats = async (): Promise<void> => {};
     let stopNats = async (): Promise<void> => {};
     if (withNats && options.natsCluster !== undefined) {
@@ -251,11 +259,13 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     } else if (withNats) {
       const natsPort = await freePort();
       natsUrl = `nats://127.0.0.1:${natsPort}`;
+      const monitorPort = options.natsMonitor === true ? await freePort() : undefined;
+      if (monitorPort !== undefined) natsMonitorUrl = `http://127.0.0.1:${monitorPort}`;
       const natsProc = new ManagedProcess({
         name: 'nats-server',
         command: binaries.natsServer,
         logFile: join(dir, 'nats-server.log'),
-        args: ['-a', '127.0.0.1', '-p', String(natsPort), '-js', '-sd', join(dir, 'jetstream'), '-n', 'ferry-local'],
+        args: ['-a', '127.0.0.1', '-p', String(natsPort), '-js', '-sd', join(dir, 'jetstream'), '-n', 'ferry-local', ...(monitorPort === undefined ? [] : ['-m', String(monitorPort)])],
       });
       nats = natsProc;
       stopNats = () => natsProc.stop();
@@ -281,6 +291,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       apiServerUrl,
       etcdUrl,
       natsUrl,
+      ...(natsMonitorUrl === undefined ? {} : { natsMonitorUrl }),
       natsCluster,
       dir,
       binaries,

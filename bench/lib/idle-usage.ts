@@ -1,0 +1,70 @@
+/**
+ * What a process costs while it has nothing to do: its CPU (utime + stime from /proc) over a
+ * window, and the NATS messages its connection(s) exchange meanwhile, read from nats-server's
+ * monitoring endpoint `/connz` (`in_msgs`: what the client sent — requests, pull requests, acks;
+ * `out_msgs`: what the server sent it — heartbeats, replies). Connections are picked by the name
+ * the client gave itself, so other clients of the same server do not count.
+ */
+import { readCpuSeconds } from './proc.ts';
+import { delay, now } from './timing.ts';
+
+export interface IdleUsage {
+  readonly windowMs: number;
+  readonly cpuSeconds: number | undefined;
+  /** cpuSeconds ÷ wall seconds: 0.05 = 5 % of one core. */
+  readonly cores: number | undefined;
+  readonly natsConnections: number;
+  /** Messages per second the process sent to nats-server (requests, pulls, acks, publishes). */
+  readonly natsSentPerSecond: number | undefined;
+  /** Messages per second nats-server sent the process (heartbeats, replies, deliveries). */
+  readonly natsReceivedPerSecond: number | undefined;
+}
+
+interface ConnzEntry {
+  readonly name?: string;
+  readonly in_msgs?: number;
+  readonly out_msgs?: number;
+}
+
+interface Counts {
+  readonly connections: number;
+  readonly inMsgs: number;
+  readonly outMsgs: number;
+}
+
+async function connectionCounts(monitorUrl: string, name: string): Promise<Counts | undefined> {
+  try {
+    const res = await fetch(`${monitorUrl}/connz?limit=4096`, { signal: AbortSignal.timeout(5_000) });
+    const body = (await res.json()) as { connections?: ConnzEntry[] };
+    const mine = (body.connections ?? []).filter((c) => c.name === name);
+    return {
+      connections: mine.length,
+      inMsgs: mine.reduce((sum, c) => sum + (c.in_msgs ?? 0), 0),
+      outMsgs: mine.reduce((sum, c) => sum + (c.out_msgs ?? 0), 0),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Measures `pid` over `windowMs` (nothing else should ask the process for work meanwhile). */
+export async function measureIdle(options: { readonly pid: number; readonly monitorUrl: string | undefined; readonly connectionName: string; readonly windowMs: number }): Promise<IdleUsage> {
+  const { pid, monitorUrl, connectionName } = options;
+  const cpu0 = readCpuSeconds(pid);
+  const nats0 = monitorUrl === undefined ? undefined : await connectionCounts(monitorUrl, connectionName);
+  const t0 = now();
+  await delay(options.windowMs);
+  const cpu1 = readCpuSeconds(pid);
+  const nats1 = monitorUrl === undefined ? undefined : await connectionCounts(monitorUrl, connectionName);
+  const seconds = (now() - t0) / 1000;
+  const cpuSeconds = cpu0 === undefined || cpu1 === undefined ? undefined : cpu1 - cpu0;
+  const rate = (a: number | undefined, b: number | undefined): number | undefined => (a === undefined || b === undefined ? undefined : (b - a) / seconds);
+  return {
+    windowMs: Math.round(seconds * 1000),
+    cpuSeconds,
+    cores: cpuSeconds === undefined ? undefined : cpuSeconds / seconds,
+    natsConnections: nats1?.connections ?? 0,
+    natsSentPerSecond: rate(nats0?.inMsgs, nats1?.inMsgs),
+    natsReceivedPerSecond: rate(nats0?.outMsgs, nats1?.outMsgs),
+  };
+}
