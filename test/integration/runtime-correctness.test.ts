@@ -122,6 +122,9 @@ describe('runtime: delivery correctness', () => {
     t.script(perKey(faults.status(503)));
     const name = 'backlog';
     await createIntegration(r, { credentials: t.auth, name, subject: `events.${name}`, url: `${t.url}/v1/invoices`, delivery: { maxElapsed: '2s', circuitBreaker: { failures: 1000 } } });
+    // Ready says the spec is sound; the runtime starts the pipeline on its next pass (at most
+    // 200 ms later). Suspended before that, it would never pull and never log that it stopped.
+    await r.operators[0]!.waitForLog((l) => l.msg === 'pipeline started' && l.integration === `${NS}/${name}`);
     await r.ferry.editSpec('integrations', NS, name, (spec) => {
       spec.suspend = true;
     });
