@@ -556,7 +556,10 @@ async function benchSize(ctx: BenchContext, n: number, settings: BenchSettings):
     }
     nc = await connect({ servers: env.natsUrl });
     const jsm = await jetstreamManager(nc);
-    await jsm.streams.add({ name: SOURCE_STREAM, subjects: ['crm.>'] });
+    // nats-server 2.15 gives a stream 1,000 consumers at most unless the stream sets its own
+    // limit, and every Integration is one durable consumer on its source stream: a platform team
+    // with more Integrations on one stream sets max_consumers, as this does (docs/operations.md).
+    await jsm.streams.add({ name: SOURCE_STREAM, subjects: ['crm.>'], max_consumers: Math.max(1_000, n + warmup + 100) });
     const version = await raw.request<{ gitVersion?: string }>('GET', '/version');
     ctx.details.servers = { kubeApiServer: version.gitVersion, nats: nc.info?.version };
 

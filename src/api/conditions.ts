@@ -43,6 +43,8 @@ export const Reason = {
   SchemaInvalid: 'SchemaInvalid',
   TransformInvalid: 'TransformInvalid',
   StreamNotFound: 'StreamNotFound',
+  /** The source stream refused the Integration's durable consumer: its max_consumers is reached. */
+  ConsumerLimitReached: 'ConsumerLimitReached',
   /** spec.source.webhook on an operator started without --webhook-address: nothing would listen. */
   WebhookIngressDisabled: 'WebhookIngressDisabled',
   /** spec.source.webhook.subject is not captured by the source stream: publishes would find no stream. */

@@ -19,6 +19,7 @@ import {
   integrationConsumerName,
   integrationStateKeyPrefix,
   lastGoodKey,
+  ConsumerLimitError,
   StreamNotFoundError,
   FerryNatsError,
   type AttemptLedger,
@@ -222,7 +223,13 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
         // Streams are not Kubernetes objects: no watch event will say it appeared, so look again.
         return { requeueAfter: STREAM_MISSING_RETRY_MS };
       }
-      if (isUnavailable(err) && steps.wasReady(obj) && steps.statusOf(obj)?.observedGeneration === generation) {
+      if (err instanceof ConsumerLimitError) {
+        const message = `spec.source.stream: stream ${JSON.stringify(err.stream)} refused this Integration's consumer: its max_consumers is reached (nats-server 2.15 allows a stream 1,000 unless the stream sets more, and every Integration is one consumer); raise the stream's max_consumers or spread Integrations over more streams`;
+        await steps.reportStalled(obj, { reason: Reason.ConsumerLimitReached, message, field: 'spec.source.stream' }, generation, now, fields, signal);
+        // A stream's limits are not Kubernetes objects either: look again.
+        return { requeueAfter: STREAM_MISSING_RETRY_MS };
+      }
+            if (isUnavailable(err) && steps.wasReady(obj) && steps.statusOf(obj)?.observedGeneration === generation) {
         // Part of Ferry's JetStream state cannot be served (no quorum, an election, a node gone):
         // the pipelines keep delivering what needs nothing from it, so the object stays Ready and
         // says what is missing. The work queue retries with backoff; Ready on its own once back.

@@ -27,15 +27,35 @@ export class NatsAuthError extends FerryNatsError {
   readonly retryable = false;
 }
 
-/** A stream that a spec names does not exist (and the spec did not ask Ferry to create it). */
-export class StreamNotFoundError extends FerryNatsError {
-  override readonly name = 'StreamNotFoundError';
-  readonly code = 'STREAM_NOT_FOUND';
+/** A user's stream that cannot serve a spec as it stands; `stream` names it for the condition message. */
+abstract class UserStreamError extends FerryNatsError {
   readonly retryable = false;
   readonly stream: string;
-  constructor(stream: string, options?: ErrorOptions) {
-    super(`stream ${JSON.stringify(stream)} not found`, options);
+  constructor(stream: string, what: string, options?: ErrorOptions) {
+    super(`stream ${JSON.stringify(stream)} ${what}`, options);
     this.stream = stream;
+  }
+}
+
+/** A stream that a spec names does not exist (and the spec did not ask Ferry to create it). */
+export class StreamNotFoundError extends UserStreamError {
+  override readonly name = 'StreamNotFoundError';
+  readonly code = 'STREAM_NOT_FOUND';
+  constructor(stream: string, options?: ErrorOptions) {
+    super(stream, 'not found', options);
+  }
+}
+
+/**
+ * A stream refused one more consumer: its `max_consumers` is reached (nats-server 2.15 gives a
+ * stream 1,000 unless it sets its own, and every Integration is one durable consumer on its
+ * source stream). Nothing Ferry can change: the stream is the user's.
+ */
+export class ConsumerLimitError extends UserStreamError {
+  override readonly name = 'ConsumerLimitError';
+  readonly code = 'CONSUMER_LIMIT';
+  constructor(stream: string, options?: ErrorOptions) {
+    super(stream, 'refused another consumer: its max_consumers is reached', options);
   }
 }
 
@@ -74,6 +94,11 @@ export function isWrongLastSequence(err: unknown): boolean {
 /** A message asked for by sequence is not (or no longer) in its stream (10037; 10057 on delete). */
 export function isMessageGone(err: unknown): boolean {
   return err instanceof JetStreamApiError && (err.code === JetStreamApiCodes.NoMessageFound || err.code === 10057);
+}
+
+/** 10026: JSMaximumConsumersLimitErr. */
+export function isConsumerLimit(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.code === 10026;
 }
 
 export function isStreamNotFound(err: unknown): boolean {

@@ -6,6 +6,7 @@ export {
   KvWatchStalledError,
   NatsAuthError,
   NatsUnavailableError,
+  ConsumerLimitError,
   StreamNotFoundError,
   translateNatsError,
 } from './errors.ts';

@@ -23,7 +23,7 @@ import { Kvm } from '@nats-io/kv';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamClient, lazyJetStreamManager, nextBySubject } from './jetstream-manager.ts';
 import { detectReplication, type Replication } from './replication.ts';
-import { isConsumerNotFound, isStreamNotFound, StreamNotFoundError, translateNatsError } from './errors.ts';
+import { ConsumerLimitError, isConsumerLimit, isConsumerNotFound, isStreamNotFound, StreamNotFoundError, translateNatsError } from './errors.ts';
 
 export interface SourceStreamSpec {
   readonly name: string;
@@ -194,6 +194,7 @@ export class JetStreamResources {
         ...(filters.length === 1 ? { filter_subject: filters[0], filter_subjects: [] } : { filter_subjects: filters, filter_subject: '' }),
       });
     } catch (err) {
+      if (isConsumerLimit(err)) throw new ConsumerLimitError(spec.stream, { cause: err });
       throw translateNatsError(err, `provisioning consumer ${spec.name} on ${spec.stream}`);
     }
   }

@@ -118,6 +118,32 @@ describe('Integration reconciliation', () => {
     assert.ok(!logged.includes('s3cr3t'), 'the Secret value never reaches a log');
   });
 
+  it('stalls an Integration whose source stream refuses another consumer, says which limit, and heals when the stream allows more', async () => {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: 'NARROW', subjects: ['narrow.>'], max_consumers: 1 });
+    const on = (subject: string) => integrationSpec({ source: { stream: 'NARROW', subjects: [subject] } });
+    await ferry.create(IG, NS, { kind: 'Integration', metadata: { name: 'narrow-first' }, spec: on('narrow.a') });
+    await ferry.waitFor(IG, NS, 'narrow-first', (o) => isTrueNow(o, 'Ready'));
+    await ferry.create(IG, NS, { kind: 'Integration', metadata: { name: 'narrow-second' }, spec: on('narrow.b') });
+    const stalled = await ferry.waitFor(IG, NS, 'narrow-second', (o) => isTrueNow(o, 'Stalled'));
+    assert.equal(condition(stalled, 'Stalled')?.reason, 'ConsumerLimitReached');
+    assert.match(condition(stalled, 'Stalled')?.message ?? '', /^spec\.source\.stream: stream "NARROW" refused this Integration's consumer: its max_consumers is reached .*raise the stream's max_consumers/);
+    assert.equal(condition(stalled, 'Ready')?.status, 'False');
+    // Per object: the first one on that stream, and the others, stay Ready.
+    assert.ok(isTrueNow(await ferry.get(IG, NS, 'narrow-first'), 'Ready'));
+    assert.ok(isTrueNow(await ferry.get(IG, NS, 'good'), 'Ready'));
+
+    // nats-server 2.15 lets a stream's max_consumers be raised; the client's update type does
+    // not list the field yet, so the update goes to the JetStream API as it is on the wire.
+    const info = await jsm.streams.info('NARROW');
+    const answer = (await nc.request('$JS.API.STREAM.UPDATE.NARROW', JSON.stringify({ ...info.config, max_consumers: 2 }))).json<{ error?: unknown; config?: { max_consumers?: number } }>();
+    assert.equal(answer.error, undefined, JSON.stringify(answer.error));
+    assert.equal(answer.config?.max_consumers, 2);
+    const healed = await ferry.waitFor(IG, NS, 'narrow-second', (o) => isTrueNow(o, 'Ready'), 45_000);
+    assert.equal(condition(healed, 'Stalled')?.status, 'False');
+    assert.equal((await jsm.consumers.info('NARROW', 'ferry_revops_narrow-second')).config.filter_subject, 'narrow.b');
+  });
+
   it('moves observedGeneration on a spec edit, and keeps lastTransitionTime while Ready stays True', async () => {
     const before = await ferry.waitFor(IG, NS, 'good', (o) => isTrueNow(o, 'Ready'));
     const readySince = condition(before, 'Ready')?.lastTransitionTime;
