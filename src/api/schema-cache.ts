@@ -12,6 +12,7 @@
  * Bounded: the least recently used entry is dropped past `capacity`; a dropped validator lives on
  * in the pipelines that use it, only a later compile of the same schema is no longer shared.
  */
+import type { SchemaCompiler } from './compile-spec.ts';
 import { compileJsonSchema, type CompileResult, type ValidateFunction } from './compile-schema.ts';
 
 export class JsonSchemaCache {
@@ -22,8 +23,11 @@ export class JsonSchemaCache {
     this.capacity = capacity;
   }
 
-  /** {@link compileJsonSchema}, answered from the cache when the same schema was compiled at the same field. */
-  compile(schema: unknown, field: string): CompileResult<ValidateFunction> {
+  /**
+   * {@link compileJsonSchema}, answered from the cache when the same schema was compiled at the
+   * same field. A bound function, so it can be handed on as a {@link SchemaCompiler}.
+   */
+  readonly compile: SchemaCompiler = (schema, field) => {
     const key = `${field}\n${JSON.stringify(schema)}`;
     const hit = this.entries.get(key);
     if (hit) {
@@ -39,7 +43,7 @@ export class JsonSchemaCache {
       if (!oldest.done) this.entries.delete(oldest.value);
     }
     return result;
-  }
+  };
 
   get size(): number {
     return this.entries.size;

@@ -129,8 +129,7 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
   const log = deps.logger.child({ controller: 'integration' });
   const steps = new ReconcileSteps(integrationType, { client: deps.client, events: deps.events, log });
   const checks = new CheckCache<CheckedIntegration>();
-  const schemas = deps.schemas ?? new JsonSchemaCache();
-  const compileSchema: SchemaCompiler = (schema, field) => schemas.compile(schema, field);
+  const compileSchema = (deps.schemas ?? new JsonSchemaCache()).compile;
   /** What this leader last stored as each Integration's last good generation. */
   const storedLastGood = new Map<string, string>();
 
@@ -229,7 +228,7 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
         // A stream's limits are not Kubernetes objects either: look again.
         return { requeueAfter: STREAM_MISSING_RETRY_MS };
       }
-            if (isUnavailable(err) && steps.wasReady(obj) && steps.statusOf(obj)?.observedGeneration === generation) {
+      if (isUnavailable(err) && steps.wasReady(obj) && steps.statusOf(obj)?.observedGeneration === generation) {
         // Part of Ferry's JetStream state cannot be served (no quorum, an election, a node gone):
         // the pipelines keep delivering what needs nothing from it, so the object stays Ready and
         // says what is missing. The work queue retries with backoff; Ready on its own once back.

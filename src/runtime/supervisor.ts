@@ -423,7 +423,7 @@ export class RuntimeSupervisor {
       deliverer: this.deps.deliverer,
       tokenCache: this.deps.tokenCache,
       clock: this.deps.clock,
-      compileSchema: (schema, field) => this.schemas.compile(schema, field),
+      compileSchema: this.schemas.compile,
     });
   }
 
