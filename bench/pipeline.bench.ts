@@ -48,6 +48,7 @@
  * FERRY_BENCH_LATENCY_EVENTS (10000),
  * FERRY_BENCH_LATENCY_RATE (events/s, 1000), FERRY_BENCH_TIMEOUT_S (300, per run), FERRY_BENCH_CPU_PROF (1; 0 to skip),
  * FERRY_BENCH_TWO_REPLICAS (1; 0 skips the run of one Integration on two operator processes),
+ * FERRY_BENCH_OPERATOR_NODE_FLAGS (node/V8 flags on every operator process's command line, e.g. a heap setting's A/B),
  * FERRY_BENCH_GO_MAXPROCS (unset: the Go worker runs with Go's default GOMAXPROCS, every core;
  * 1 gives it one core like Ferry's event loop), FERRY_BENCH_QUIET_WAIT_S (120: before each measured run, wait up to this long for a second in
  * which the whole machine used < 0.4 cores, so a test suite or compiler running alongside does
@@ -234,7 +235,7 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
       const opProfile = `${NAME}.operator.cpuprofile`;
       const floorProfile = `${NAME}.io-floor.cpuprofile`;
       ctx.log(`profiling: an operator under --cpu-prof (${join(dir, opProfile)})`);
-      operator = await launchOperator({ cp, ctx }, 'bench-prof', `--cpu-prof --cpu-prof-dir=${dir} --cpu-prof-name=${opProfile}`);
+      operator = await launchOperator({ cp, ctx }, 'bench-prof', ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${opProfile}`]);
       const po = operator;
       await ferryRun(e, po, 'p-warm-up', 'mapping', cBest, Math.min(settings.events, 5_000), 500);
       const pa = await ferryRun(e, po, `p-a-mapping-c${cBest}`, 'mapping', cBest);

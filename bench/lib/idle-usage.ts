@@ -5,6 +5,7 @@
  * `out_msgs`: what the server sent it — heartbeats, replies). Connections are picked by the name
  * the client gave itself, so other clients of the same server do not count.
  */
+import type { NatsConnection } from '@nats-io/transport-node';
 import { readCpuSeconds } from './proc.ts';
 import { delay, now } from './timing.ts';
 
@@ -18,6 +19,48 @@ export interface IdleUsage {
   readonly natsSentPerSecond: number | undefined;
   /** Messages per second nats-server sent the process (heartbeats, replies, deliveries). */
   readonly natsReceivedPerSecond: number | undefined;
+  /** Messages/s by kind of subject seen by a `>` subscriber over the window, largest first. */
+  readonly subjects?: readonly SubjectRate[];
+}
+
+export interface SubjectRate {
+  readonly kind: string;
+  readonly perSecond: number;
+}
+
+/**
+ * The kind of a subject, with stream, consumer, bucket and inbox names folded so one kind counts
+ * every Integration: `$JS.API.CONSUMER.MSG.NEXT.*.*`, `$KV.<bucket>.*`, `_INBOX (status 100)`.
+ */
+export function subjectKind(subject: string, status: string | undefined): string {
+  const t = subject.split('.');
+  if (t[0] === '_INBOX') return status === undefined ? '_INBOX (reply or message)' : `_INBOX (status ${status})`;
+  if (t[0] === '$KV') return `$KV.${t[1] ?? ''}.*`;
+  if (t[0] === '$JS' && t[1] === 'ACK') return '$JS.ACK.*';
+  if (t[0] === '$JS' && t[1] === 'API') {
+    // $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>, $JS.API.STREAM.INFO.<stream>, $JS.API.INFO
+    const verbTokens = t[2] === 'CONSUMER' && t[3] === 'MSG' ? 5 : t[2] === 'CONSUMER' && (t[3] === 'CREATE' || t[3] === 'DURABLE') ? 5 : 4;
+    const head = t.slice(0, verbTokens);
+    return t.length > verbTokens ? `${head.join('.')}.${t.slice(verbTokens).map(() => '*').join('.')}` : head.join('.');
+  }
+  if (t[0] === '$JS' && t[1] === 'EVENT') return `$JS.EVENT.${t[2] ?? ''}.${t[3] ?? ''}.*`;
+  return `${t.slice(0, 2).join('.')}${t.length > 2 ? '.*' : ''}`;
+}
+
+/** Counts every message of the account by {@link subjectKind} until the returned stop is called. */
+function startCensus(nc: NatsConnection): () => Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  const sub = nc.subscribe('>', {
+    callback: (_err, msg) => {
+      const kind = subjectKind(msg.subject, msg.headers === undefined || msg.headers.code === 0 ? undefined : String(msg.headers.code));
+      counts.set(kind, (counts.get(kind) ?? 0) + 1);
+    },
+  });
+  return async () => {
+    await nc.flush();
+    sub.unsubscribe();
+    return counts;
+  };
 }
 
 interface ConnzEntry {
@@ -48,8 +91,16 @@ async function connectionCounts(monitorUrl: string, name: string): Promise<Count
 }
 
 /** Measures `pid` over `windowMs` (nothing else should ask the process for work meanwhile). */
-export async function measureIdle(options: { readonly pid: number; readonly monitorUrl: string | undefined; readonly connectionName: string; readonly windowMs: number }): Promise<IdleUsage> {
+export async function measureIdle(options: {
+  readonly pid: number;
+  readonly monitorUrl: string | undefined;
+  readonly connectionName: string;
+  readonly windowMs: number;
+  /** A connection of the bench's own (it only listens): counts the account's messages by kind. */
+  readonly census?: NatsConnection;
+}): Promise<IdleUsage> {
   const { pid, monitorUrl, connectionName } = options;
+  const stopCensus = options.census === undefined ? undefined : startCensus(options.census);
   const cpu0 = readCpuSeconds(pid);
   const nats0 = monitorUrl === undefined ? undefined : await connectionCounts(monitorUrl, connectionName);
   const t0 = now();
@@ -57,6 +108,7 @@ export async function measureIdle(options: { readonly pid: number; readonly moni
   const cpu1 = readCpuSeconds(pid);
   const nats1 = monitorUrl === undefined ? undefined : await connectionCounts(monitorUrl, connectionName);
   const seconds = (now() - t0) / 1000;
+  const census = stopCensus === undefined ? undefined : await stopCensus();
   const cpuSeconds = cpu0 === undefined || cpu1 === undefined ? undefined : cpu1 - cpu0;
   const rate = (a: number | undefined, b: number | undefined): number | undefined => (a === undefined || b === undefined ? undefined : (b - a) / seconds);
   return {
@@ -66,5 +118,12 @@ export async function measureIdle(options: { readonly pid: number; readonly moni
     natsConnections: nats1?.connections ?? 0,
     natsSentPerSecond: rate(nats0?.inMsgs, nats1?.inMsgs),
     natsReceivedPerSecond: rate(nats0?.outMsgs, nats1?.outMsgs),
+    ...(census === undefined
+      ? {}
+      : {
+          subjects: [...census]
+            .map(([kind, count]) => ({ kind, perSecond: count / seconds }))
+            .sort((a, b) => b.perSecond - a.perSecond),
+        }),
   };
 }

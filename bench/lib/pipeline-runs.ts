@@ -342,13 +342,11 @@ export const liveReplicas =
   (l: LogLine): boolean =>
     l.msg === 'live replicas changed' && Array.isArray(l.members) && l.members.length === n;
 
-export async function launchOperator(e: { cp: ControlPlane; ctx: BenchContext }, identity: string, nodeOptions?: string, ready: (l: LogLine) => boolean = controllerStarted): Promise<Operator> {
-  const op = await startOperator({
-    env: e.cp,
-    identity,
-    args: ['--allow-cidrs=127.0.0.1/32'],
-    envVars: { FERRY_LOG_LEVEL: 'info', ...(nodeOptions === undefined ? {} : { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${nodeOptions}`.trim() }) },
-  });
+export async function launchOperator(e: { cp: ControlPlane; ctx: BenchContext }, identity: string, extraFlags?: readonly string[], ready: (l: LogLine) => boolean = controllerStarted): Promise<Operator> {
+  // FERRY_BENCH_OPERATOR_NODE_FLAGS: flags for every operator process of the run (a heap setting's
+  // A/B), on the command line: NODE_OPTIONS refuses most V8 flags.
+  const nodeFlags = [...(process.env.FERRY_BENCH_OPERATOR_NODE_FLAGS ?? '').split(/\s+/).filter((a) => a !== ''), ...(extraFlags ?? [])];
+  const op = await startOperator({ env: e.cp, identity, args: ['--allow-cidrs=127.0.0.1/32'], nodeFlags, envVars: { FERRY_LOG_LEVEL: 'info' } });
   const pid = op.process.pid;
   // The operator runs under `setpriv --pdeathsig`, which execs node: the pid must be node's own.
   const exe = pid === undefined ? undefined : readProcExe(pid);

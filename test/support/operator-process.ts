@@ -50,9 +50,12 @@ export interface OperatorOptions {
   readonly main?: string;
   /** Working directory of the process (default: the test's); the image test runs it from the image's /app. */
   readonly cwd?: string;
+  /** Node and V8 flags before the entry point (NODE_OPTIONS refuses most V8 flags); default none. */
+  readonly nodeFlags?: readonly string[];
 }
 
 const defaultMain = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
+
 
 export async function startOperator(options: OperatorOptions): Promise<OperatorProcess> {
   const logs: LogLine[] = [];
@@ -61,6 +64,7 @@ export async function startOperator(options: OperatorOptions): Promise<OperatorP
     name: `ferry-operator-${options.identity}`,
     command: process.execPath,
     args: [
+      ...(options.nodeFlags ?? []),
       options.main ?? defaultMain,
       'controller',
       `--kubeconfig=${options.env.kubeconfigPath}`,
