@@ -18,6 +18,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { INTEGRATION, JsonSchemaCache, SYNC_SCHEDULE, type ReferenceLookup } from '../api/index.ts';
 import {
   integrationReconciler,
+  integrationsConcerned,
   referencedObjects,
   resourceType,
   RuntimeViewPoller,
@@ -53,6 +54,7 @@ import {
   FallbackPublisher,
   FallbackStore,
   INTEGRATION_STATE_BUCKET,
+  JetStreamAdvisories,
   JetStreamResources,
   MEMBERS_BUCKET,
   NatsAuthError,
@@ -269,6 +271,9 @@ export async function runController(config: ControllerConfig, version: string): 
         clock,
         logger,
         runtimeView: (key) => runtimeView.view(key),
+        fallbackCreated: (key) => {
+          runtimeView.fallbackCreated(key);
+        },
         webhookIngress: config.webhook !== undefined,
         schemas,
       }),
@@ -324,6 +329,24 @@ export async function runController(config: ControllerConfig, version: string): 
   manager.add(new SharedBuckets({ jetstream, serverHasJetStream: () => (natsConnected ? nc.info?.jetstream === true : undefined), clock, logger }), 'leader');
   for (const c of controllers) manager.add({ name: `controller ${c.name}`, start: (signal) => c.start(signal) }, 'leader');
   manager.add(runtimeView, 'leader');
+  // A consumer or stream deleted by hand, a source stream created or changed: reconciled now,
+  // not at the next resync. The queue takes adds only during a leader term.
+  manager.add(
+    new JetStreamAdvisories({
+      nc,
+      logger,
+      onChange: (change) => {
+        for (const key of integrationsConcerned(change, integrations.store)) integrationQueue.add(key);
+      },
+    }),
+    'leader',
+  );
+  void (async () => {
+    for await (const s of nc.status()) {
+      // Advisories sent while disconnected are lost: look at every Integration again.
+      if (s.type === 'reconnect') for (const key of integrations.store.keys()) integrationQueue.add(key);
+    }
+  })();
   manager.add(syncReports, 'leader');
 
   const closers: (() => Promise<void>)[] = [];

@@ -32,13 +32,26 @@ import { CheckCache } from './check-cache.ts';
 import { integrationConsumerSpec, integrationFallbackSpec } from './integration-resources.ts';
 import { refOf, resourceType, type FerryObject } from './ferry-object.ts';
 import { ReconcileSteps } from './reconcile-steps.ts';
-import { degradation, runtimeStatusFields, type RuntimeView } from './runtime-view.ts';
+import { degradation, msUntilTimedChange, runtimeStatusFields, type RuntimeView } from './runtime-view.ts';
 import { statusFor, type Outcome } from './status.ts';
 
 export const integrationType = resourceType(INTEGRATION.plural);
 
-/** How long after a successful reconcile the controller looks again (safety net, fallback count). */
-export const INTEGRATION_RESYNC_MS = 60_000;
+/**
+ * How long after a successful reconcile the controller looks again when nothing asks it to: the
+ * safety net for drift JetStream did not announce (an advisory lost while disconnected, a
+ * consumer edited by hand). Deletions and source stream changes arrive as advisories, runtime
+ * changes as views, time-based status changes at their own time (msUntilTimedChange).
+ */
+export const INTEGRATION_RESYNC_MS = 10 * 60_000;
+
+/** When to look again: at the next time-based status change, at the latest after the resync period. */
+export function recheckAfter(view: RuntimeView | undefined, now: number): number {
+  const timed = msUntilTimedChange(view, now);
+  // A second late rather than early: at the exact instant the window has not closed yet.
+  return timed === undefined ? INTEGRATION_RESYNC_MS : Math.min(INTEGRATION_RESYNC_MS, timed + 1_000);
+}
+
 /** Retry delay while a source stream does not exist yet. */
 export const STREAM_MISSING_RETRY_MS = 15_000;
 
@@ -55,6 +68,8 @@ export interface IntegrationReconcilerDeps {
   readonly logger: Logger;
   /** What the runtime replicas report (counters, circuit, throttle, fallback size); leader's poller. */
   runtimeView(key: string): RuntimeView | undefined;
+  /** Told when the reconcile created the Integration's fallback stream (empty, nothing to count). */
+  fallbackCreated?(key: string): void;
   /**
    * Whether this operator serves webhook ingress (--webhook-address). Every replica runs with the
    * same flags; without it an Integration with spec.source.webhook is Stalled, never a Ready
@@ -203,7 +218,8 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
       }
       // Independent of each other (both need only the source stream to exist): one round trip of
       // waiting instead of two, on the path every new object takes.
-      await Promise.all([deps.jetstream.ensureConsumer(integrationConsumerSpec(ref, config, generation)), deps.jetstream.ensureFallbackStream(integrationFallbackSpec(ref, config))]);
+      const [, fallbackStream] = await Promise.all([deps.jetstream.ensureConsumer(integrationConsumerSpec(ref, config, generation)), deps.jetstream.ensureFallbackStream(integrationFallbackSpec(ref, config))]);
+      if (fallbackStream === 'created') deps.fallbackCreated?.(key);
       const fallback = fallbackStreamName(ref);
       hookProblem = webhookProblem(config, source.subjects, deps.webhookIngress);
       const warning = sourceWarning === undefined ? '' : `; warning: ${sourceWarning}`;
@@ -219,7 +235,7 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
       if (err instanceof StreamNotFoundError) {
         const message = `spec.source.stream: stream ${JSON.stringify(err.stream)} not found (create it, or set spec.source.create: true)`;
         await steps.reportStalled(obj, { reason: Reason.StreamNotFound, message, field: 'spec.source.stream' }, generation, now, fields, signal);
-        // Streams are not Kubernetes objects: no watch event will say it appeared, so look again.
+        // Its creation comes as an advisory; one can be lost (a reconnect), so look again too.
         return { requeueAfter: STREAM_MISSING_RETRY_MS };
       }
       if (err instanceof ConsumerLimitError) {
@@ -243,12 +259,13 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
     const lastGoodStored = storeLastGood(key, obj, generation, check.config);
     if (hookProblem) {
       // The pipeline is provisioned (events published by other means still flow), but the object
-      // must not claim to receive webhooks. Streams are not watched: look again periodically.
+      // must not claim to receive webhooks. A change to the source stream's subjects comes as an
+      // advisory; look again periodically too.
       await Promise.all([
         lastGoodStored,
         steps.reportStalled(obj, hookProblem, generation, now, fields, signal, view ? runtimeStatusFields(view, now) : {}, view ? degradation(view, now, obj.spec) : undefined),
       ]);
-      return { requeueAfter: INTEGRATION_RESYNC_MS };
+      return { requeueAfter: recheckAfter(view, now) };
     }
     const current = steps.statusOf(obj);
     const wasReady = steps.wasReady(obj);
@@ -266,6 +283,6 @@ export function integrationReconciler(deps: IntegrationReconcilerDeps): Reconcil
       log.warn({ ...fields, stream: config.source.stream }, sourceWarning);
       void deps.events.record(obj, { type: 'Warning', reason: Reason.SourceNotReplicated, note: sourceWarning, action: 'Reconcile' });
     }
-    return { requeueAfter: INTEGRATION_RESYNC_MS };
+    return { requeueAfter: recheckAfter(view, now) };
   };
 }

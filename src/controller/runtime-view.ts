@@ -132,6 +132,24 @@ function slaMissedMessage(sla: SlaView, why: string): string {
   return `SLA missed over the last ${sla.window}: ${why}; look at the circuit, the target's response times (ferry_delivery_duration_seconds) and throttling, or raise spec.delivery.concurrency`;
 }
 
+/** How long after a throttle ends status still shows it. */
+const THROTTLE_SHOWN_MS = 60_000;
+
+/**
+ * In how many ms status would change with nothing but time passing (a contract drift leaving its
+ * window, a throttle ending), or undefined when it would not: the reconcile looks again then,
+ * instead of polling every Integration. Every other change arrives as a new view. Pure.
+ */
+export function msUntilTimedChange(view: RuntimeView | undefined, now: number): number | undefined {
+  const ends = [];
+  const drift = view?.stats?.lastContractDrift;
+  if (drift !== undefined) ends.push(drift + CONTRACT_DRIFT_WINDOW_MS);
+  const t = view?.throttle;
+  if (t) ends.push(t.limitedUntil + THROTTLE_SHOWN_MS);
+  const next = Math.min(...ends.filter((at) => at > now));
+  return Number.isFinite(next) ? next - now : undefined;
+}
+
 /** The status fields the view contributes (times as RFC 3339). */
 export function runtimeStatusFields(view: RuntimeView | undefined, now: number): Record<string, unknown> {
   if (!view) return {};
@@ -172,7 +190,7 @@ export function runtimeStatusFields(view: RuntimeView | undefined, now: number):
     out.sla = { window: sla.window, total: sla.total, late: sla.late, oldestPendingTime: sla.oldestPendingMs === undefined ? null : formatKubeTime(sla.oldestPendingMs) };
   }
   const t = view.throttle;
-  if (t && t.limitedUntil > now - 60_000) {
+  if (t && t.limitedUntil > now - THROTTLE_SHOWN_MS) {
     out.throttle = { limitedUntil: formatKubeTime(t.limitedUntil), ...(t.perSecond > 0 ? { perSecond: Math.round(t.perSecond * 1000) / 1000 } : {}) };
   }
   if (view.redrive) out.lastRedrive = lastRedriveStatus(view.redrive);
@@ -455,7 +473,22 @@ export class RuntimeViewPoller {
   }
 
   /** Stores the new view; when it changed, enqueues the Integration and raises escalations. */
-  private publish(key: string): void {
+  /**
+   * The reconcile has just created the Integration's fallback stream, so it holds nothing: taken
+   * as this Integration's count without asking, and without requeueing it (the reconcile writes
+   * that count itself). Otherwise the first count, a minute later, would look like a change and
+   * cost every new Integration a second reconcile.
+   */
+  fallbackCreated(key: string): void {
+    const r = this.rawOf(key);
+    r.fallbackPending = 0;
+    r.fallbackCountedAt = this.deps.clock.now();
+    r.fallbackError = undefined;
+    r.recount = false;
+    this.publish(key, false);
+  }
+
+  private publish(key: string, enqueue = true): void {
     const r = this.rawOf(key);
     const unavailable = this.sharedError ?? r.fallbackError;
     const next: RuntimeView = {
@@ -470,7 +503,8 @@ export class RuntimeViewPoller {
     const previous = this.views.get(key);
     if (JSON.stringify(previous) === JSON.stringify(next)) return;
     this.views.set(key, next);
-    this.deps.queue.add(key);
+    // A first view with nothing in it (no stats yet, no fallback stream yet) changes no status.
+    if (enqueue && !(previous === undefined && Object.keys(next).length === 0)) this.deps.queue.add(key);
     const obj = this.deps.integrations.get(key);
     if (!obj) return;
     this.escalate(obj, r, next, previous);

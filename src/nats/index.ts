@@ -25,6 +25,7 @@ export {
   syncFallbackStreamName,
   syncFallbackSubject,
   parseFallbackStreamName,
+  parseIntegrationConsumerName,
   type FallbackStreamRef,
   type ObjectRef,
 } from './names.ts';
@@ -38,6 +39,7 @@ export {
   type KvBucketSpec,
   type SourceStreamSpec,
 } from './provision.ts';
+export { ADVISORY_SUBJECTS, JetStreamAdvisories, parseAdvisorySubject, type JetStreamChange } from './jetstream-advisories.ts';
 export { consumeMessages, readConsumer, type InboundMessage, type PullReaderOptions } from './pull-reader.ts';
 export { FallbackPublisher, type FallbackMessage } from './fallback-publisher.ts';
 export { FallbackStore, type FallbackStreamInfo, type ParkedMessage, type SequenceRange } from './fallback-store.ts';

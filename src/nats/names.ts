@@ -22,6 +22,19 @@ export function integrationConsumerName(ref: ObjectRef): string {
   return `ferry_${part(ref.namespace)}_${part(ref.name)}`;
 }
 
+/**
+ * The Integration a durable consumer name belongs to, or undefined for any other name: the
+ * inverse of {@link integrationConsumerName} (a namespace has neither `_` nor `.`, and a name has
+ * no `_`, as {@link parseFallbackStreamName} relies on too).
+ */
+export function parseIntegrationConsumerName(consumer: string): ObjectRef | undefined {
+  if (!consumer.startsWith('ferry_')) return undefined;
+  const rest = consumer.slice('ferry_'.length);
+  const cut = rest.indexOf('_');
+  if (cut <= 0 || cut === rest.length - 1) return undefined;
+  return { namespace: rest.slice(0, cut), name: rest.slice(cut + 1).replaceAll('_', '.') };
+}
+
 /** The stream that keeps an Integration's undeliverable events. */
 export function fallbackStreamName(ref: ObjectRef): string {
   return `FERRY_FALLBACK_${part(ref.namespace)}_${part(ref.name)}`;

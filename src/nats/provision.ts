@@ -252,8 +252,9 @@ export class JetStreamResources {
   /**
    * Creates the fallback stream, or brings an existing one to the wanted retention, dedup window,
    * replicas (scaled up, never down) and placement. Parked messages are kept through every update.
+   * Says whether it created the stream (then it holds nothing) or found one.
    */
-  async ensureFallbackStream(spec: FallbackStreamSpec): Promise<void> {
+  async ensureFallbackStream(spec: FallbackStreamSpec): Promise<'created' | 'existed'> {
     const jsm = await this.jsm();
     const { replicas } = await this.replication();
     const placement = this.placement();
@@ -272,7 +273,7 @@ export class JetStreamResources {
       const c = existing;
       const scale = c.num_replicas < replicas;
       const move = placement !== undefined && ((c.placement?.cluster ?? '') !== placement.cluster || !sameSet(c.placement?.tags, placement.tags));
-      if (c.max_age === wanted.max_age && c.duplicate_window === wanted.duplicate_window && sameSet(c.subjects, [spec.subject]) && !scale && !move) return;
+      if (c.max_age === wanted.max_age && c.duplicate_window === wanted.duplicate_window && sameSet(c.subjects, [spec.subject]) && !scale && !move) return 'existed';
       try {
         await jsm.streams.update(spec.name, {
           ...c,
@@ -284,7 +285,7 @@ export class JetStreamResources {
         const what = scale ? ` (scaling from ${c.num_replicas} to ${replicas} replicas)` : '';
         throw translateNatsError(err, `updating fallback stream ${spec.name}${what}`);
       }
-      return;
+      return 'existed';
     }
     try {
       await jsm.streams.add({
@@ -301,6 +302,7 @@ export class JetStreamResources {
     } catch (err) {
       throw translateNatsError(err, `creating fallback stream ${spec.name}`);
     }
+    return 'created';
   }
 
   /** Number of messages in a stream, or undefined when it does not exist. */

@@ -144,6 +144,42 @@ describe('Integration reconciliation', () => {
     assert.equal((await jsm.consumers.info('NARROW', 'ferry_revops_narrow-second')).config.filter_subject, 'narrow.b');
   });
 
+  it('re-creates a consumer and a fallback stream deleted by hand at once, from JetStream advisories, not at the ten-minute resync', async () => {
+    const jsm = await jetstreamManager(nc);
+    await ferry.create(IG, NS, { kind: 'Integration', metadata: { name: 'drift' }, spec: integrationSpec() });
+    await ferry.waitFor(IG, NS, 'drift', (o) => isTrueNow(o, 'Ready'));
+    // The resync is 10 minutes and nothing else about the object changes: only the advisory can
+    // bring either back within the test's wait.
+    const exists = async (what: () => Promise<unknown>, label: string): Promise<void> => {
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        if (await what().then(() => true, () => false)) return;
+        if (Date.now() > deadline) assert.fail(`${label} was not re-created\n${op.process.tail()}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    assert.ok(await jsm.consumers.delete('CRM_EVENTS', 'ferry_revops_drift'));
+    await exists(() => jsm.consumers.info('CRM_EVENTS', 'ferry_revops_drift'), 'the consumer');
+    assert.equal((await jsm.consumers.info('CRM_EVENTS', 'ferry_revops_drift')).config.filter_subject, 'crm.deals.closed');
+    assert.ok(await jsm.streams.delete('FERRY_FALLBACK_revops_drift'));
+    await exists(() => jsm.streams.info('FERRY_FALLBACK_revops_drift'), 'the fallback stream');
+    assert.deepEqual((await jsm.streams.info('FERRY_FALLBACK_revops_drift')).config.subjects, ['ferry.fallback.revops.drift']);
+    assert.ok(isTrueNow(await ferry.get(IG, NS, 'drift'), 'Ready'));
+  });
+
+  it('becomes Ready as soon as its missing source stream is created, before its 15 s retry', async () => {
+    const on = integrationSpec({ source: { stream: 'LATE_EVENTS', subjects: ['late.a'] } });
+    await ferry.create(IG, NS, { kind: 'Integration', metadata: { name: 'late' }, spec: on });
+    const stalled = await ferry.waitFor(IG, NS, 'late', (o) => isTrueNow(o, 'Stalled'));
+    assert.equal(condition(stalled, 'Stalled')?.reason, 'StreamNotFound');
+    // Past any reconcile already queued behind the first (its creation's own watch events), so
+    // that only the advisory or the retry can find the stream.
+    await new Promise((r) => setTimeout(r, 2_000));
+    await (await jetstreamManager(nc)).streams.add({ name: 'LATE_EVENTS', subjects: ['late.>'] });
+    // The retry comes 15 s after the reconcile that found no stream; the advisory well before.
+    await ferry.waitFor(IG, NS, 'late', (o) => isTrueNow(o, 'Ready'), 10_000);
+  });
+
   it('moves observedGeneration on a spec edit, and keeps lastTransitionTime while Ready stays True', async () => {
     const before = await ferry.waitFor(IG, NS, 'good', (o) => isTrueNow(o, 'Ready'));
     const readySince = condition(before, 'Ready')?.lastTransitionTime;

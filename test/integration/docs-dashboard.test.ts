@@ -292,13 +292,14 @@ describe('Grafana dashboard', () => {
         return result !== undefined && result !== 'Running';
       }, 30_000);
 
-      // A fallback stream that is gone: parking fails, the event stays in its source stream. The
-      // leader may re-create the stream when it reconciles, so delete it and send an invalid event
-      // until one publish has failed.
+      // A fallback stream that is full: parking fails, the event stays in its source stream. (A
+      // deleted one would not do: the leader re-creates it as soon as JetStream announces the
+      // deletion.) Ferry keeps a limit it does not set, so the stream stays full.
+      const fallback = `FERRY_FALLBACK_${NS}_parks`;
+      await r.jsm.streams.update(fallback, { ...(await r.jsm.streams.info(fallback)).config, max_msgs: 1 });
       let n = 100;
       await eventually('a fallback publish failed', async () => {
         if ((await op.metrics()).includes('ferry_fallback_publish_failures_total{')) return true;
-        await r.jsm.streams.delete(`FERRY_FALLBACK_${NS}_parks`).catch(() => undefined);
         await publishEvents(r, 'events.parks', [{ id: n++ }]);
         await sleep(250);
         return false;
