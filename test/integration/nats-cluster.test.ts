@@ -86,7 +86,9 @@ describe('3-node JetStream cluster harness', () => {
 
   it('an R3 stream survives the SIGKILL of its leader: a new leader, every message readable, publishing works', async (t) => {
     const sent = Array.from({ length: 20 }, (_, i) => `order-${i}`);
-    for (const p of sent) await js.publish('orders.created', p);
+    // Right after the stream was created, the node this client is on may not have heard of its
+    // subject yet (interest travels over the routes): no responders, so the first publish retries.
+    for (const p of sent) await js.publish('orders.created', p, { retries: 10 });
     const old = await cluster.leaderOf(STREAM);
 
     await cluster.kill(old);
