@@ -75,6 +75,7 @@ import {
   fmtCpu,
   fmtSys,
   ferryAndFloor,
+  fmtGc,
   fmtTail,
   launchOperator,
   liveReplicas,
@@ -384,6 +385,8 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
       'the bench process (publisher), the operator, nats-server, the sink, kube-apiserver and etcd share this machine',
     );
     ctx.notes.push(`latency tail (events ≥ p99, grouped by publish time): Ferry: ${fmtTail(latA)} | I/O floor: ${fmtTail(latIo)}`);
+    ctx.notes.push(`operator garbage collections during the paced phase (its own ferry_process_nodejs_gc_duration_seconds): ${fmtGc(latA.gc)}`);
+    ctx.details.latencyGc = latA.gc;
     if (e.disturbed.size > 0) {
       ctx.notes.push(
         `runs disturbed by other work on the machine in all ${MAX_ATTEMPTS} attempts (cores used by others during the last): ${[...e.disturbed].map(([l, c]) => `${l} ${c.toFixed(2)}`).join(', ')}`,

@@ -21,7 +21,7 @@ import { startFloor, type FloorConfig, type FloorResult, type FloorRun } from '.
 import { startGoWorker } from './pipeline-goworker.ts';
 import { startSink, type Sink } from './pipeline-sink.ts';
 import { readProcExe, readProcMemory } from './proc.ts';
-import { parsePrometheusText, sumSamples } from './prometheus.ts';
+import { parsePrometheusText, selectSamples, sumSamples, type MetricSample } from './prometheus.ts';
 import type { BenchContext } from './result.ts';
 import { summarize, type Summary } from './stats.ts';
 import { delay } from './timing.ts';
@@ -570,6 +570,36 @@ export interface LatencyResult {
   /** Where the tail comes from: events at or above p99, grouped by publish time. */
   readonly tail: readonly TailCluster[];
   readonly cpu: RunResult['cpu'];
+  /** The operator's garbage collections over the paced phase (its own metrics), by kind. */
+  readonly gc?: readonly GcKindDelta[];
+}
+
+export interface GcKindDelta {
+  readonly kind: string;
+  readonly count: number;
+  readonly totalMs: number;
+  /** How many took longer than 10 ms (the histogram's bucket bound). */
+  readonly over10ms: number;
+}
+
+const GC_METRIC = 'ferry_process_nodejs_gc_duration_seconds';
+
+/** GCs between two scrapes of the operator's /metrics, by kind (major, minor, incremental, weakcb). */
+function gcDelta(before: readonly MetricSample[], after: readonly MetricSample[]): GcKindDelta[] {
+  const kinds = new Set(selectSamples(after, `${GC_METRIC}_count`).map((m) => m.labels.kind ?? ''));
+  const delta = (name: string, match: Record<string, string>): number => (sumSamples(after, name, match) ?? 0) - (sumSamples(before, name, match) ?? 0);
+  return [...kinds].map((kind) => {
+    const count = delta(`${GC_METRIC}_count`, { kind });
+    return { kind, count, totalMs: delta(`${GC_METRIC}_sum`, { kind }) * 1000, over10ms: count - delta(`${GC_METRIC}_bucket`, { kind, le: '0.01' }) };
+  });
+}
+
+export function fmtGc(gc: readonly GcKindDelta[] | undefined): string {
+  if (!gc) return '—';
+  return gc
+    .filter((g) => g.count > 0)
+    .map((g) => `${g.kind} ${g.count} (${g.totalMs.toFixed(0)} ms, ${g.over10ms} over 10 ms)`)
+    .join(', ');
 }
 
 export interface TailCluster {
@@ -633,16 +663,18 @@ export async function ferryLatencyRun(e: Env, o: Operator, label: string, concur
   await awaitSink(e, warmPrefix, LATENCY_WARMUP, {}, o.dead);
   await quiet(e, label);
   e.ctx.log(`${label}: publishing ${count} events at ${perSecond.toFixed(0)}/s while Ferry consumes (concurrency ${concurrency})`);
+  const gcBefore = parsePrometheusText(await o.op.metrics());
   const published = await publishPacedWithWarmUp(e, subject, label, count, perSecond);
   const window = await awaitSink(e, label, count, { operator: o.pid, ...commonPids(e) }, o.dead);
+  const gc = gcDelta(gcBefore, parsePrometheusText(await o.op.metrics()));
   const got = await e.sink.collect(label);
   await e.sink.collect(warmPrefix);
   await e.sink.collect(pacedWarmPrefix(label));
   await e.raw.request('DELETE', `${collection}/${label}`);
   await waitForIntegrationGone(e.raw, label, 60_000);
   await e.jsm.streams.purge(STREAM, { filter: subject });
-  const result = latencyResult(label, perSecond, published, got.times, window);
-  e.ctx.log(`${label}: p50 ${fmtMs(result.latency?.p50)}, p99 ${fmtMs(result.latency?.p99)}; tail ≥ p99: ${fmtTail(result)}`);
+  const result = { ...latencyResult(label, perSecond, published, got.times, window), gc };
+  e.ctx.log(`${label}: p50 ${fmtMs(result.latency?.p50)}, p99 ${fmtMs(result.latency?.p99)}; tail ≥ p99: ${fmtTail(result)}; operator GCs: ${fmtGc(gc)}`);
   return result;
 }
 
