@@ -31,6 +31,9 @@ describe('runtime: pipeline lifecycle', () => {
   it('suspend: true stops consuming; false resumes and delivers what waited', async () => {
     const t = await target();
     await createIntegration(r, { credentials: t.auth, name: 'pausable', subject: 'events.pausable', url: `${t.url}/v1/x` });
+    // Suspend a pipeline that runs: a suspend that lands before the runtime ever started it
+    // (Ready comes first, the runtime's passes follow) leaves nothing to stop.
+    await r.operators[0]!.waitForLog((l) => l.msg === 'pipeline started' && l.integration === `${NS}/pausable`);
     await r.ferry.editSpec('integrations', NS, 'pausable', (spec) => {
       spec.suspend = true;
     });
