@@ -23,16 +23,21 @@ export function integrationConsumerName(ref: ObjectRef): string {
 }
 
 /**
- * The Integration a durable consumer name belongs to, or undefined for any other name: the
- * inverse of {@link integrationConsumerName} (a namespace has neither `_` nor `.`, and a name has
- * no `_`, as {@link parseFallbackStreamName} relies on too).
+ * The object named by `<prefix><namespace>_<name>` (the inverse of {@link part} on both): a
+ * namespace has neither `_` nor `.`, so it ends at the first `_`; a name has no `_`, so every `_`
+ * in it was a `.`. Undefined when `value` has another prefix or either part is empty.
  */
-export function parseIntegrationConsumerName(consumer: string): ObjectRef | undefined {
-  if (!consumer.startsWith('ferry_')) return undefined;
-  const rest = consumer.slice('ferry_'.length);
+function refAfter(prefix: string, value: string): ObjectRef | undefined {
+  if (!value.startsWith(prefix)) return undefined;
+  const rest = value.slice(prefix.length);
   const cut = rest.indexOf('_');
   if (cut <= 0 || cut === rest.length - 1) return undefined;
   return { namespace: rest.slice(0, cut), name: rest.slice(cut + 1).replaceAll('_', '.') };
+}
+
+/** The Integration a durable consumer name belongs to, or undefined for any other name: the inverse of {@link integrationConsumerName}. */
+export function parseIntegrationConsumerName(consumer: string): ObjectRef | undefined {
+  return refAfter('ferry_', consumer);
 }
 
 /** The stream that keeps an Integration's undeliverable events. */
@@ -102,16 +107,13 @@ const FALLBACK_PREFIXES = [
 
 /**
  * The object a fallback stream name belongs to, or undefined for any other stream. The inverse
- * of {@link fallbackStreamName} / {@link syncFallbackStreamName}: a namespace has neither `_` nor
- * `.`, so it ends at the first `_`; a name has no `_`, so every `_` in it was a `.`.
+ * of {@link fallbackStreamName} / {@link syncFallbackStreamName}.
  */
 export function parseFallbackStreamName(stream: string): FallbackStreamRef | undefined {
   for (const [prefix, kind] of FALLBACK_PREFIXES) {
     if (!stream.startsWith(prefix)) continue;
-    const rest = stream.slice(prefix.length);
-    const cut = rest.indexOf('_');
-    if (cut <= 0 || cut === rest.length - 1) return undefined;
-    return { kind, namespace: rest.slice(0, cut), name: rest.slice(cut + 1).replaceAll('_', '.') };
+    const ref = refAfter(prefix, stream);
+    return ref && { kind, ...ref };
   }
   return undefined;
 }
