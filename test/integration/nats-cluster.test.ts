@@ -192,7 +192,8 @@ describe('3-node JetStream cluster harness', () => {
     assert.ok(after.every((pid, i) => pid !== pids[i]), 'every node is a new process');
     await cluster.waitForLeader(STREAM);
     assert.deepEqual(await payloads(), before);
-    const ack = await js.publish('orders.created', 'after-rolling-restart');
+    // The client may still be moving to a restarted node: a timeout or no responders retries.
+    const ack = await js.publish('orders.created', 'after-rolling-restart', { retries: 10 });
     assert.equal(ack.seq, (await jsm.streams.info(STREAM)).state.last_seq);
   });
 
@@ -224,7 +225,8 @@ describe('startControlPlane({ natsCluster: 3 })', () => {
       nc = await connect({ servers: env.natsUrl.split(','), maxReconnectAttempts: -1, reconnectTimeWait: 100 });
       const jsm = await jetstreamManager(nc, { timeout: 5_000 });
       await jsm.streams.add({ name: 'EVENTS', subjects: ['events.>'], num_replicas: 3 });
-      await jetstream(nc).publish('events.x', 'kept');
+      // Interest in the new stream's subjects reaches the client's node over the routes: retry.
+      await jetstream(nc).publish('events.x', 'kept', { retries: 10 });
 
       await env.stopNats();
       assert.ok(cluster.nodes.every((n) => !n.running));
