@@ -26,8 +26,9 @@
  * hands leadership over at once).
  *
  * Caveats: `kill(i)` of a node that runs the only copy of an R1 asset loses that asset's
- * availability until `start(i)`; that is the point of R1. Ports are reserved by probing, so another
- * process could grab one in between (the node then fails to start, loudly).
+ * availability until `start(i)`; that is the point of R1. Ports are reserved by probing below the
+ * kernel's ephemeral range (free-port.ts), so no outgoing connection takes one while its node is
+ * down; another test binding that very port in between would make the node fail to start, loudly.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';

@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { credentialsFor } from './credentials.ts';
 import { startFaultTarget, type FaultTarget, type FaultTargetOptions, type TargetAuth } from './fault-target.ts';
 import { FerryClient, isTrueNow, type FerryObj } from './ferry-client.ts';
+import { publishRetrying } from './js-publish.ts';
 import { startOperator, type OperatorProcess } from './operator-process.ts';
 
 export const NS = 'flows';
@@ -130,9 +131,8 @@ export async function publishEvents(r: Pick<RuntimeEnv, 'js'>, subject: string, 
     const acks = events.slice(i, i + batch).map((e) => {
       const h = natsHeaders();
       h.set('Nats-Msg-Id', String(e.id));
-      // Retries: on a cluster, a publish made during an election or before the stream's interest
-      // reached this server finds no responder for a moment.
-      return r.js.publish(subject, JSON.stringify(e), { headers: h, retries: 20 });
+      // On a cluster a publish made during an election fails for a moment; it is retried.
+      return publishRetrying(r.js, subject, JSON.stringify(e), { headers: h });
     });
     for (const a of await Promise.all(acks)) seqs.push(a.seq);
   }
