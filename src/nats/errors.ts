@@ -101,6 +101,20 @@ export function isConsumerLimit(err: unknown): boolean {
   return err instanceof JetStreamApiError && err.code === 10026;
 }
 
+/**
+ * 10158: JSStreamDuplicateMessageConflict, a publish whose `Nats-Msg-Id` an earlier try is still
+ * storing (a retry after a timeout, while a cluster replicates the first try).
+ */
+export function isDuplicateInProcess(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.code === 10158;
+}
+
+/** The request reached no server (nats.js reports a publish's no-responders as its cause). */
+export function isNoResponders(err: unknown): boolean {
+  const cause = err instanceof Error ? err.cause : undefined;
+  return (err instanceof coreErrors.RequestError && err.isNoResponders()) || (cause instanceof coreErrors.RequestError && cause.isNoResponders());
+}
+
 export function isStreamNotFound(err: unknown): boolean {
   return err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound;
 }
