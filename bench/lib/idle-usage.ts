@@ -32,14 +32,14 @@ export interface SubjectRate {
  * The kind of a subject, with stream, consumer, bucket and inbox names folded so one kind counts
  * every Integration: `$JS.API.CONSUMER.MSG.NEXT.*.*`, `$KV.<bucket>.*`, `_INBOX (status 100)`.
  */
-export function subjectKind(subject: string, status: string | undefined): string {
+function subjectKind(subject: string, status: string | undefined): string {
   const t = subject.split('.');
   if (t[0] === '_INBOX') return status === undefined ? '_INBOX (reply or message)' : `_INBOX (status ${status})`;
   if (t[0] === '$KV') return `$KV.${t[1] ?? ''}.*`;
   if (t[0] === '$JS' && t[1] === 'ACK') return '$JS.ACK.*';
   if (t[0] === '$JS' && t[1] === 'API') {
     // $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>, $JS.API.STREAM.INFO.<stream>, $JS.API.INFO
-    const verbTokens = t[2] === 'CONSUMER' && t[3] === 'MSG' ? 5 : t[2] === 'CONSUMER' && (t[3] === 'CREATE' || t[3] === 'DURABLE') ? 5 : 4;
+    const verbTokens = t[2] === 'CONSUMER' && ['MSG', 'CREATE', 'DURABLE'].includes(t[3] ?? '') ? 5 : 4;
     const head = t.slice(0, verbTokens);
     return t.length > verbTokens ? `${head.join('.')}.${t.slice(verbTokens).map(() => '*').join('.')}` : head.join('.');
   }

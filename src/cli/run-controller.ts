@@ -162,10 +162,15 @@ export async function runController(config: ControllerConfig, version: string): 
   }
   const nc = connected.value;
   natsConnected = true;
+  // What must happen after a reconnect; parts of the operator built below add to it.
+  const onNatsReconnect: (() => void)[] = [];
   void (async () => {
     for await (const s of nc.status()) {
       if (s.type === 'disconnect') natsConnected = false;
-      if (s.type === 'reconnect') natsConnected = true;
+      if (s.type === 'reconnect') {
+        natsConnected = true;
+        for (const f of onNatsReconnect) f();
+      }
     }
   })();
   // The client reconnects forever, except when the server refuses the credentials twice in a row
@@ -341,12 +346,10 @@ export async function runController(config: ControllerConfig, version: string): 
     }),
     'leader',
   );
-  void (async () => {
-    for await (const s of nc.status()) {
-      // Advisories sent while disconnected are lost: look at every Integration again.
-      if (s.type === 'reconnect') for (const key of integrations.store.keys()) integrationQueue.add(key);
-    }
-  })();
+  // Advisories sent while disconnected are lost: look at every Integration again.
+  onNatsReconnect.push(() => {
+    for (const key of integrations.store.keys()) integrationQueue.add(key);
+  });
   manager.add(syncReports, 'leader');
 
   const closers: (() => Promise<void>)[] = [];

@@ -14,6 +14,7 @@ import { startControlPlane, type ControlPlane } from '../env/control-plane.ts';
 import { installCrds } from '../support/crds.ts';
 import { condition, FerryClient, integrationSpec, isTrueNow } from '../support/ferry-client.ts';
 import { startOperator, type OperatorProcess } from '../support/operator-process.ts';
+import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
 
 const execFileAsync = promisify(execFile);
 const NS = 'revops';
@@ -25,6 +26,8 @@ describe('Integration reconciliation', () => {
   let ferry: FerryClient;
   let core: CoreV1Api;
   let nc: NatsConnection;
+  // The operator reaches nats-server through it, so a test can cut the operator's link alone.
+  let proxy: TcpProxy;
 
   before(async () => {
     env = await startControlPlane();
@@ -34,10 +37,13 @@ describe('Integration reconciliation', () => {
     nc = await connect({ servers: env.natsUrl });
     await (await jetstreamManager(nc)).streams.add({ name: 'CRM_EVENTS', subjects: ['crm.>'] });
     ferry = new FerryClient(env.kubeConfig);
-    op = await startOperator({ env, identity: 'solo' });
+    const natsAddress = new URL(env.natsUrl);
+    proxy = await startTcpProxy(natsAddress.hostname, Number(natsAddress.port));
+    op = await startOperator({ env, identity: 'solo', natsUrl: `nats://${proxy.address}` });
   });
   after(async () => {
     await op.stop();
+    await proxy.close();
     await nc.close();
     await env.stop();
   });
@@ -165,6 +171,29 @@ describe('Integration reconciliation', () => {
     await exists(() => jsm.streams.info('FERRY_FALLBACK_revops_drift'), 'the fallback stream');
     assert.deepEqual((await jsm.streams.info('FERRY_FALLBACK_revops_drift')).config.subjects, ['ferry.fallback.revops.drift']);
     assert.ok(isTrueNow(await ferry.get(IG, NS, 'drift'), 'Ready'));
+  });
+
+  it('re-creates a consumer deleted while the operator was disconnected from NATS (its advisory lost) once it reconnects', async () => {
+    const jsm = await jetstreamManager(nc);
+    await ferry.create(IG, NS, { kind: 'Integration', metadata: { name: 'unseen' }, spec: integrationSpec() });
+    await ferry.waitFor(IG, NS, 'unseen', (o) => isTrueNow(o, 'Ready'));
+    const seen = op.logs.length;
+    proxy.down();
+    try {
+      await op.waitForLog((l) => l.msg === 'nats connection disconnect' && op.logs.indexOf(l) >= seen);
+      assert.ok(await jsm.consumers.delete('CRM_EVENTS', 'ferry_revops_unseen'));
+    } finally {
+      proxy.up();
+    }
+    // Advisories are core NATS messages: the CONSUMER.DELETED one went to nobody. What brings the
+    // consumer back this soon is a reconcile of every Integration once NATS is back: the reconnect
+    // enqueues them, and so does the shared-state probe when an outage outlasts its 2 s period.
+    const deadline = Date.now() + 20_000;
+    while (!(await jsm.consumers.info('CRM_EVENTS', 'ferry_revops_unseen').then(() => true, () => false))) {
+      if (Date.now() > deadline) assert.fail(`the consumer was not re-created after the reconnect\n${op.process.tail()}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await ferry.waitFor(IG, NS, 'unseen', (o) => isTrueNow(o, 'Ready'));
   });
 
   it('becomes Ready as soon as its missing source stream is created, before its 15 s retry', async () => {
