@@ -2,6 +2,7 @@ export { systemClock, ManualClock, type Clock } from './clock.ts';
 export { untilAborted } from './abort.ts';
 export { createLogger, silentLogger, redactPaths, type Logger, type LoggerOptions } from './logger.ts';
 export { createRegistry, logLinesDroppedCounter, Registry, Counter, Gauge, Histogram } from './metrics.ts';
+export { LocalHistogram, type HistogramSeries } from './local-histogram.ts';
 export {
   createLogDestination,
   DEFAULT_LOG_BUFFER_BYTES,

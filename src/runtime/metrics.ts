@@ -2,7 +2,7 @@
  * The runtime's Prometheus metrics (DESIGN.md, Observability). One instance per process,
  * registered on the process registry; label values are namespace and Integration name.
  */
-import { Counter, Gauge, Histogram, type Registry } from '../observability/index.ts';
+import { Counter, Gauge, LocalHistogram, type Registry } from '../observability/index.ts';
 import type { TransformPoolMetrics } from './transform-pool.ts';
 
 export type EventOutcome = 'delivered' | 'retry' | 'invalid' | 'transform' | 'exhausted' | 'rejected' | 'contract';
@@ -47,8 +47,9 @@ export class RuntimeMetrics {
   readonly events: Counter<'namespace' | 'integration' | 'outcome'>;
   readonly retries: Counter<'namespace' | 'integration'>;
   readonly throttled: Counter<'namespace' | 'integration'>;
-  readonly deliveryDuration: Histogram<'namespace' | 'integration'>;
-  readonly endToEnd: Histogram<'namespace' | 'integration'>;
+  /** Observed twice per event: series resolved once per pipeline, not a label hash per call. */
+  readonly deliveryDuration: LocalHistogram<'namespace' | 'integration'>;
+  readonly endToEnd: LocalHistogram<'namespace' | 'integration'>;
   readonly circuit: Gauge<'namespace' | 'integration' | 'state'>;
   readonly fallbackPublishFailures: Counter<'namespace' | 'integration'>;
   readonly inflight: Gauge<'namespace' | 'integration'>;
@@ -73,14 +74,14 @@ export class RuntimeMetrics {
     });
     this.retries = new Counter({ name: 'ferry_retries_total', help: 'Attempts that failed and were scheduled again (nak with delay).', labelNames: ['namespace', 'integration'], registers });
     this.throttled = new Counter({ name: 'ferry_throttled_total', help: 'Attempts answered 429, or 503 with Retry-After.', labelNames: ['namespace', 'integration'], registers });
-    this.deliveryDuration = new Histogram({
+    this.deliveryDuration = new LocalHistogram({
       name: 'ferry_delivery_duration_seconds',
       help: 'Duration of one HTTP attempt.',
       labelNames: ['namespace', 'integration'],
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
-    this.endToEnd = new Histogram({
+    this.endToEnd = new LocalHistogram({
       name: 'ferry_end_to_end_latency_seconds',
       help: 'From the event entering its stream to its final outcome (delivered or parked).',
       labelNames: ['namespace', 'integration'],
@@ -136,8 +137,8 @@ export class RuntimeMetrics {
       },
       retries: this.retries.labels(namespace, integration),
       throttled: this.throttled.labels(namespace, integration),
-      deliveryDuration: this.deliveryDuration.labels(namespace, integration),
-      endToEnd: this.endToEnd.labels(namespace, integration),
+      deliveryDuration: this.deliveryDuration.series({ namespace, integration }),
+      endToEnd: this.endToEnd.series({ namespace, integration }),
       fallbackPublishFailures: this.fallbackPublishFailures.labels(namespace, integration),
       inflight: {
         inc: () => {

@@ -80,7 +80,11 @@ describe('runtime: one tenant\'s object stays one tenant\'s problem', () => {
     await publishEvents(r, `events.${name}`, Array.from({ length: 5 }, (_, i) => ({ id: `r-${i}`, amount: i })));
     await r.ferry.waitFor('integrations', NS, name, (o) => delivered(o) === 5, 30_000);
     const op = r.operators[0]!;
-    assert.match(await op.metrics(), new RegExp(`ferry_events_total\\{namespace="${NS}",integration="${name}",outcome="delivered"\\} 5`));
+    const before = await op.metrics();
+    assert.match(before, new RegExp(`ferry_events_total\\{namespace="${NS}",integration="${name}",outcome="delivered"\\} 5`));
+    // The two histograms observed on every event (series kept by the pipeline, not prom-client).
+    assert.match(before, new RegExp(`ferry_delivery_duration_seconds_count\\{namespace="${NS}",integration="${name}"\\} 5\\b`));
+    assert.match(before, new RegExp(`ferry_end_to_end_latency_seconds_bucket\\{le="\\+Inf",namespace="${NS}",integration="${name}"\\} 5\\b`));
 
     await r.ferry.delete('integrations', NS, name);
     await r.ferry.waitGone('integrations', NS, name);
@@ -96,5 +100,6 @@ describe('runtime: one tenant\'s object stays one tenant\'s problem', () => {
     const fresh = await r.ferry.waitFor('integrations', NS, name, (o) => delivered(o) !== undefined, 30_000);
     assert.equal(delivered(fresh), 1, 'the re-created Integration starts from zero');
     await eventually('metric from zero', async () => new RegExp(`ferry_events_total\\{namespace="${NS}",integration="${name}",outcome="delivered"\\} 1\\b`).test(await op.metrics()) || undefined, 10_000);
+    assert.match(await op.metrics(), new RegExp(`ferry_end_to_end_latency_seconds_count\\{namespace="${NS}",integration="${name}"\\} 1\\b`));
   });
 });
