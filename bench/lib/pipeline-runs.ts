@@ -14,6 +14,7 @@ import { startControlPlane, type ControlPlane } from '../../test/env/control-pla
 import { installCrds } from '../../test/support/crds.ts';
 import { isTrueNow, type FerryObj } from '../../test/support/ferry-client.ts';
 import { startOperator, type LogLine, type OperatorProcess } from '../../test/support/operator-process.ts';
+import { describeTimeline, startCpuTimeline, type CpuTimeline } from './cpu-timeline.ts';
 import { KubeRequestError, RawKube } from './kube-raw.ts';
 import { benchEvent, EVENT_SCHEMA, eventKey, FERRY_CONNECTIONS_PER_ORIGIN, ferryLikeConsumer, JSONATA, MAPPING, monoMs } from './pipeline-common.ts';
 import { cpuBetween, cpuSnapshot, MAIN_THREAD, waitForQuietMachine, type CpuSnapshot, type CpuWindow } from './pipeline-cpu.ts';
@@ -653,6 +654,28 @@ export function fmtTail(r: LatencyResult): string {
     .join('; ');
 }
 
+/**
+ * With FERRY_BENCH_CPU_TIMELINE=1, a CPU timeline of the paced phase (cpu-timeline.ts); the
+ * slices around the largest tail episode are logged, to tell CPU contention (run-queue wait,
+ * steal) from a thread that had nothing to do.
+ */
+function timelineFor(e: Env, consumerPid: number | undefined): CpuTimeline | undefined {
+  if (process.env.FERRY_BENCH_CPU_TIMELINE !== '1') return undefined;
+  return startCpuTimeline({ ...commonPids(e), consumer: consumerPid }, { consumerMain: consumerPid, sinkMain: e.sink.pid }, monoMs);
+}
+
+function logEpisodeTimeline(e: Env, label: string, timeline: CpuTimeline | undefined, published: ReadonlyMap<string, number>, result: LatencyResult): void {
+  if (!timeline) return;
+  const samples = timeline.stop();
+  const worst = [...result.tail].sort((a, b) => b.events - a.events)[0];
+  if (!worst || published.size === 0) return;
+  const origin = Math.min(...published.values());
+  const from = origin + worst.atMs - 40;
+  const to = origin + worst.atMs + worst.spanMs + worst.maxLatencyMs + 40;
+  e.ctx.log(`${label}: CPU around the largest tail episode (${worst.events} events at +${worst.atMs} ms), per slice on-CPU/run-queue-wait ms:`);
+  for (const line of describeTimeline(samples, from, to, origin)) e.ctx.log(`  ${line}`);
+}
+
 /** Ferry under a paced load: warm-up backlog, then `count` events published at `perSecond` while it consumes. */
 export async function ferryLatencyRun(e: Env, o: Operator, label: string, concurrency: number, count: number, perSecond: number): Promise<LatencyResult> {
   const subject = `${SUBJECT_ROOT}.${label}`;
@@ -664,6 +687,7 @@ export async function ferryLatencyRun(e: Env, o: Operator, label: string, concur
   await quiet(e, label);
   e.ctx.log(`${label}: publishing ${count} events at ${perSecond.toFixed(0)}/s while Ferry consumes (concurrency ${concurrency})`);
   const gcBefore = parsePrometheusText(await o.op.metrics());
+  const timeline = timelineFor(e, o.pid);
   const published = await publishPacedWithWarmUp(e, subject, label, count, perSecond);
   const window = await awaitSink(e, label, count, { operator: o.pid, ...commonPids(e) }, o.dead);
   const gc = gcDelta(gcBefore, parsePrometheusText(await o.op.metrics()));
@@ -675,6 +699,7 @@ export async function ferryLatencyRun(e: Env, o: Operator, label: string, concur
   await e.jsm.streams.purge(STREAM, { filter: subject });
   const result = { ...latencyResult(label, perSecond, published, got.times, window), gc };
   e.ctx.log(`${label}: p50 ${fmtMs(result.latency?.p50)}, p99 ${fmtMs(result.latency?.p99)}; tail ≥ p99: ${fmtTail(result)}; operator GCs: ${fmtGc(gc)}`);
+  logEpisodeTimeline(e, label, timeline, published, result);
   return result;
 }
 
@@ -695,6 +720,7 @@ export async function floorLatencyRun(e: Env, label: string, concurrency: number
   await awaitSink(e, warmPrefix, LATENCY_WARMUP, {}, () => exited);
   await quiet(e, label);
   e.ctx.log(`${label}: publishing ${count} events at ${perSecond.toFixed(0)}/s while the I/O floor consumes (concurrency ${concurrency})`);
+  const timeline = timelineFor(e, floor.pid);
   const published = await publishPacedWithWarmUp(e, subject, label, count, perSecond);
   const window = await awaitSink(e, label, count, { floor: floor.pid, ...commonPids(e) }, () => exited);
   await floor.done;
@@ -706,6 +732,7 @@ export async function floorLatencyRun(e: Env, label: string, concurrency: number
   await e.jsm.streams.purge(STREAM, { filter: subject });
   const result = latencyResult(label, perSecond, published, got.times, window);
   e.ctx.log(`${label}: p50 ${fmtMs(result.latency?.p50)}, p99 ${fmtMs(result.latency?.p99)}; tail ≥ p99: ${fmtTail(result)}`);
+  logEpisodeTimeline(e, label, timeline, published, result);
   return result;
 }
 
