@@ -40,7 +40,24 @@ function readSched(path: string): SchedTimes | undefined {
   }
 }
 
-function schedOf(pid: number): SchedTimes | undefined {
+/** Thread names, read once per thread: sampling every 5 ms must stay cheap. */
+const comms = new Map<string, string | undefined>();
+
+function commOf(pid: number, tid: string): string | undefined {
+  const key = `${pid}/${tid}`;
+  if (comms.has(key)) return comms.get(key);
+  let comm: string | undefined;
+  try {
+    comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+  } catch {
+    comm = undefined;
+  }
+  comms.set(key, comm);
+  return comm;
+}
+
+/** Every thread of `pid`, or only those whose name (`comm`) is `only`. */
+function schedOf(pid: number, only?: string): SchedTimes | undefined {
   let tids: string[];
   try {
     tids = readdirSync(`/proc/${pid}/task`);
@@ -50,6 +67,7 @@ function schedOf(pid: number): SchedTimes | undefined {
   let runNs = 0;
   let waitNs = 0;
   for (const tid of tids) {
+    if (only !== undefined && commOf(pid, tid) !== only) continue;
     // undefined: the thread ended between readdir and read
     const t = readSched(`/proc/${pid}/task/${tid}/schedstat`);
     runNs += t?.runNs ?? 0;
@@ -74,13 +92,21 @@ export interface CpuTimeline {
   stop(): readonly TimelineSample[];
 }
 
+/** Threads of one process with one name, e.g. Node's `V8Worker`s (GC and compiler helpers). */
+export interface NamedThreads {
+  readonly pid: number | undefined;
+  readonly comm: string;
+}
+
 /**
- * Samples `pids` (by name, every thread) and `mainThreads` (by name, the process's first thread
- * alone: a Node process's event loop) and the machine every `everyMs` until `stop()`.
+ * Samples `pids` (by name, every thread), `mainThreads` (by name, the process's first thread
+ * alone: a Node process's event loop), `named` (threads of a process by their name) and the
+ * machine every `everyMs` until `stop()`.
  */
 export function startCpuTimeline(
   pids: Readonly<Record<string, number | undefined>>,
   mainThreads: Readonly<Record<string, number | undefined>> = {},
+  named: Readonly<Record<string, NamedThreads>> = {},
   clock: () => number = now,
   everyMs = 5,
 ): CpuTimeline {
@@ -88,6 +114,7 @@ export function startCpuTimeline(
   const take = (): void => {
     const procs: Record<string, SchedTimes | undefined> = {};
     for (const [name, pid] of Object.entries(mainThreads)) procs[name] = pid === undefined ? undefined : readSched(`/proc/${pid}/schedstat`);
+    for (const [name, t] of Object.entries(named)) procs[name] = t.pid === undefined ? undefined : schedOf(t.pid, t.comm);
     for (const [name, pid] of Object.entries(pids)) procs[name] = pid === undefined ? undefined : schedOf(pid);
     samples.push({ at: clock(), procs, machine: machineTicks() });
   };

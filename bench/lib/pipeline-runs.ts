@@ -661,7 +661,7 @@ export function fmtTail(r: LatencyResult): string {
  */
 function timelineFor(e: Env, consumerPid: number | undefined): CpuTimeline | undefined {
   if (process.env.FERRY_BENCH_CPU_TIMELINE !== '1') return undefined;
-  return startCpuTimeline({ ...commonPids(e), consumer: consumerPid }, { consumerMain: consumerPid, sinkMain: e.sink.pid }, monoMs);
+  return startCpuTimeline({ ...commonPids(e), consumer: consumerPid }, { consumerMain: consumerPid, sinkMain: e.sink.pid }, { consumerV8: { pid: consumerPid, comm: 'V8Worker' } }, monoMs);
 }
 
 function logEpisodeTimeline(e: Env, label: string, timeline: CpuTimeline | undefined, published: ReadonlyMap<string, number>, result: LatencyResult): void {
