@@ -472,7 +472,6 @@ export class RuntimeViewPoller {
     this.views.delete(key);
   }
 
-  /** Stores the new view; when it changed, enqueues the Integration and raises escalations. */
   /**
    * The reconcile has just created the Integration's fallback stream, so it holds nothing: taken
    * as this Integration's count without asking, and without requeueing it (the reconcile writes
@@ -488,6 +487,7 @@ export class RuntimeViewPoller {
     this.publish(key, false);
   }
 
+  /** Stores the new view; when it changed, enqueues the Integration (unless told not to) and raises escalations. */
   private publish(key: string, enqueue = true): void {
     const r = this.rawOf(key);
     const unavailable = this.sharedError ?? r.fallbackError;

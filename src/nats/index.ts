@@ -8,6 +8,7 @@ export {
   NatsUnavailableError,
   ConsumerLimitError,
   StreamNotFoundError,
+  isDuplicateInProcess,
   translateNatsError,
 } from './errors.ts';
 export {

@@ -5,10 +5,9 @@
  * retried; with a message id the stream keeps one copy whichever try it stored.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { JetStreamApiError, type JetStreamClient, type JetStreamPublishOptions, type PubAck } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamPublishOptions, PubAck } from '@nats-io/jetstream';
+import { isDuplicateInProcess } from '../../src/nats/index.ts';
 
-/** nats-server's JSStreamDuplicateMessageConflict. */
-const DUPLICATE_IN_PROCESS = 10158;
 const TRIES = 20;
 const PAUSE_MS = 250;
 
@@ -17,7 +16,7 @@ export async function publishRetrying(js: JetStreamClient, subject: string, payl
     try {
       return await js.publish(subject, payload, { retries: TRIES, ...options });
     } catch (err) {
-      if (!(err instanceof JetStreamApiError && err.code === DUPLICATE_IN_PROCESS) || i >= TRIES) throw err;
+      if (!isDuplicateInProcess(err) || i >= TRIES) throw err;
       // A test harness waiting on a server's replication; there is no event to wait on.
       await sleep(PAUSE_MS);
     }

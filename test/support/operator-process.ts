@@ -56,7 +56,6 @@ export interface OperatorOptions {
 
 const defaultMain = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
 
-
 export async function startOperator(options: OperatorOptions): Promise<OperatorProcess> {
   const logs: LogLine[] = [];
   const waiters = new Set<() => void>();
