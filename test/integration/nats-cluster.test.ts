@@ -100,12 +100,15 @@ describe('3-node JetStream cluster harness', () => {
     t.diagnostic(`new leader ${cluster.nodes[next]?.name} ${Date.now() - started} ms after the SIGKILL of ${cluster.nodes[old]?.name}`);
 
     assert.notEqual(next, old);
-    assert.deepEqual(await payloads(), sent);
-    const ack = await js.publish('orders.created', 'after-failover');
-    assert.equal(ack.seq, sent.length + 1);
-    assert.equal(await cluster.leaderOf(STREAM), next);
-
-    await cluster.start(old);
+    try {
+      assert.deepEqual(await payloads(), sent);
+      const ack = await publishRetrying(js, 'orders.created', 'after-failover', { msgID: 'after-failover' });
+      assert.equal(ack.seq, sent.length + 1);
+      assert.equal(await cluster.leaderOf(STREAM), next);
+    } finally {
+      // A node left down would turn every later case into a quorum failure.
+      await cluster.start(old);
+    }
   });
 
   it('a node killed while messages arrive rejoins when started and its own copy catches up', async () => {
@@ -116,11 +119,16 @@ describe('3-node JetStream cluster harness', () => {
     assert.ok(before, `${name} holds a copy of ${STREAM}`);
 
     await cluster.kill(follower);
-    for (let i = 0; i < 10; i++) await js.publish('orders.paid', `paid-${i}`);
-    const { state } = await jsm.streams.info(STREAM);
-    assert.equal(state.last_seq, before.lastSeq + 10);
-
-    await cluster.start(follower);
+    let state;
+    try {
+      // The client may have been on the killed node: a request written to its socket just before
+      // the kill is lost and times out, so each publish retries, and its message id keeps one copy.
+      for (let i = 0; i < 10; i++) await publishRetrying(js, 'orders.paid', `paid-${i}`, { msgID: `paid-${i}` });
+      ({ state } = await jsm.streams.info(STREAM));
+      assert.equal(state.last_seq, before.lastSeq + 10);
+    } finally {
+      await cluster.start(follower);
+    }
     assert.ok(cluster.nodes[follower]!.running);
     assert.deepEqual(await cluster.localStreamState(follower, STREAM), {
       messages: state.messages,
@@ -142,21 +150,23 @@ describe('3-node JetStream cluster harness', () => {
     const old = await cluster.leaderOf('KV_settings');
 
     await cluster.kill(old);
-    const started = Date.now();
-    const next = await cluster.waitForLeader('KV_settings');
-    t.diagnostic(`KV leader moved to ${cluster.nodes[next]?.name} ${Date.now() - started} ms after the SIGKILL of ${cluster.nodes[old]?.name}`);
+    try {
+      const started = Date.now();
+      const next = await cluster.waitForLeader('KV_settings');
+      t.diagnostic(`KV leader moved to ${cluster.nodes[next]?.name} ${Date.now() - started} ms after the SIGKILL of ${cluster.nodes[old]?.name}`);
 
-    assert.notEqual(next, old);
-    // Read through the stream leader: the bucket allows direct gets, which any replica answers,
-    // and a follower a few milliseconds behind answers with the value before the last put.
-    const onLeader = async (key: string): Promise<string | undefined> =>
-      (await jsm.streams.getMessage('KV_settings', { last_by_subj: `$KV.settings.${key}` }))?.string();
-    assert.equal(await onLeader('region'), 'eu-west');
-    assert.equal(await onLeader('limit'), '42');
-    await kv.put('limit', '43');
-    assert.equal(await onLeader('limit'), '43');
-
-    await cluster.start(old);
+      assert.notEqual(next, old);
+      // Read through the stream leader: the bucket allows direct gets, which any replica answers,
+      // and a follower a few milliseconds behind answers with the value before the last put.
+      const onLeader = async (key: string): Promise<string | undefined> =>
+        (await jsm.streams.getMessage('KV_settings', { last_by_subj: `$KV.settings.${key}` }))?.string();
+      assert.equal(await onLeader('region'), 'eu-west');
+      assert.equal(await onLeader('limit'), '42');
+      await kv.put('limit', '43');
+      assert.equal(await onLeader('limit'), '43');
+    } finally {
+      await cluster.start(old);
+    }
   });
 
   it('with two of three nodes down the R3 stream takes no publish; once one returns it does, and a retry with the same msgID stores it once', async () => {
@@ -167,23 +177,25 @@ describe('3-node JetStream cluster harness', () => {
 
     await cluster.kill(a);
     await cluster.kill(b);
-    await assert.rejects(cluster.waitForQuorum(), (err) => err instanceof NatsClusterError && err.code === 'NO_QUORUM');
-    // The leader is alive but cannot commit: the publish gets no acknowledgement.
-    await assert.rejects(js.publish('orders.created', 'during-outage', { msgID: 'outage-1', timeout: 2_000 }));
+    try {
+      await assert.rejects(cluster.waitForQuorum(), (err) => err instanceof NatsClusterError && err.code === 'NO_QUORUM');
+      // The leader is alive but cannot commit: the publish gets no acknowledgement.
+      await assert.rejects(js.publish('orders.created', 'during-outage', { msgID: 'outage-1', timeout: 2_000 }));
 
-    await cluster.start(a);
-    await cluster.waitForLeader(STREAM);
-    const ack = await js.publish('orders.created', 'after-outage', { msgID: 'after-1' });
-    assert.equal(ack.duplicate, false);
-    // An unacknowledged publish may still be committed once the quorum is back (it was in the
-    // leader's log), so only a retry with the same msgID is exactly-once.
-    await js.publish('orders.created', 'during-outage', { msgID: 'outage-1' });
-    const all = await payloads();
-    assert.equal(all.filter((p) => p === 'during-outage').length, 1);
-    assert.equal(all.filter((p) => p === 'after-outage').length, 1);
-    assert.equal(all.length, before + 2);
-
-    await cluster.start(b);
+      await cluster.start(a);
+      await cluster.waitForLeader(STREAM);
+      // Retried, as a client's reply can be lost while it moves between nodes; counted below by payload.
+      await publishRetrying(js, 'orders.created', 'after-outage', { msgID: 'after-1' });
+      // An unacknowledged publish may still be committed once the quorum is back (it was in the
+      // leader's log), so only a retry with the same msgID is exactly-once.
+      await publishRetrying(js, 'orders.created', 'during-outage', { msgID: 'outage-1' });
+      const all = await payloads();
+      assert.equal(all.filter((p) => p === 'during-outage').length, 1);
+      assert.equal(all.filter((p) => p === 'after-outage').length, 1);
+      assert.equal(all.length, before + 2);
+    } finally {
+      for (const i of [a, b]) if (!cluster.nodes[i]!.running) await cluster.start(i);
+    }
     await cluster.waitForQuorum();
   });
 
