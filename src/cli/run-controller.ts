@@ -435,6 +435,7 @@ export async function runController(config: ControllerConfig, version: string): 
       references,
       nc,
       runs: syncRuns,
+      stores: jetstream,
       publisher: new FallbackPublisher(nc),
       deliverer: syncDeliverer,
       authFor: (credentials) => {

@@ -13,7 +13,7 @@
  */
 import { checkSyncScheduleSpec, FINALIZER, formatKubeTime, Reason, SYNC_SCHEDULE, syncRunSchema, type ReferenceLookup, type SyncReport, type SyncRun } from '../api/index.ts';
 import type { EventRecorder, ObjectClient, Reconciler, Store } from '../kube/index.ts';
-import { syncFallbackStreamName, syncFallbackSubject, syncStateBucketName, type JetStreamResources } from '../nats/index.ts';
+import { syncFallbackStreamName, type JetStreamResources } from '../nats/index.ts';
 import type { Clock, Logger } from '../observability/index.ts';
 import { EscalationLimiter } from './escalation.ts';
 import { refOf, resourceType, type FerryObject } from './ferry-object.ts';
@@ -36,9 +36,6 @@ export interface SyncScheduleReconcilerDeps {
   /** The latest run report of a SyncSchedule (see SyncReportView). */
   report?(namespace: string, name: string, uid: string | undefined): SyncReport | undefined;
 }
-
-/** Dedup window of the sync fallback stream: a parking repeated after a crash is stored once. */
-const SYNC_FALLBACK_DUPLICATE_WINDOW_MS = 24 * 3_600_000;
 
 /**
  * A run as a merge patch: every field the new run lacks is null, so no field of the previous
@@ -86,13 +83,7 @@ export function syncScheduleReconciler(deps: SyncScheduleReconcilerDeps): Reconc
     }
     const config = check.config;
     try {
-      await deps.jetstream.ensureKvBucket({ name: syncStateBucketName(ref), history: 1 });
-      await deps.jetstream.ensureFallbackStream({
-        name: syncFallbackStreamName(ref),
-        subject: syncFallbackSubject(ref),
-        maxAgeMs: config.fallback.retentionMs,
-        duplicateWindowMs: SYNC_FALLBACK_DUPLICATE_WINDOW_MS,
-      });
+      await deps.jetstream.ensureSyncScheduleStores(ref, config.fallback.retentionMs);
     } catch (err) {
       await steps.reportProgressing(obj, Reason.ProvisioningFailed, err, generation, now, fields, signal);
       throw err;

@@ -1,7 +1,9 @@
 /**
  * Idempotent provisioning of the JetStream resources Ferry objects need: calling any `ensure…`
  * twice with the same input changes nothing the second time, so the controller can call them on
- * every reconcile. Only the leader calls them.
+ * every reconcile. The leader calls them; a SyncSchedule run also ensures its own bucket and
+ * fallback stream (`ensureSyncScheduleStores`), as its scheduler runs on every replica and can be
+ * ahead of the leader's reconcile.
  *
  * Replication: every stream and KV bucket Ferry creates gets the configured replicas (see
  * replication.ts); one that exists with fewer is scaled up (JetStream updates `num_replicas` in
@@ -22,6 +24,7 @@ import {
 import { Kvm } from '@nats-io/kv';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamClient, lazyJetStreamManager, nextBySubject } from './jetstream-manager.ts';
+import { syncFallbackStreamName, syncFallbackSubject, syncStateBucketName, type ObjectRef } from './names.ts';
 import { detectReplication, type Replication } from './replication.ts';
 import { ConsumerLimitError, isConsumerLimit, isConsumerNotFound, isStreamNotFound, StreamNotFoundError, translateNatsError } from './errors.ts';
 
@@ -98,6 +101,9 @@ function filterOf(config: Partial<ConsumerConfig>): string[] {
   if (config.filter_subjects && config.filter_subjects.length > 0) return config.filter_subjects;
   return config.filter_subject ? [config.filter_subject] : [];
 }
+
+/** Dedup window of a SyncSchedule's fallback stream: a parking repeated after a crash is stored once. */
+const SYNC_FALLBACK_DUPLICATE_WINDOW_MS = 24 * 3_600_000;
 
 export class JetStreamResources {
   private readonly nc: NatsConnection;
@@ -348,6 +354,24 @@ export class JetStreamResources {
     } catch (err) {
       throw translateNatsError(err, `creating KV bucket ${spec.name} with ${replicas} replicas`);
     }
+  }
+
+  /**
+   * A SyncSchedule's own KV bucket (watermark, hashes, failed records) and its fallback stream.
+   * Called by its reconcile and again before each of its runs: a slot due moments after the
+   * object was created is seen by the scheduler (every replica, from the watch cache) before the
+   * leader's reconcile has created them, and a run without its bucket could only fail.
+   */
+  async ensureSyncScheduleStores(ref: ObjectRef, fallbackRetentionMs: number): Promise<void> {
+    await Promise.all([
+      this.ensureKvBucket({ name: syncStateBucketName(ref), history: 1 }),
+      this.ensureFallbackStream({
+        name: syncFallbackStreamName(ref),
+        subject: syncFallbackSubject(ref),
+        maxAgeMs: fallbackRetentionMs,
+        duplicateWindowMs: SYNC_FALLBACK_DUPLICATE_WINDOW_MS,
+      }),
+    ]);
   }
 
   private placement(): { cluster: string; tags: string[] } | undefined {

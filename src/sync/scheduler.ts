@@ -17,7 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { checkSyncScheduleSpec, inputsKey, RUN_NOW_ANNOTATION, type AuthCredentials, type CompiledSyncScheduleSpec, type ReferenceLookup } from '../api/index.ts';
 import { withAuth, type AuthProvider, type Deliverer } from '../delivery/index.ts';
 import type { KubeObject, Store } from '../kube/index.ts';
-import { SharedKv, syncFallbackSubject, syncRunsKeyPrefix, syncStateBucketName, type FallbackPublisher, type NatsConnection } from '../nats/index.ts';
+import { SharedKv, syncFallbackSubject, syncRunsKeyPrefix, syncStateBucketName, type FallbackPublisher, type JetStreamResources, type NatsConnection } from '../nats/index.ts';
 import type { Clock, Logger } from '../observability/index.ts';
 import { RunCancelledError, RunLockLostError } from './errors.ts';
 import { HttpCaller } from './http-call.ts';
@@ -52,6 +52,8 @@ export interface SyncSchedulerDeps {
   readonly nc: NatsConnection;
   /** SYNC_RUNS_BUCKET: locks and reports. */
   readonly runs: SharedKv;
+  /** A SyncSchedule's own bucket and fallback stream, ensured before each of its runs. */
+  readonly stores: Pick<JetStreamResources, 'ensureSyncScheduleStores'>;
   readonly publisher: FallbackPublisher;
   /** HTTP with a response limit large enough for source pages. */
   readonly deliverer: Deliverer;
@@ -322,6 +324,7 @@ export class SyncScheduler {
       ref: { ...ref, uid },
       spec,
       state: new SyncState(new SharedKv(this.d.nc, syncStateBucketName(ref))),
+      ensureStores: () => this.d.stores.ensureSyncScheduleStores(ref, spec.fallback.retentionMs),
       report,
       source,
       target,

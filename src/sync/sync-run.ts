@@ -44,6 +44,11 @@ export interface RunDeps {
   readonly ref: { readonly namespace: string; readonly name: string; readonly uid: string };
   readonly spec: CompiledSyncScheduleSpec;
   readonly state: SyncState;
+  /**
+   * Makes sure the SyncSchedule's bucket and fallback stream exist; the run's first step, as the
+   * run can come before the leader's reconcile that also creates them.
+   */
+  ensureStores(): Promise<void>;
   readonly report: ReportWriter;
   readonly source: HttpCaller;
   readonly target: HttpCaller;
@@ -169,6 +174,7 @@ export class SyncRunner {
     let watermark: number | undefined;
     let mismatches: SyncRun['mismatches'];
     try {
+      await this.d.ensureStores();
       const stored = await this.d.state.watermark();
       watermark = stored?.value.value;
       // Loaded while the first page is fetched.

@@ -1,8 +1,9 @@
 /**
  * When SyncSchedule runs happen, end to end (issue "SyncSchedule runtime", scheduling): cron slots
  * in the spec's time zone, `suspend` against `ferry.dev/run-now`, `concurrencyPolicy` Forbid and
- * Replace on a run slower than the slot interval, two replicas sharing the run lock, and a runner
- * killed mid-run whose lock expires. Real kube-apiserver, NATS and operators as child processes;
+ * Replace on a run slower than the slot interval, two replicas sharing the run lock, a run due
+ * while the leader (frozen) has not yet reconciled the new object, and a runner killed mid-run
+ * whose lock expires. Real kube-apiserver, NATS and operators as child processes;
  * a fake CRM (source) and ERP (target) that count effects by the record id in the ERP's bodies.
  *
  * Times are judged against wall-clock slot boundaries with generous bounds (the scheduler looks
@@ -12,13 +13,16 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
 import { before, describe, it } from 'node:test';
+import { CoordinationV1Api } from '@kubernetes/client-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
+import { syncFallbackStreamName, syncStateBucketName } from '../../src/nats/index.ts';
 import { kubectl } from '../support/crds.ts';
 import { condition, type FerryObj } from '../support/ferry-client.ts';
-import type { OperatorProcess } from '../support/operator-process.ts';
+import type { LogLine, OperatorProcess } from '../support/operator-process.ts';
 import { eventually, NS, type RuntimeEnv } from '../support/runtime-harness.ts';
 import { contacts } from '../support/sync-apis.ts';
-import { applySyncSchedule, assertMirrors, history, lastRun, runNow, type SyncRunStatus, syncSpec, syncSuite, waitRunAfter } from '../support/sync-harness.ts';
+import { applySyncSchedule, assertMirrors, kubectlApplySyncSchedule, history, lastRun, runNow, type SyncRunStatus, syncSpec, syncSuite, waitRunAfter } from '../support/sync-harness.ts';
 
 /** The scheduler looks once a second; a run's startedAt is this close after its slot. */
 const START_BOUND_MS = 3_000;
@@ -260,6 +264,42 @@ describe('SyncSchedule scheduling', { timeout: 600_000 }, () => {
     assert.ok(allOnce(s.distinctBodiesById), 'no record applied with two different bodies');
     assert.ok(allOnce(s.appliedById), 'each record applied once');
     assert.equal(assertMirrors(crm, erp), undefined);
+  });
+
+  it('a run due before the leader reconciled the new object (leader frozen) creates its own bucket and fallback stream, and succeeds', async () => {
+    const lease = await r.env.kubeConfig.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: 'ferry-operator', namespace: 'default' });
+    const leader = r.operators.find((op) => op.process.running && op.identity === lease.spec?.holderIdentity);
+    const standby = r.operators.find((op) => op.process.running && op !== leader);
+    assert.ok(leader && standby, `a leader (${String(lease.spec?.holderIdentity)}) and a standby run`);
+    const { crm, erp } = await apis();
+    crm.seed(contacts(20));
+    const name = 'before-reconcile';
+    const jsm = await jetstreamManager(r.nc);
+    const exists = async (stream: string): Promise<boolean> => jsm.streams.info(stream).then(() => true, () => false);
+
+    // Frozen for less than the Lease (15 s): the standby does not take over, so nothing reconciles
+    // the new SyncSchedule while the standby's scheduler sees it, due at once (run-now at creation).
+    leader.pause();
+    let run: LogLine;
+    try {
+      await kubectlApplySyncSchedule(r, name, syncSpec({ name, crm, erp }), { 'ferry.dev/run-now': 'at-creation' });
+      // The run's last line ("sync run succeeded" / "failed" / …), which carries its result.
+      run = await standby.waitForLog((l) => l.syncSchedule === name && typeof l.result === 'string' && l.msg?.startsWith('sync run ') === true, 10_000);
+      assert.equal((await status(name)).status?.conditions, undefined, 'the frozen leader wrote no status yet');
+    } finally {
+      leader.resume();
+    }
+    assert.equal(run.result, 'Succeeded', JSON.stringify(run));
+    assert.ok(await exists(`KV_${syncStateBucketName({ namespace: NS, name })}`), 'the run created its state bucket');
+    assert.ok(await exists(syncFallbackStreamName({ namespace: NS, name })), 'the run created its fallback stream');
+    assert.equal(assertMirrors(crm, erp), undefined);
+    assert.ok(allOnce(erp.stats().appliedById), 'each record applied once');
+
+    // The leader, back, reconciles on top of what the run created and reports that run.
+    const obj = await r.ferry.waitFor('syncschedules', NS, name, (o) => lastRun(o)?.id === run.runId && condition(o, 'Ready')?.status === 'True', 30_000);
+    assert.equal(lastRun(obj)?.result, 'Succeeded');
+    assert.deepEqual(history(obj).map((h) => h.result), ['Succeeded']);
+    await remove(name);
   });
 
   it('a runner killed mid-run: its lock expires after the TTL, the next run completes on the other replica, nothing lost', async () => {

@@ -149,10 +149,15 @@ export function syncSuite(identity: string, args: readonly string[] = []): SyncS
   };
 }
 
-export async function applySyncSchedule(r: RuntimeEnv, name: string, spec: Record<string, unknown>): Promise<FerryObj> {
+/** `kubectl apply -f` of a SyncSchedule, without waiting for anything. */
+export async function kubectlApplySyncSchedule(r: RuntimeEnv, name: string, spec: Record<string, unknown>, annotations: Readonly<Record<string, string>> = {}): Promise<void> {
   const file = join(tmpdir(), `ss-${name}-${randomBytes(4).toString('hex')}.json`);
-  await writeFile(file, JSON.stringify({ apiVersion: 'ferry.dev/v1alpha1', kind: 'SyncSchedule', metadata: { name, namespace: NS }, spec }));
+  await writeFile(file, JSON.stringify({ apiVersion: 'ferry.dev/v1alpha1', kind: 'SyncSchedule', metadata: { name, namespace: NS, annotations }, spec }));
   await kubectl(r.env.kubeconfigPath, ['apply', '-f', file]);
+}
+
+export async function applySyncSchedule(r: RuntimeEnv, name: string, spec: Record<string, unknown>): Promise<FerryObj> {
+  await kubectlApplySyncSchedule(r, name, spec);
   return await r.ferry.waitFor('syncschedules', NS, name, (o) => o.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True' && c.observedGeneration === o.metadata.generation) === true);
 }
 
