@@ -757,7 +757,7 @@ async function benchSize(ctx: BenchContext, n: number, settings: BenchSettings):
     ctx.figure(L, 'floor.benchThrottled', 'HTTP 429s to the bench’s requests (retried)', floor.throttled, 'count');
     ctx.figure(L, 'floor.readyPerSecond', 'objects made Ready per second', n / floorSeconds, 'per_second');
     ctx.figure(L, 'floor.memoryHwmBytes', 'bare Node process caching them: VmHWM', memoryFloor.hwmBytes ?? undefined, 'bytes', `${memoryFloor.objects} objects, a watch, NATS`);
-    ctx.figure(L, 'floor.memoryClientNodeHwmBytes', '  the same + @kubernetes/client-node loaded', memoryFloorClientNode.hwmBytes ?? undefined, 'bytes', 'which Ferry’s design requires');
+    ctx.figure(L, 'floor.memoryClientNodeHwmBytes', '  the same + @kubernetes/client-node loaded', memoryFloorClientNode.hwmBytes ?? undefined, 'bytes', 'as the operator loads it (no generated APIs)');
 
     const I = `idle: ${n} Ready Integrations, nothing to deliver (${settings.idleWindowMs / 1000} s after ${settings.idleSettleMs / 1000} s to settle)`;
     ctx.figure(I, 'idle.operatorCores', 'operator CPU use', idle?.cores, 'cores', 'utime+stime ÷ wall time');

@@ -4,8 +4,8 @@
  * the whole collection into an in-memory cache (as an informer does), keep a watch open on it,
  * and hold a NATS connection with the JetStream API open. Nothing else: no work queue, no
  * metrics, no logger, and no @kubernetes/client-node (it is handed the API server's endpoint
- * and TLS material in a file) unless FLOOR_LOAD_CLIENT_NODE=1, which loads it too — that
- * package alone costs tens of MiB of RSS, and Ferry's design requires it.
+ * and TLS material in a file) unless FLOOR_LOAD_CLIENT_NODE=1, which loads it as the operator
+ * does (src/cli/slim-kube-client.ts): Ferry's design requires it, and it still costs MiBs of RSS.
  *
  * Usage (by control-plane-scale.bench.ts): `node bench/lib/cache-floor-process.ts` with
  * FLOOR_ENDPOINT (a JSON file holding a KubeEndpoint), FLOOR_PATH (collection path) and
@@ -29,8 +29,14 @@ function required(name: string): string {
   return value;
 }
 
+/** client-node loaded as the operator loads it: KubeConfig and Watch, without the generated APIs. */
+async function loadClientNode(): Promise<unknown> {
+  (await import('../../src/cli/slim-kube-client.ts')).slimKubeClient();
+  return await import('../../src/kube/client-node.ts');
+}
+
 // Held until the end so that what it allocated counts.
-const clientNode: unknown = process.env.FLOOR_LOAD_CLIENT_NODE === '1' ? await import('@kubernetes/client-node') : undefined;
+const clientNode: unknown = process.env.FLOOR_LOAD_CLIENT_NODE === '1' ? await loadClientNode() : undefined;
 const endpoint = JSON.parse(readFileSync(required('FLOOR_ENDPOINT'), 'utf8')) as KubeEndpoint;
 const path = required('FLOOR_PATH');
 const raw = RawKube.connect(endpoint, { connections: 2 });

@@ -3,8 +3,7 @@
  * $KUBECONFIG, else ~/.kube/config (client-node's default loading, in-cluster config last);
  * `--context`, else the current context; `-n`, else the context's namespace, else `default`.
  */
-import { KubeConfig } from '@kubernetes/client-node';
-import { KubeApiError, KubeError, NotFoundError, ObjectClient, UnavailableError } from '../kube/index.ts';
+import { KubeApiError, KubeConfig, KubeError, NotFoundError, ObjectClient, UnavailableError } from '../kube/index.ts';
 import { systemClock } from '../observability/index.ts';
 import { CommandError, rootCause } from './command-error.ts';
 

@@ -10,6 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { CommandError } from './command-error.ts';
 import { programName, withUsage, type CliContext, type Command } from './commands/command.ts';
+import { slimKubeClient } from './slim-kube-client.ts';
 import { UsageError } from './usage-error.ts';
 
 const usage = (prog: string): string => `Usage: ${prog} <command> [options]
@@ -113,6 +114,7 @@ function isTerminal(): boolean {
 // Exit explicitly: whatever is still scheduled after `main` returned (a NATS client reconnecting
 // to a server that is gone, sockets of an abandoned runnable) must not keep the process alive.
 let code: number;
+slimKubeClient();
 try {
   code = await main(process.argv.slice(2), { prog: programName(process.argv[1]), env: process.env, interactive: isTerminal() });
 } catch (err) {

@@ -14,7 +14,6 @@
  * exits the process with the returned code: a NATS client left reconnecting must not keep a
  * process alive that has no leader election, controllers or delivery any more.
  */
-import { KubeConfig } from '@kubernetes/client-node';
 import { INTEGRATION, JsonSchemaCache, SYNC_SCHEDULE, type ReferenceLookup } from '../api/index.ts';
 import {
   integrationReconciler,
@@ -32,6 +31,7 @@ import { createAddressPolicy, HttpDeliverer, TokenCache } from '../delivery/inde
 import {
   Controller,
   EventRecorder,
+  KubeConfig,
   LeaderElector,
   Manager,
   ObjectClient,

@@ -10,7 +10,7 @@
  * Authentication is client-node's own (`KubeConfig.applySecurityAuthentication`: client
  * certificates, bearer tokens, exec plugins), applied per request so rotated tokens are picked up.
  */
-import { HttpMethod, RequestContext, type KubeConfig } from '@kubernetes/client-node';
+import { HttpMethod, RequestContext, type KubeConfig } from './client-node.ts';
 import { fetch } from 'undici';
 import type { Clock } from '../observability/index.ts';
 import { scopedSignal } from './abort.ts';

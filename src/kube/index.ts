@@ -38,6 +38,7 @@ export {
   type ResourceType,
   type ObjectRef,
 } from './object.ts';
+export { KubeConfig } from './client-node.ts';
 export { Backoff, backoffDelay, type BackoffOptions } from './backoff.ts';
 export { StoreWriter, type Store, type StoreOptions, type IndexFunc } from './store.ts';
 export { Watcher, type WatcherOptions, type WatcherBackoffOptions, type WatchHandler, type WatchEventType } from './watcher.ts';

@@ -34,7 +34,7 @@
  * - The watchdog (`watchdogMs`) must exceed `watchTimeoutSeconds`, since a healthy quiet stream
  *   is silent for that long.
  */
-import { Watch, type KubeConfig } from '@kubernetes/client-node';
+import { Watch, type KubeConfig } from './client-node.ts';
 import type { Clock, Counter, Logger, Registry } from '../observability/index.ts';
 import { Backoff } from './backoff.ts';
 import { GoneError, KubeConfigError, UnavailableError, errorFromStatus, isGone, type KubeStatus } from './errors.ts';
