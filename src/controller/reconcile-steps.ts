@@ -42,7 +42,7 @@ export class ReconcileSteps {
 
   async writeStatus(obj: FerryObject, next: FerryObjectStatus, signal: AbortSignal): Promise<void> {
     if (statusUnchanged(this.statusOf(obj), next)) return;
-    await this.deps.client.patchStatus(refOf(this.type, obj), next, { signal });
+    await this.deps.client.mergeStatus(refOf(this.type, obj), next, { signal });
     this.written.record(keyOf(obj), obj, next);
   }
 

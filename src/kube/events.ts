@@ -125,6 +125,7 @@ export class EventRecorder {
             path: resourcePath(events, entry.namespace, entry.name),
             contentType: MERGE_PATCH,
             body: { series: { count: entry.count + 1, lastObservedTime: microTime(now) } },
+            response: 'discard',
           });
           entry.count++;
           entry.lastAt = now;
@@ -154,6 +155,7 @@ export class EventRecorder {
           type: event.type,
           regarding: ref,
         },
+        response: 'discard',
       });
       this.touch(key, { name, namespace, count: 1, lastAt: now });
       this.total.inc({ type: event.type, outcome: 'created' });

@@ -83,6 +83,11 @@ export class ObjectClient {
     return this.patch<T>(ref, 'status', { status }, options);
   }
 
+  /** {@link patchStatus} without reading back the stored object. */
+  async mergeStatus(ref: ObjectRef, status: JsonObject, options: WriteOptions = {}): Promise<void> {
+    await this.patch<unknown>(ref, 'status', { status }, options, 'discard');
+  }
+
   /**
    * Deletes an object. Resolves `true` if this call deleted it (or started its deletion when it
    * has finalizers) and `false` if it was already gone.
@@ -101,7 +106,7 @@ export class ObjectClient {
     }
   }
 
-  private patch<T>(ref: ObjectRef, subresource: string | undefined, patch: JsonObject, options: WriteOptions): Promise<T> {
+  private patch<T>(ref: ObjectRef, subresource: string | undefined, patch: JsonObject, options: WriteOptions, response: 'json' | 'discard' = 'json'): Promise<T> {
     let body: JsonObject = patch;
     if (options.resourceVersion !== undefined) {
       // A merge patch carrying metadata.resourceVersion is rejected with 409 when it is stale:
@@ -116,6 +121,7 @@ export class ObjectClient {
       body,
       contentType: MERGE_PATCH,
       signal: options.signal,
+      response,
     });
   }
 }

@@ -80,6 +80,23 @@ describe('KubeHttp against a server answering as the API server does', () => {
     assert.deepEqual(JSON.parse(req.body), { spec: { size: 2 }, metadata: { resourceVersion: '7' } });
   });
 
+  it('mergeStatus drains the stored object unread; the next request on the same client reads its whole answer', async () => {
+    seen.length = 0;
+    const big = { kind: 'Widget', metadata: { name: 'w', namespace: 'ns', managedFields: Array.from({ length: 200 }, (_, i) => ({ manager: `m${i}` })) } };
+    answer = (res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(big));
+    };
+    const c = client();
+    const ref = { ...widgets, namespace: 'ns', name: 'w' };
+    await c.mergeStatus(ref, { phase: 'Ready' });
+    const read = await c.get<typeof big>(ref);
+    assert.equal(read.metadata.managedFields.length, 200);
+    assert.equal(seen[0]?.url, '/apis/example.dev/v1/namespaces/ns/widgets/w/status?fieldManager=ferry-test');
+    assert.deepEqual(JSON.parse(seen[0].body), { status: { phase: 'Ready' } });
+    assert.equal(seen[0].headers['content-type'], 'application/merge-patch+json');
+  });
+
   it('429 with Retry-After (API Priority and Fairness) is a retryable UnavailableError that carries the wait', async () => {
     answer = (res) => {
       res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '3' });
