@@ -29,7 +29,9 @@
  * plane), FERRY_BENCH_IDLE_SETTLE_S (10), FERRY_BENCH_IDLE_S (30), FERRY_BENCH_PARALLELISM (32), FERRY_BENCH_TIMEOUT_S (600,
  * per timed phase), FERRY_BENCH_WARMUP (64), FERRY_BENCH_OPERATOR_ARGS (extra `ferry controller`
  * flags, space separated), FERRY_BENCH_LOG_LEVEL (operator log level, default info),
- * FERRY_BENCH_CPU_PROF=1 (the operator writes a V8 CPU profile, summarised in the result).
+ * FERRY_BENCH_CPU_PROF=1 (the operator writes a V8 CPU profile, summarised in the result),
+ * FERRY_BENCH_OPERATOR_FROM (dist: built with tsconfig.build.json and run as the image runs it,
+ * the default; src: the TypeScript sources, which carry Node's type stripper — lib/operator-build.ts).
  */
 import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, readdirSync, realpathSync, statSync, writeFileSync } from 'node:fs';
@@ -52,6 +54,7 @@ import { integrationSpec, isTrueNow, type FerryObj } from '../test/support/ferry
 import { INTEGRATION_RESYNC_MS } from '../src/controller/reconcile-integration.ts';
 import { startOperator, type LogLine, type OperatorProcess } from '../test/support/operator-process.ts';
 import { summarizeCpuProfile } from './lib/cpu-profile.ts';
+import { operatorFrom, operatorMain, type OperatorFrom } from './lib/operator-build.ts';
 import { summarizeHeapSnapshot } from './lib/heap-snapshot.ts';
 import { measureIdle, type IdleUsage } from './lib/idle-usage.ts';
 import { intEnv, intListEnv } from './lib/pipeline-common.ts';
@@ -454,6 +457,8 @@ interface BenchSettings {
   /** Node/V8 flags for the operator only, on its command line (FERRY_BENCH_OPERATOR_NODE_FLAGS). */
   readonly operatorNodeFlags: readonly string[];
   readonly logLevel: string;
+  /** What runs: the build the image ships (dist/, the default) or the sources. */
+  readonly operatorFrom: OperatorFrom;
   readonly cpuProfile: boolean;
   readonly heapSnapshot: boolean;
   readonly idleSettleMs: number;
@@ -471,6 +476,7 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
     operatorArgs: (process.env.FERRY_BENCH_OPERATOR_ARGS ?? '').split(/\s+/).filter((a) => a !== ''),
     operatorNodeFlags: (process.env.FERRY_BENCH_OPERATOR_NODE_FLAGS ?? '').split(/\s+/).filter((a) => a !== ''),
     logLevel: process.env.FERRY_BENCH_LOG_LEVEL ?? 'info',
+    operatorFrom: operatorFrom(),
     cpuProfile: process.env.FERRY_BENCH_CPU_PROF === '1',
     heapSnapshot: process.env.FERRY_BENCH_HEAP_SNAPSHOT === '1',
     idleSettleMs: intEnv('FERRY_BENCH_IDLE_SETTLE_S', 10) * 1000,
@@ -486,6 +492,7 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
     operatorArgs: settings.operatorArgs.join(' ') || '(defaults)',
     operatorNodeFlags: settings.operatorNodeFlags.join(' ') || '(none)',
     operatorLogLevel: settings.logLevel,
+    operatorFrom: settings.operatorFrom,
     operatorCpuProfile: settings.cpuProfile,
     idleSettleS: settings.idleSettleMs / 1000,
     idleS: settings.idleWindowMs / 1000,
@@ -610,7 +617,8 @@ async function benchSize(ctx: BenchContext, n: number, settings: BenchSettings):
       // FERRY_BENCH_HEAP_SNAPSHOT=1: a heap snapshot at the end of the idle phase (SIGUSR2).
       ...(settings.heapSnapshot ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${profileDir}`] : []),
     ];
-    op = await startOperator({ env, identity: 'bench', args: operatorArgs, nodeFlags, envVars: { FERRY_LOG_LEVEL: logLevel } });
+    const main = await operatorMain(settings.operatorFrom);
+    op = await startOperator({ env, identity: 'bench', args: operatorArgs, nodeFlags, main, envVars: { FERRY_LOG_LEVEL: logLevel } });
     const pid = op.process.pid;
     // The operator runs under `setpriv --pdeathsig`, which execs node: the pid must be node's own.
     const exe = pid === undefined ? undefined : readProcExe(pid);
