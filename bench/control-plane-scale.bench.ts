@@ -459,6 +459,8 @@ interface BenchSettings {
   readonly logLevel: string;
   /** What runs: the build the image ships (dist/, the default) or the sources. */
   readonly operatorFrom: OperatorFrom;
+  /** Its entry point, built once for every size. */
+  readonly operatorMain: string;
   readonly cpuProfile: boolean;
   readonly heapSnapshot: boolean;
   readonly idleSettleMs: number;
@@ -469,6 +471,7 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
   // Several sizes (FERRY_BENCH_N=100,1000,3000) run one after the other, each on its own control
   // plane, so the growth per Integration is visible in one result.
   const sizes = intListEnv('FERRY_BENCH_N', [1000]);
+  const from = operatorFrom();
   const settings: BenchSettings = {
     parallelism: intEnv('FERRY_BENCH_PARALLELISM', 32),
     timeoutMs: intEnv('FERRY_BENCH_TIMEOUT_S', 600) * 1000,
@@ -476,7 +479,8 @@ async function bench(ctx: BenchContext): Promise<'complete' | 'incomplete'> {
     operatorArgs: (process.env.FERRY_BENCH_OPERATOR_ARGS ?? '').split(/\s+/).filter((a) => a !== ''),
     operatorNodeFlags: (process.env.FERRY_BENCH_OPERATOR_NODE_FLAGS ?? '').split(/\s+/).filter((a) => a !== ''),
     logLevel: process.env.FERRY_BENCH_LOG_LEVEL ?? 'info',
-    operatorFrom: operatorFrom(),
+    operatorFrom: from,
+    operatorMain: await operatorMain(from),
     cpuProfile: process.env.FERRY_BENCH_CPU_PROF === '1',
     heapSnapshot: process.env.FERRY_BENCH_HEAP_SNAPSHOT === '1',
     idleSettleMs: intEnv('FERRY_BENCH_IDLE_SETTLE_S', 10) * 1000,
@@ -617,8 +621,7 @@ async function benchSize(ctx: BenchContext, n: number, settings: BenchSettings):
       // FERRY_BENCH_HEAP_SNAPSHOT=1: a heap snapshot at the end of the idle phase (SIGUSR2).
       ...(settings.heapSnapshot ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${profileDir}`] : []),
     ];
-    const main = await operatorMain(settings.operatorFrom);
-    op = await startOperator({ env, identity: 'bench', args: operatorArgs, nodeFlags, main, envVars: { FERRY_LOG_LEVEL: logLevel } });
+    op = await startOperator({ env, identity: 'bench', args: operatorArgs, nodeFlags, main: settings.operatorMain, envVars: { FERRY_LOG_LEVEL: logLevel } });
     const pid = op.process.pid;
     // The operator runs under `setpriv --pdeathsig`, which execs node: the pid must be node's own.
     const exe = pid === undefined ? undefined : readProcExe(pid);
